@@ -8,6 +8,7 @@ on another thread hop back with ``loop.call_soon_threadsafe(notifier.notify, pat
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 __all__ = ["Notifier", "wait_for_change"]
 
@@ -15,7 +16,12 @@ __all__ = ["Notifier", "wait_for_change"]
 class Notifier:
     def __init__(self) -> None:
         self._futures: dict[str, asyncio.Future[None]] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self._closing = False
+
+    def add_listener(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(path)`` on every change of any stream (subscriptions use this)."""
+        self._listeners.append(callback)
 
     @property
     def closing(self) -> bool:
@@ -41,6 +47,8 @@ class Notifier:
         future = self._futures.pop(path, None)
         if future is not None and not future.done():
             future.set_result(None)
+        for callback in self._listeners:
+            callback(path)
 
     def close(self) -> None:
         """Wake every waiter for shutdown; later subscriptions resolve at once."""

@@ -1,0 +1,16 @@
+"""The ``millstream`` command: ``serve`` runs the server; the rest are Durable Streams client
+commands usable against any server. Each command lives in its own module and registers here."""
+
+from __future__ import annotations
+
+import click
+
+from millstream import __version__
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="millstream")
+def main() -> None:
+    """millstream: one durable log with two front doors (Durable Streams over HTTP, Kafka)."""
