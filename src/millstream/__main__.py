@@ -1,0 +1,5 @@
+"""``python -m millstream`` runs the CLI."""
+
+from millstream.cli import main
+
+main()
