@@ -14,3 +14,5 @@ __all__ = ["main"]
 @click.version_option(__version__, prog_name="millstream")
 def main() -> None:
     """millstream: one durable log with two front doors (Durable Streams over HTTP, Kafka)."""
+
+from . import _serve  # noqa: E402, F401  (registers `millstream serve`)

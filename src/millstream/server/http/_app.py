@@ -1,0 +1,290 @@
+"""The Durable Streams ASGI app: routing, lifespan, and the last line of error handling.
+
+Streams live at ``{root_path}/v1/stream/<path>``; ``GET /health`` answers JSON. The app honours
+``scope["root_path"]`` so it mounts under any prefix of a Starlette/FastAPI app. Paths whose
+first segment is ``__ds`` are reserved for subscriptions (PROTOCOL.md §6) and are routed before
+any stream handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from typing import Any, Protocol
+
+from millstream.log import LogError, Store
+
+from ._body import ClientDisconnected
+from ._errors import HttpError, from_log_error
+from ._headers import parse_read_query, request_headers
+from ._reads import handle_get, handle_head
+from ._responses import preflight, send_error, send_json
+from ._settings import DEFAULT_MAX_BODY_SIZE, STREAM_PREFIX, Settings
+from ._sse import handle_sse
+from ._types import Receive, Scope, Send
+from ._writes import handle_create, handle_delete, handle_post
+
+__all__ = ["DurableStreamsApp", "create_app"]
+
+logger = logging.getLogger("millstream.server.http")
+
+_RESERVED = "__ds"
+_RECLAIM_INTERVAL = 30.0
+
+
+class SubscriptionHandler(Protocol):
+    """What ``millstream.server.subscriptions.SubscriptionService`` offers this app."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, *, subpath: str, stream_root: str
+    ) -> None: ...
+
+
+class DurableStreamsApp:
+    """A plain ASGI app; see ``create_app``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        subscriptions: bool = False,
+        manage_store: bool = False,
+        public_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = settings.store
+        self.manage_store = manage_store
+        self.public_url = public_url
+        self._subscriptions_enabled = subscriptions
+        self._subscriptions: SubscriptionHandler | None = None
+        self._started = False
+        self._reclaimer: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Start what the app owns: the store (if managed), reclaiming, subscriptions."""
+        if self._started:
+            return
+        self._started = True
+        if self.manage_store:
+            await self.store.start()
+            self._reclaimer = asyncio.ensure_future(self._reclaim_forever())
+        if self._subscriptions_enabled:
+            try:
+                await self._subscription_service()
+            except HttpError as exc:
+                logger.warning("%s", exc.message)
+
+    async def shutdown(self) -> None:
+        """Stop in the reverse order; wakes every live reader first."""
+        self.store.notifier.close()
+        if self._reclaimer is not None:
+            self._reclaimer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reclaimer
+        if self._subscriptions is not None:
+            await self._subscriptions.aclose()
+        if self.manage_store:
+            await self.store.aclose()
+
+    async def _reclaim_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_RECLAIM_INTERVAL)
+            try:
+                reclaimed = await self.store.reclaim_expired()
+            except Exception:
+                logger.exception("reclaiming expired streams failed")
+            else:
+                if reclaimed:
+                    logger.info("reclaimed %d expired streams", reclaimed)
+
+    async def _subscription_service(self) -> SubscriptionHandler:
+        if self._subscriptions is None:
+            # Imported lazily: the app works (with subscriptions off) without that module.
+            try:
+                module = importlib.import_module("millstream.server.subscriptions")
+                factory = module.SubscriptionService
+            except (ImportError, AttributeError) as exc:
+                raise HttpError(
+                    501, "not_implemented", f"subscriptions are not available here: {exc}"
+                ) from exc
+            service: Any = factory(self.store, public_url_root_hint=self.public_url)
+            await service.start()
+            self._subscriptions = service
+        return self._subscriptions
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    logger.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                except Exception as exc:
+                    logger.exception("shutdown failed")
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        head = method == "HEAD"
+        try:
+            await self._route(scope, receive, send, method)
+        except HttpError as exc:
+            await send_error(send, exc, head=head)
+        except LogError as exc:
+            await send_error(send, from_log_error(exc), head=head)
+        except ClientDisconnected:
+            return
+        except Exception:
+            logger.exception("unexpected error in %s %s", method, scope.get("path"))
+            error = HttpError(500, "internal_error", "the server failed to handle this request")
+            with contextlib.suppress(Exception):
+                await send_error(send, error, head=head)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
+        root_path: str = scope.get("root_path", "")
+        path: str = scope["path"]
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        if method == "OPTIONS":
+            await preflight(send)
+            return
+        if not path.startswith(STREAM_PREFIX):
+            if path == "/health" and method in ("GET", "HEAD"):
+                body = {"status": "ok", "store": self.store.description}
+                await send_json(send, 200, body, head=method == "HEAD")
+                return
+            raise HttpError(
+                404, "not_found", f"no route for {path!r}; streams live under /v1/stream/"
+            )
+        stream = path[len(STREAM_PREFIX) :]
+        first = stream.split("/", 1)[0]
+        if first == _RESERVED:
+            await self._reserved(scope, receive, send, stream, root_path)
+            return
+        if not stream:
+            raise HttpError(404, "not_found", "a stream URL needs a path after /v1/stream/")
+        if not stream.isprintable():
+            raise HttpError(400, "bad_path", "stream paths must not contain control characters")
+        settings = self.settings
+        if method == "GET":
+            headers = request_headers(scope)
+            query = parse_read_query(scope)
+            if query.live == "sse":
+                await handle_sse(settings, stream, query, receive, send)
+            else:
+                await handle_get(settings, stream, query, headers, send)
+        elif method == "POST":
+            await handle_post(settings, stream, request_headers(scope), receive, send)
+        elif method == "PUT":
+            location = self._stream_root(scope, root_path) + stream
+            await handle_create(
+                settings,
+                stream,
+                request_headers(scope),
+                receive,
+                send,
+                location,
+                root_path + STREAM_PREFIX,
+            )
+        elif method == "HEAD":
+            await handle_head(settings, stream, send)
+        elif method == "DELETE":
+            await handle_delete(settings, stream, send)
+        else:
+            raise HttpError(
+                405,
+                "method_not_allowed",
+                f"{method} is not a stream operation",
+                [(b"allow", b"GET, HEAD, POST, PUT, DELETE, OPTIONS")],
+            )
+
+    async def _reserved(
+        self, scope: Scope, receive: Receive, send: Send, stream: str, root_path: str
+    ) -> None:
+        """``__ds/...``: subscriptions when enabled, otherwise 404 (and never a stream)."""
+        if not self._subscriptions_enabled:
+            raise HttpError(
+                404, "not_found", "paths starting with __ds are reserved (subscriptions are off)"
+            )
+        service = await self._subscription_service()
+        subpath = stream[len(_RESERVED) + 1 :]
+        await service(
+            scope, receive, send, subpath=subpath, stream_root=self._stream_root(scope, root_path)
+        )
+
+    def _stream_root(self, scope: Scope, root_path: str) -> str:
+        """Absolute URL of the stream root, e.g. ``http://127.0.0.1:4437/v1/stream/``."""
+        if self.public_url:
+            return self.public_url.rstrip("/") + root_path + STREAM_PREFIX
+        host = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                break
+        if host:
+            authority = host.decode("latin-1")
+        elif scope.get("server"):
+            server_host, server_port = scope["server"]
+            authority = f"{server_host}:{server_port}"
+        else:
+            authority = "localhost"
+        return f"{scope.get('scheme', 'http')}://{authority}{root_path}{STREAM_PREFIX}"
+
+
+def create_app(
+    store: Store,
+    *,
+    long_poll_timeout: float = 30.0,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    sse_reconnect_seconds: float = 60.0,
+    subscriptions: bool = False,
+    manage_store: bool = False,
+    public_url: str | None = None,
+) -> DurableStreamsApp:
+    """The Durable Streams HTTP front door for ``store`` as an ASGI app.
+
+    ``manage_store=True`` makes the app's lifespan start and close ``store`` and reclaim expired
+    streams every 30 s (what ``millstream serve`` uses); leave it off when the caller owns the
+    store. Mounted under Starlette, call ``await app.startup()``/``app.shutdown()`` from the
+    parent's lifespan (Starlette does not forward lifespan events to mounts).
+
+    >>> from millstream.log import MemoryStore
+    >>> app = create_app(MemoryStore(), long_poll_timeout=0.5)
+    """
+    if long_poll_timeout <= 0 or sse_reconnect_seconds <= 0:
+        raise ValueError("long_poll_timeout and sse_reconnect_seconds must be positive")
+    if max_body_size <= 0:
+        raise ValueError("max_body_size must be positive")
+    settings = Settings(store, long_poll_timeout, max_body_size, sse_reconnect_seconds)
+    return DurableStreamsApp(
+        settings, subscriptions=subscriptions, manage_store=manage_store, public_url=public_url
+    )

@@ -1,0 +1,165 @@
+"""Reads: HEAD (§5.5), catch-up GET (§5.6) and long-poll (§5.7), with ETag/304 and caching (§10).
+
+A read joins the stored payloads in one call (JSON streams: one array); no per-byte Python work.
+"""
+
+from __future__ import annotations
+
+import time
+
+from millstream.log import ReadResult, StreamInfo, format_offset, is_json_content_type
+
+from ._cursor import response_cursor
+from ._headers import ReadQuery, RequestHeaders
+from ._jsonmode import wrap_json
+from ._responses import COMMON_HEADERS
+from ._settings import Settings
+from ._types import Headers, Send
+from ._writes import stream_info_headers
+
+__all__ = ["handle_get", "handle_head"]
+
+_NO_STORE = (b"cache-control", b"no-store")
+_UP_TO_DATE = (b"stream-up-to-date", b"true")
+_CLOSED = (b"stream-closed", b"true")
+_PUBLIC_MAX_AGE = 60
+
+
+async def handle_head(settings: Settings, path: str, send: Send) -> None:
+    info = await settings.store.head(path)
+    headers = stream_info_headers(info)
+    headers.append(_NO_STORE)
+    await send({"type": "http.response.start", "status": 200, "headers": COMMON_HEADERS + headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _cache_control(info_expires_at: float | None) -> tuple[bytes, bytes]:
+    """Catch-up chunks are immutable: cacheable for a minute, never past an absolute expiry."""
+    max_age = _PUBLIC_MAX_AGE
+    if info_expires_at is not None:
+        max_age = max(0, min(max_age, int(info_expires_at - time.time())))
+    return (
+        b"cache-control",
+        f"public, max-age={max_age}, stale-while-revalidate=300".encode(),
+    )
+
+
+def _etag(read: ReadResult, closed_at_tail: bool) -> bytes:
+    suffix = ":c" if closed_at_tail else ""
+    return f'"{read.stream_id}:{read.start}:{read.next}{suffix}"'.encode()
+
+
+def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
+    if if_none_match.strip() == b"*":
+        return True
+    for candidate in if_none_match.split(b","):
+        candidate = candidate.strip()
+        if candidate.startswith(b"W/"):
+            candidate = candidate[2:]
+        if candidate == etag or b'"' + candidate + b'"' == etag:
+            return True
+    return False
+
+
+async def _send_empty_live(send: Send, info_closed: bool, tail: int, query: ReadQuery) -> None:
+    """A long-poll that ends without data: 204 with the tail, up-to-date, EOF if closed."""
+    headers: Headers = [
+        (b"stream-next-offset", format_offset(tail).encode()),
+        _UP_TO_DATE,
+        _NO_STORE,
+    ]
+    if info_closed:
+        headers.append(_CLOSED)
+    else:
+        headers.append((b"stream-cursor", response_cursor(query.cursor).encode()))
+    await send({"type": "http.response.start", "status": 204, "headers": COMMON_HEADERS + headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def handle_get(
+    settings: Settings, path: str, query: ReadQuery, headers: RequestHeaders, send: Send
+) -> None:
+    store = settings.store
+    start = query.offset
+    info: StreamInfo | None = None
+    if start is None:  # offset=now
+        info = await store.head(path)
+        start = info.tail
+        if not query.live or info.closed:
+            read = await store.read(path, start)  # renews a sliding TTL
+            await _send_now(send, info, read, query)
+            return
+    read = await store.read(path, start)
+    if query.live == "long-poll" and not read.payloads:
+        if read.closed:
+            await _send_empty_live(send, True, read.tail, query)
+            return
+        await store.wait(path, start, settings.long_poll_timeout)
+        read = await store.read(path, start)
+        if not read.payloads:
+            await _send_empty_live(send, read.closed, read.tail, query)
+            return
+    if info is None:
+        info = await store.head(path)
+    await _send_read(send, info, read, query, headers)
+
+
+async def _send_now(send: Send, info: StreamInfo, read: ReadResult, query: ReadQuery) -> None:
+    """``offset=now`` in catch-up mode (or on a closed stream): no data, the tail (§8)."""
+    if query.live == "long-poll":
+        await _send_empty_live(send, read.closed, read.tail, query)
+        return
+    content_type = info.config.content_type
+    body = b"[]" if is_json_content_type(content_type) else b""
+    answer: Headers = [
+        (b"content-type", content_type.encode()),
+        (b"stream-next-offset", format_offset(read.tail).encode()),
+        _UP_TO_DATE,
+        _NO_STORE,
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if read.closed:
+        answer.append(_CLOSED)
+    await send({"type": "http.response.start", "status": 200, "headers": COMMON_HEADERS + answer})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_read(
+    send: Send, info: StreamInfo, read: ReadResult, query: ReadQuery, headers: RequestHeaders
+) -> None:
+    config = info.config
+    at_tail = read.next >= read.tail
+    closed_at_tail = read.closed and at_tail
+    etag = _etag(read, closed_at_tail)
+    answer: Headers = [
+        (b"stream-next-offset", format_offset(read.next).encode()),
+        (b"etag", etag),
+    ]
+    if at_tail:
+        answer.append(_UP_TO_DATE)
+    if closed_at_tail:
+        answer.append(_CLOSED)
+    if query.live and not closed_at_tail:
+        answer.append((b"stream-cursor", response_cursor(query.cursor).encode()))
+    if read.payloads:
+        expires = config.expires_at.timestamp() if config.expires_at is not None else None
+        answer.append(_cache_control(expires))
+    else:
+        answer.append(_NO_STORE)
+    if_none_match = headers.get(b"if-none-match")
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        await send(
+            {"type": "http.response.start", "status": 304, "headers": COMMON_HEADERS + answer}
+        )
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if is_json_content_type(config.content_type):
+        body = wrap_json(read.payloads)
+    elif len(read.payloads) == 1:
+        body = read.payloads[0]
+    else:
+        body = b"".join(read.payloads)
+    answer.append((b"content-type", config.content_type.encode()))
+    answer.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": COMMON_HEADERS + answer})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,94 @@
+"""Sending answers: the headers every response carries (CORS, §12.7 browser security) and
+small helpers that write a whole response in two ASGI messages."""
+
+from __future__ import annotations
+
+import orjson
+
+from ._errors import HttpError
+from ._types import Headers, Send
+
+__all__ = [
+    "COMMON_HEADERS",
+    "JSON_CONTENT_TYPE",
+    "preflight",
+    "send_error",
+    "send_json",
+    "send_response",
+]
+
+# Request headers a browser may send cross-origin (preflight answer) and response headers its
+# scripts may read; PROTOCOL.md §5 names them all.
+_ALLOW_HEADERS = (
+    b"content-type, authorization, if-none-match, last-event-id, stream-seq, stream-ttl, "
+    b"stream-expires-at, stream-closed, producer-id, producer-epoch, producer-seq, "
+    b"stream-forked-from, stream-fork-offset, stream-fork-sub-offset"
+)
+_EXPOSE_HEADERS = (
+    b"stream-next-offset, stream-cursor, stream-up-to-date, stream-closed, stream-ttl, "
+    b"stream-expires-at, stream-sse-data-encoding, producer-epoch, producer-seq, "
+    b"producer-expected-seq, producer-received-seq, etag, location, content-type, retry-after"
+)
+
+#: Sent on every response, errors included (PROTOCOL.md §12.7 and CORS).
+COMMON_HEADERS: Headers = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"cross-origin-resource-policy", b"cross-origin"),
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", _EXPOSE_HEADERS),
+]
+
+JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+
+_PREFLIGHT: Headers = [
+    *COMMON_HEADERS,
+    (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, HEAD, OPTIONS"),
+    (b"access-control-allow-headers", _ALLOW_HEADERS),
+    (b"access-control-max-age", b"86400"),
+    (b"content-length", b"0"),
+]
+
+
+async def send_response(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
+    """Send a complete response; ``headers`` must not repeat ``COMMON_HEADERS``."""
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send(
+        {"type": "http.response.start", "status": status, "headers": COMMON_HEADERS + headers}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, value: object, *, head: bool = False) -> None:
+    body = orjson.dumps(value)
+    headers: Headers = [JSON_CONTENT_TYPE, (b"cache-control", b"no-store")]
+    if head:
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send(
+            {"type": "http.response.start", "status": status, "headers": COMMON_HEADERS + headers}
+        )
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send_response(send, status, headers, body)
+
+
+async def send_error(send: Send, error: HttpError, *, head: bool = False) -> None:
+    """Answer ``error`` as JSON (no body for HEAD, where HTTP forbids one)."""
+    body = orjson.dumps({"error": {"code": error.code, "message": error.message}})
+    headers: Headers = [JSON_CONTENT_TYPE, (b"cache-control", b"no-store"), *error.headers]
+    if head:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": error.status,
+                "headers": COMMON_HEADERS + headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send_response(send, error.status, headers, body)
+
+
+async def preflight(send: Send) -> None:
+    """Answer a CORS preflight (``OPTIONS``) for any path."""
+    await send({"type": "http.response.start", "status": 204, "headers": _PREFLIGHT})
+    await send({"type": "http.response.body", "body": b""})

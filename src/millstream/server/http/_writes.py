@@ -1,0 +1,211 @@
+"""Writes: create (PUT, §5.1 and forks §4.2), append/close (POST, §5.2-5.3), delete (§5.4)."""
+
+from __future__ import annotations
+
+from millstream.log import (
+    AppendRequest,
+    CreateRequest,
+    ForkSpec,
+    StreamConfig,
+    StreamInfo,
+    format_offset,
+    is_json_content_type,
+)
+
+from ._body import read_body
+from ._errors import HttpError, bad_request
+from ._headers import (
+    RequestHeaders,
+    canonical_content_type,
+    parse_expires_at,
+    parse_fork_offset,
+    parse_producer,
+    parse_strict_int,
+)
+from ._jsonmode import json_messages
+from ._responses import send_response
+from ._settings import Settings
+from ._types import Headers, Receive, Send
+
+__all__ = ["handle_create", "handle_delete", "handle_post", "stream_info_headers"]
+
+_DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_CT_CACHE: dict[bytes, str] = {}  # raw Content-Type → canonical; bounded below
+
+
+def content_type_of(raw: bytes) -> str:
+    """Canonical form of a Content-Type header, cached (appends repeat the same few values)."""
+    cached = _CT_CACHE.get(raw)
+    if cached is None:
+        cached = canonical_content_type(raw)
+        if len(_CT_CACHE) >= 256:
+            _CT_CACHE.clear()
+        _CT_CACHE[raw] = cached
+    return cached
+
+
+def _declared_length(headers: RequestHeaders) -> int | None:
+    raw = headers.get(b"content-length")
+    if raw is None or not raw.isdigit():
+        return None
+    return int(raw)
+
+
+def _is_true(headers: RequestHeaders, name: bytes) -> bool:
+    """Presence headers count only when exactly ``true``, any case (PROTOCOL.md §4.1)."""
+    value = headers.get(name)
+    return value is not None and value.strip().lower() == b"true"
+
+
+def stream_info_headers(info: StreamInfo) -> Headers:
+    """Headers describing a stream's configuration (HEAD and create answers)."""
+    config = info.config
+    headers: Headers = [
+        (b"content-type", config.content_type.encode()),
+        (b"stream-next-offset", format_offset(info.tail).encode()),
+    ]
+    if info.closed:
+        headers.append((b"stream-closed", b"true"))
+    if config.ttl_seconds is not None:
+        headers.append((b"stream-ttl", str(config.ttl_seconds).encode()))
+    if config.expires_at is not None:
+        stamp = config.expires_at.isoformat().replace("+00:00", "Z")
+        headers.append((b"stream-expires-at", stamp.encode()))
+    return headers
+
+
+def source_path(raw: bytes, stream_root_path: str) -> str:
+    """The store path named by ``Stream-Forked-From`` (a URL path on this server, §4.2)."""
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise bad_request("Stream-Forked-From must be UTF-8") from None
+    from urllib.parse import unquote, urlsplit
+
+    if "://" in text:
+        text = urlsplit(text).path
+    text = unquote(text)
+    for prefix in (stream_root_path, "/v1/stream/"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    else:
+        text = text.lstrip("/")
+    if not text:
+        raise bad_request("Stream-Forked-From must name a stream")
+    return text
+
+
+async def handle_create(
+    settings: Settings,
+    path: str,
+    headers: RequestHeaders,
+    receive: Receive,
+    send: Send,
+    location: str,
+    stream_root_path: str,
+) -> None:
+    forked_raw = headers.get(b"stream-forked-from")
+    raw_type = headers.get(b"content-type", b"").strip()
+    if raw_type:
+        content_type = content_type_of(raw_type)
+    else:
+        content_type = "" if forked_raw is not None else _DEFAULT_CONTENT_TYPE
+    ttl_raw = headers.get(b"stream-ttl")
+    expires_raw = headers.get(b"stream-expires-at")
+    if ttl_raw is not None and expires_raw is not None:
+        raise bad_request("send Stream-TTL or Stream-Expires-At, not both")
+    ttl = parse_strict_int(ttl_raw.strip(), "Stream-TTL") if ttl_raw is not None else None
+    expires_at = parse_expires_at(expires_raw) if expires_raw is not None else None
+    fork: ForkSpec | None = None
+    offset_raw = headers.get(b"stream-fork-offset")
+    sub_raw = headers.get(b"stream-fork-sub-offset")
+    if forked_raw is None:
+        if offset_raw is not None or sub_raw is not None:
+            raise bad_request(
+                "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From"
+            )
+    else:
+        source = source_path(forked_raw, stream_root_path)
+        offset = parse_fork_offset(offset_raw) if offset_raw is not None else None
+        sub = parse_strict_int(sub_raw.strip(), "Stream-Fork-Sub-Offset") if sub_raw else 0
+        if sub_raw is not None and not sub_raw.strip():
+            raise bad_request("Stream-Fork-Sub-Offset must be a non-negative integer")
+        fork = ForkSpec(source, offset, sub)
+    closed = _is_true(headers, b"stream-closed")
+    body = await read_body(receive, settings.max_body_size, _declared_length(headers))
+    messages: list[bytes] = []
+    if body:
+        body_type = content_type
+        if not body_type and fork is not None:
+            body_type = (await settings.store.head(fork.source)).config.content_type
+        if is_json_content_type(body_type):
+            messages = json_messages(body, allow_empty_array=True)
+        else:
+            messages = [body]
+    config = StreamConfig(content_type, ttl, expires_at)
+    result = await settings.store.create(path, CreateRequest(config, messages, closed, fork))
+    answer = stream_info_headers(result.info)
+    if result.created:
+        answer.append((b"location", location.encode()))
+    await send_response(send, 201 if result.created else 200, answer)
+
+
+async def handle_post(
+    settings: Settings, path: str, headers: RequestHeaders, receive: Receive, send: Send
+) -> None:
+    producer = parse_producer(headers)
+    close = _is_true(headers, b"stream-closed")
+    seq_raw = headers.get(b"stream-seq")
+    stream_seq = seq_raw.decode("latin-1") if seq_raw is not None else None
+    if stream_seq is not None and not stream_seq:
+        raise bad_request("Stream-Seq must not be empty")
+    raw_type = headers.get(b"content-type", b"").strip()
+    body = await read_body(receive, settings.max_body_size, _declared_length(headers))
+    store = settings.store
+    if not body:
+        if not close:
+            raise bad_request("an append needs a body (or Stream-Closed: true to close)")
+        request = AppendRequest((), None, stream_seq, producer, True)
+    else:
+        if not raw_type:
+            raise bad_request("an append with a body needs a Content-Type")
+        content_type = content_type_of(raw_type)
+        if is_json_content_type(content_type):
+            try:
+                messages = json_messages(body, allow_empty_array=False)
+            except HttpError:
+                # A closed stream or another content type outranks a bad body (§5.2 precedence).
+                await _check_appendable(settings, path, content_type)
+                raise
+        else:
+            messages = [body]
+        request = AppendRequest(messages, content_type, stream_seq, producer, close)
+    result = await store.append(path, request)
+    answer: Headers = [(b"stream-next-offset", format_offset(result.tail).encode())]
+    if result.closed:
+        answer.append((b"stream-closed", b"true"))
+    status = 204
+    if producer is not None:
+        answer.append((b"producer-epoch", str(result.producer_epoch).encode()))
+        answer.append((b"producer-seq", str(result.producer_seq).encode()))
+        if result.outcome == "appended":
+            status = 200
+    await send_response(send, status, answer)
+
+
+async def _check_appendable(settings: Settings, path: str, content_type: str) -> None:
+    from millstream.log import ContentTypeMismatch, StreamClosed, normalize_content_type
+
+    info = await settings.store.head(path)
+    if info.closed:
+        raise StreamClosed("stream is closed", tail=info.tail)
+    if normalize_content_type(info.config.content_type) != normalize_content_type(content_type):
+        raise ContentTypeMismatch(
+            f"stream content type is {info.config.content_type}, request sent {content_type}"
+        )
+
+
+async def handle_delete(settings: Settings, path: str, send: Send) -> None:
+    await settings.store.delete(path)
+    await send_response(send, 204, [])
