@@ -1,0 +1,208 @@
+"""The SQLite file behind ``SqliteStore``: schema, connection set-up, and rows ⇄ ``StreamState``.
+
+One file, WAL mode. Three tables:
+
+- ``streams``: one row per stream that exists (live, or soft-deleted while forks need its data).
+  ``id`` is ``AUTOINCREMENT`` so an id is never reused, even after the row is deleted (ETags
+  rely on it). A fork stores its source's id and where it diverges; it copies no data.
+- ``messages``: ``(stream_id, seq)`` → bytes, plus ``key``/``headers``/``timestamp_ms`` for the
+  Kafka front door. ``WITHOUT ROWID`` keeps each stream's messages clustered in seq order, so a
+  catch-up read is one range scan. A fork's own rows start at its ``fork_base``; a byte
+  sub-offset fork stores the partial first message as its own row.
+- ``producers``: idempotent-producer state, written in the same transaction as the data.
+
+``PRAGMA user_version`` holds ``SCHEMA_VERSION``; a file from a newer version is refused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Literal
+
+from ._errors import StorageError
+from ._model import ForkSpec, ProducerClaim, ProducerState, StreamConfig
+from ._rules import StreamState
+
+__all__ = [
+    "DB_FILENAME",
+    "INSERT_MESSAGE",
+    "INSERT_STREAM",
+    "SCHEMA_VERSION",
+    "SELECT_RANGE",
+    "UPDATE_STREAM",
+    "UPSERT_PRODUCER",
+    "FsyncMode",
+    "connect",
+    "load_state",
+    "prepare_schema",
+    "stream_row",
+]
+
+FsyncMode = Literal["always", "interval", "never"]
+DB_FILENAME = "millstream.db"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS streams (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    content_type TEXT NOT NULL,
+    ttl_seconds INTEGER,
+    expires_at TEXT,              -- ISO 8601 with offset, exactly as given (idempotent create)
+    expires_unix REAL,            -- the same instant, for SQL filtering in reclaim
+    tail INTEGER NOT NULL DEFAULT 0,
+    closed INTEGER NOT NULL DEFAULT 0,
+    closed_by_producer TEXT,      -- the producer claim that closed it (duplicate close detection)
+    closed_by_epoch INTEGER,
+    closed_by_seq INTEGER,
+    last_stream_seq TEXT,
+    fork_source_id INTEGER REFERENCES streams(id),
+    fork_offset INTEGER,
+    fork_sub_offset INTEGER NOT NULL DEFAULT 0,
+    fork_base INTEGER NOT NULL DEFAULT 0,
+    refcount INTEGER NOT NULL DEFAULT 0,
+    soft_deleted INTEGER NOT NULL DEFAULT 0,
+    last_access REAL NOT NULL     -- persisted lazily (every few seconds), memory is ahead
+);
+CREATE TABLE IF NOT EXISTS messages (
+    stream_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    key BLOB,
+    headers BLOB,
+    timestamp_ms INTEGER,
+    PRIMARY KEY (stream_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS producers (
+    stream_id INTEGER NOT NULL,
+    producer_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    PRIMARY KEY (stream_id, producer_id)
+) WITHOUT ROWID;
+"""
+
+# How each fsync mode maps to SQLite. In WAL mode a commit appends frames to the -wal file:
+# - FULL fsyncs the WAL at every commit, so a returned commit survives kill -9 *and* power loss.
+#   Group commit makes that one fsync per batch of concurrent appends, not per append.
+# - NORMAL fsyncs only at checkpoints: a process crash loses nothing (the OS has the pages),
+#   an OS crash or power cut can lose recent commits; the store adds an fsync every ~100 ms.
+# - OFF never fsyncs: an OS crash can lose acknowledged writes and, rarely, corrupt the file.
+_SYNCHRONOUS: dict[str, str] = {"always": "FULL", "interval": "NORMAL", "never": "OFF"}
+
+
+def connect(db_path: str, fsync: FsyncMode, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a connection in autocommit mode (we issue BEGIN/COMMIT) with our pragmas."""
+    try:
+        conn = sqlite3.connect(
+            db_path, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[fsync]}")
+        if readonly:
+            conn.execute("PRAGMA query_only = 1")
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open {db_path}: {exc}") from exc
+    return conn
+
+
+def prepare_schema(conn: sqlite3.Connection) -> None:
+    """Switch to WAL and create the tables, or check an existing file's schema version."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StorageError(f"SQLite refused WAL mode (got {mode!r})")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"the data file has schema version {version}; this millstream knows {SCHEMA_VERSION}"
+        )
+    if version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        # statement by statement: executescript() would COMMIT before running
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+
+
+_LOAD = """
+SELECT s.id, s.content_type, s.ttl_seconds, s.expires_at, s.tail, s.closed,
+       s.closed_by_producer, s.closed_by_epoch, s.closed_by_seq, s.last_stream_seq,
+       src.path, s.fork_offset, s.fork_sub_offset, s.fork_base, s.refcount, s.soft_deleted,
+       s.last_access
+FROM streams AS s LEFT JOIN streams AS src ON src.id = s.fork_source_id
+WHERE s.path = ?
+"""
+
+
+def load_state(conn: sqlite3.Connection, path: str) -> StreamState | None:
+    """Read one stream's state (with its producers) from the file, or ``None`` if absent."""
+    row = conn.execute(_LOAD, (path,)).fetchone()
+    if row is None:
+        return None
+    (sid, content_type, ttl, expires_at, tail, closed, cb_id, cb_epoch, cb_seq, last_stream_seq,
+     src_path, fork_offset, fork_sub, fork_base, refcount, soft_deleted, last_access) = row  # fmt: skip  # noqa: E501
+    config = StreamConfig(
+        content_type=content_type,
+        ttl_seconds=ttl,
+        expires_at=datetime.fromisoformat(expires_at) if expires_at is not None else None,
+    )
+    state = StreamState(path=path, stream_id=sid, config=config, last_access=last_access)
+    state.tail = tail
+    state.closed = bool(closed)
+    state.closed_by = ProducerClaim(cb_id, cb_epoch, cb_seq) if cb_id is not None else None
+    state.last_stream_seq = last_stream_seq
+    if src_path is not None:
+        state.fork = ForkSpec(src_path, fork_offset, fork_sub)
+    state.fork_base = fork_base
+    state.refcount = refcount
+    state.soft_deleted = bool(soft_deleted)
+    state.producers = {
+        pid: ProducerState(epoch, last_seq)
+        for pid, epoch, last_seq in conn.execute(
+            "SELECT producer_id, epoch, last_seq FROM producers WHERE stream_id = ?", (sid,)
+        )
+    }
+    return state
+
+
+def stream_row(state: StreamState) -> tuple[object, ...]:
+    """The mutable columns of ``streams`` for an UPDATE, in ``UPDATE_STREAM`` order."""
+    closed_by = state.closed_by
+    return (
+        state.tail,
+        int(state.closed),
+        closed_by.producer_id if closed_by else None,
+        closed_by.epoch if closed_by else None,
+        closed_by.seq if closed_by else None,
+        state.last_stream_seq,
+        state.refcount,
+        int(state.soft_deleted),
+        state.last_access,
+        state.stream_id,
+    )
+
+
+UPDATE_STREAM = """
+UPDATE streams SET tail = ?, closed = ?, closed_by_producer = ?, closed_by_epoch = ?,
+    closed_by_seq = ?, last_stream_seq = ?, refcount = ?, soft_deleted = ?, last_access = ?
+WHERE id = ?
+"""
+
+INSERT_STREAM = """
+INSERT INTO streams (path, content_type, ttl_seconds, expires_at, expires_unix, tail, closed,
+    fork_source_id, fork_offset, fork_sub_offset, fork_base, last_access)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+INSERT_MESSAGE = "INSERT INTO messages (stream_id, seq, data, timestamp_ms) VALUES (?, ?, ?, ?)"
+
+UPSERT_PRODUCER = """
+INSERT INTO producers (stream_id, producer_id, epoch, last_seq) VALUES (?, ?, ?, ?)
+ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = excluded.epoch,
+    last_seq = excluded.last_seq
+"""
+
+SELECT_RANGE = "SELECT data FROM messages WHERE stream_id = ? AND seq >= ? AND seq < ? ORDER BY seq"

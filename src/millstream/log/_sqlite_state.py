@@ -1,0 +1,167 @@
+"""What ``SqliteStore`` keeps in memory: committed stream states and recent payloads.
+
+Two threads touch these: the event loop (reads) and the writer thread (commits). The rule that
+keeps them consistent is copy-on-write: the writer never mutates a published ``StreamState``
+that readers can see (except ``producers``, which only the writer reads); it mutates a copy,
+commits, and then publishes the copy with one dict assignment. So a reader's snapshot always
+describes committed data. Readers may bump ``last_access`` in place (sliding TTL); the writer
+keeps the larger value when it publishes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+
+from ._rules import StreamState
+from ._sqlite_schema import load_state
+
+__all__ = ["StateTable", "TailCache", "TailCaches", "copy_state"]
+
+
+def copy_state(state: StreamState) -> StreamState:
+    """A copy the writer may mutate; ``producers`` is shared (only the writer reads it)."""
+    return StreamState(
+        path=state.path,
+        stream_id=state.stream_id,
+        config=state.config,
+        tail=state.tail,
+        closed=state.closed,
+        closed_by=state.closed_by,
+        last_stream_seq=state.last_stream_seq,
+        producers=state.producers,
+        fork=state.fork,
+        fork_base=state.fork_base,
+        refcount=state.refcount,
+        soft_deleted=state.soft_deleted,
+        last_access=state.last_access,
+    )
+
+
+class StateTable:
+    """Committed ``StreamState`` per path, loaded from the file on first access (lazily).
+
+    Nothing is loaded at start-up, so a file with millions of streams opens at once; a stream
+    stays in memory once touched.
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[str, StreamState] = {}
+        self.lock = threading.Lock()
+        self.access_dirty: set[str] = set()  # paths whose last_access is ahead of the file
+
+    def lookup(self, conn: sqlite3.Connection, path: str) -> StreamState | None:
+        """The committed state of ``path`` (any lifecycle stage), or ``None`` if absent."""
+        state = self.states.get(path)
+        if state is not None:
+            return state
+        with self.lock:
+            state = self.states.get(path)
+            if state is None:
+                state = load_state(conn, path)
+                if state is not None:
+                    self.states[path] = state
+            return state
+
+    def publish(self, changes: dict[str, StreamState | None]) -> None:
+        """Make committed copies visible (``None``: the path's stream was removed)."""
+        with self.lock:
+            for path, state in changes.items():
+                old = self.states.get(path)
+                if state is None:
+                    if old is not None:
+                        del self.states[path]
+                    continue
+                if old is not None and old.stream_id == state.stream_id:
+                    state.last_access = max(state.last_access, old.last_access)
+                self.states[path] = state
+
+    def evict(self, paths: Iterable[str]) -> None:
+        """Forget ``paths`` so their next access reloads them from the file (failed commit)."""
+        with self.lock:
+            for path in paths:
+                self.states.pop(path, None)
+
+
+class TailCache:
+    """Recent payloads of one stream: ``items[i]`` is the message at position ``start + i``.
+
+    A cache object's ``start`` never changes and ``items`` only grows, so a reader holding one
+    can slice it while the writer appends; trimming replaces the object.
+    """
+
+    __slots__ = ("items", "nbytes", "start")
+
+    def __init__(self, start: int, items: list[bytes], nbytes: int) -> None:
+        self.start = start
+        self.items = items
+        self.nbytes = nbytes
+
+    def covers(self, start: int, end: int) -> bool:
+        return self.start <= start and end <= self.start + len(self.items)
+
+
+class TailCaches:
+    """Bounded per-stream tail caches so live readers re-reading after each append skip SQL.
+
+    Each stream keeps at most ``per_stream_items`` messages / ``per_stream_bytes``; all streams
+    together at most ``total_bytes`` (least recently appended streams are dropped first).
+    Mutated only by the writer thread; readers only call ``get``.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_stream_items: int = 1024,
+        per_stream_bytes: int = 1 << 20,
+        total_bytes: int = 64 << 20,
+    ) -> None:
+        self._caches: dict[int, TailCache] = {}
+        self.per_stream_items = per_stream_items
+        self.per_stream_bytes = per_stream_bytes
+        self.total_bytes = total_bytes
+        self._bytes = 0
+
+    def get(self, stream_id: int) -> TailCache | None:
+        return self._caches.get(stream_id)
+
+    def extend(self, stream_id: int, start: int, payloads: Sequence[bytes]) -> None:
+        """Record ``payloads`` committed at positions ``start, start+1, ...``."""
+        added = sum(map(len, payloads))
+        cache = self._caches.pop(stream_id, None)  # re-inserted last: the dict order is the LRU
+        if cache is not None and cache.start + len(cache.items) != start:
+            self._bytes -= cache.nbytes
+            cache = None
+        if cache is None:
+            cache = TailCache(start, [], 0)
+        cache.items.extend(payloads)
+        cache.nbytes += added
+        self._bytes += added
+        if len(cache.items) > self.per_stream_items or cache.nbytes > self.per_stream_bytes:
+            cache = self._trimmed(cache)
+        self._caches[stream_id] = cache
+        while self._bytes > self.total_bytes and len(self._caches) > 1:
+            oldest = next(iter(self._caches))
+            self._bytes -= self._caches.pop(oldest).nbytes
+
+    def _trimmed(self, cache: TailCache) -> TailCache:
+        """A new cache holding the newest half of the limits (so trims are rare)."""
+        keep_items, keep_bytes, nbytes = self.per_stream_items // 2, self.per_stream_bytes // 2, 0
+        items = cache.items
+        cut = len(items)
+        while (
+            cut > 0 and len(items) - cut < keep_items and nbytes + len(items[cut - 1]) <= keep_bytes
+        ):
+            cut -= 1
+            nbytes += len(items[cut])
+        self._bytes -= cache.nbytes - nbytes
+        return TailCache(cache.start + cut, items[cut:], nbytes)
+
+    def drop(self, stream_id: int) -> None:
+        cache = self._caches.pop(stream_id, None)
+        if cache is not None:
+            self._bytes -= cache.nbytes
+
+    def statistics(self) -> dict[str, int]:
+        return {"streams": len(self._caches), "bytes": self._bytes}

@@ -1,0 +1,439 @@
+"""The one writer thread of ``SqliteStore``: group commit.
+
+Every create, append, delete and reclaim is a ``Job`` put on a queue. The writer thread takes
+all the jobs waiting, applies them in arrival order inside one transaction, commits once (one
+fsync under ``fsync="always"``), and only then publishes the new states and resolves the
+callers' futures on the event loop. While it commits, new jobs queue up and form the next batch,
+so the more concurrent writers there are, the more appends share each fsync.
+
+Each job is decided by the shared rules (``_rules.plan_append`` & co.) against a working copy of
+its stream's state that already includes the earlier jobs of the same batch. A refused job
+carries its own error and leaves the others alone; if the commit itself fails, every job of the
+batch gets ``StorageError`` and the touched states are reloaded from the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._errors import LogError, StorageError, StreamConflict, StreamGone, StreamNotFound
+from ._memory import resolve_fork
+from ._model import (
+    AppendRequest,
+    AppendResult,
+    CreateRequest,
+    CreateResult,
+    ForkSpec,
+    is_json_content_type,
+)
+from ._rules import StreamState, apply_append, check_existing, fork_config, is_expired, plan_append
+from ._sqlite_schema import (
+    INSERT_MESSAGE,
+    INSERT_STREAM,
+    UPDATE_STREAM,
+    UPSERT_PRODUCER,
+    FsyncMode,
+    stream_row,
+)
+from ._sqlite_state import StateTable, TailCaches, copy_state
+
+__all__ = ["Job", "Writer"]
+
+JobKind = Literal["create", "append", "delete", "reclaim"]
+
+MAX_BATCH = 4096  # jobs per transaction; more wait for the next one
+INTERVAL_FSYNC_SECONDS = 0.1  # fsync="interval": the most acknowledged writes a crash can lose
+ACCESS_FLUSH_SECONDS = 5.0  # how often sliding-TTL renewals from reads reach the file
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    kind: JobKind
+    path: str
+    request: Any
+    future: asyncio.Future[Any] | None
+    result: Any = None
+    error: BaseException | None = None
+
+
+class _Batch:
+    """One transaction's worth of jobs: working copies of states and the rows to write."""
+
+    def __init__(self, conn: sqlite3.Connection, table: StateTable, now: float) -> None:
+        self.conn = conn
+        self.table = table
+        self.now = now
+        self.timestamp_ms = int(now * 1000)
+        self.work: dict[str, StreamState | None] = {}  # None: removed in this batch
+        self.rows: list[tuple[int, int, bytes, int]] = []
+        self.dirty: set[str] = set()  # paths whose streams row needs an UPDATE
+        self.producers: dict[tuple[int, str], tuple[int, int]] = {}
+        self.dropped: set[int] = set()
+        self.changed: set[str] = set()  # paths whose live readers to wake
+        self.cached: dict[int, tuple[int, list[bytes]]] = {}  # stream_id -> (start, payloads)
+
+    def get(self, path: str) -> StreamState | None:
+        if path in self.work:
+            return self.work[path]
+        state = self.table.lookup(self.conn, path)
+        if state is None:
+            return None
+        working = self.work[path] = copy_state(state)
+        return working
+
+    def _add_messages(self, state: StreamState, start: int, payloads: list[bytes]) -> None:
+        sid, ts = state.stream_id, self.timestamp_ms
+        self.rows.extend([(sid, start + i, data, ts) for i, data in enumerate(payloads)])
+        entry = self.cached.get(sid)
+        if entry is None:
+            self.cached[sid] = (start, list(payloads))
+        else:
+            entry[1].extend(payloads)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def append(self, path: str, request: AppendRequest) -> AppendResult:
+        state = self._live(path)
+        plan = plan_append(state, request)
+        start = state.tail
+        result = apply_append(state, request, plan, self.now)
+        if plan.outcome == "duplicate":
+            return result
+        if plan.outcome == "appended":
+            self._add_messages(state, start, list(request.messages))
+        if plan.producer is not None:
+            claim = plan.producer
+            self.producers[(state.stream_id, claim.producer_id)] = (claim.epoch, claim.seq)
+        self.dirty.add(path)
+        self.changed.add(path)
+        return result
+
+    def create(self, path: str, request: CreateRequest) -> CreateResult:
+        config = request.config
+        resolved: ForkSpec | None = None
+        source: StreamState | None = None
+        base, partial = 0, None
+        if request.fork is not None:
+            try:
+                source = self._live(request.fork.source)
+            except StreamGone as exc:
+                raise StreamConflict("the fork source was deleted") from exc
+            config = fork_config(source.config, request.config, request.config.content_type or None)
+            offset = source.tail if request.fork.offset is None else request.fork.offset
+            at = None
+            if (
+                request.fork.sub_offset
+                and 0 <= offset < source.tail
+                and not is_json_content_type(source.config.content_type)
+            ):
+                at = self._payload_at(source, offset)
+            resolved, base, partial = resolve_fork(source, request.fork, at)
+        existing = self.get(path)
+        if existing is not None and (existing.soft_deleted or not is_expired(existing, self.now)):
+            check_existing(
+                existing, CreateRequest(config, request.messages, request.closed), resolved
+            )
+            return CreateResult(created=False, info=existing.info())
+        if existing is not None:
+            self.drop(existing)
+            if existing.soft_deleted:
+                raise StreamConflict("an expired stream still referenced by forks holds this path")
+        own = [partial] if partial is not None else []
+        own.extend(request.messages)
+        expires = config.expires_at
+        cursor = self.conn.execute(
+            INSERT_STREAM,
+            (
+                path,
+                config.content_type,
+                config.ttl_seconds,
+                expires.isoformat() if expires is not None else None,
+                expires.timestamp() if expires is not None else None,
+                base + len(own),
+                int(request.closed),
+                source.stream_id if source is not None else None,
+                resolved.offset if resolved is not None else None,
+                resolved.sub_offset if resolved is not None else 0,
+                base,
+                self.now,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        state = StreamState(path=path, stream_id=cursor.lastrowid, config=config)
+        state.last_access = self.now
+        state.fork, state.fork_base = resolved, base
+        state.tail = base
+        state.closed = request.closed
+        if own:
+            self._add_messages(state, base, own)
+            state.tail = base + len(own)
+        if source is not None:
+            source.refcount += 1
+            self.dirty.add(source.path)
+        self.work[path] = state
+        self.changed.add(path)  # subscriptions discover new streams (PROTOCOL.md §6.2)
+        return CreateResult(created=True, info=state.info())
+
+    def delete(self, path: str, _request: None) -> None:
+        state = self._live(path)
+        self.drop(state)
+        self.changed.add(path)
+
+    def reclaim(self, _path: str, now: float | None) -> int:
+        moment = self.now if now is None else now
+        # The file's last_access may lag memory (renewals are persisted lazily), never lead it,
+        # so this finds a superset of the expired streams; each is re-checked against memory.
+        candidates = self.conn.execute(
+            "SELECT path FROM streams WHERE soft_deleted = 0 AND ("
+            " (expires_unix IS NOT NULL AND expires_unix <= ?) OR (expires_unix IS NULL"
+            " AND ttl_seconds IS NOT NULL AND last_access + ttl_seconds <= ?))",
+            (moment, moment),
+        ).fetchall()
+        count = 0
+        for (path,) in candidates:
+            state = self.get(path)
+            if state is not None and not state.soft_deleted and is_expired(state, moment):
+                self.drop(state)
+                self.changed.add(path)
+                count += 1
+        return count
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _live(self, path: str) -> StreamState:
+        state = self.get(path)
+        if state is None:
+            raise StreamNotFound(f"no stream at {path!r}")
+        if state.soft_deleted:
+            raise StreamGone(f"stream {path!r} was deleted")
+        if is_expired(state, self.now):
+            self.drop(state)
+            self.changed.add(path)
+            raise StreamNotFound(f"no stream at {path!r}")
+        return state
+
+    def _payload_at(self, state: StreamState, position: int) -> bytes | None:
+        while position < state.fork_base:
+            assert state.fork is not None
+            source = self.get(state.fork.source)
+            assert source is not None, "a fork's source outlives it"
+            state = source
+        self.flush_rows()
+        row = self.conn.execute(
+            "SELECT data FROM messages WHERE stream_id = ? AND seq = ?", (state.stream_id, position)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def drop(self, state: StreamState) -> None:
+        """Remove ``state`` now, or soft-delete it while forks reference it; cascade upward."""
+        if state.refcount > 0:
+            if not state.soft_deleted:
+                state.soft_deleted = True
+                self.dirty.add(state.path)
+            return
+        sid = state.stream_id
+        self.flush_rows()
+        self.conn.execute("DELETE FROM messages WHERE stream_id = ?", (sid,))
+        self.conn.execute("DELETE FROM producers WHERE stream_id = ?", (sid,))
+        self.conn.execute("DELETE FROM streams WHERE id = ?", (sid,))
+        self.work[state.path] = None
+        self.dirty.discard(state.path)
+        self.dropped.add(sid)
+        self.cached.pop(sid, None)
+        if state.fork is not None:
+            source = self.get(state.fork.source)
+            if source is not None:
+                source.refcount -= 1
+                self.dirty.add(source.path)
+                if source.soft_deleted and source.refcount == 0:
+                    self.drop(source)
+
+    def flush_rows(self) -> None:
+        if self.rows:
+            self.conn.executemany(INSERT_MESSAGE, self.rows)
+            self.rows = []
+
+    def flush(self) -> None:
+        """Write everything the batch decided (messages, stream rows, producer state)."""
+        self.flush_rows()
+        updates = [stream_row(s) for p in self.dirty if (s := self.work.get(p)) is not None]
+        if updates:
+            self.conn.executemany(UPDATE_STREAM, updates)
+        producers = [
+            (sid, pid, epoch, seq)
+            for (sid, pid), (epoch, seq) in self.producers.items()
+            if sid not in self.dropped
+        ]
+        if producers:
+            self.conn.executemany(UPSERT_PRODUCER, producers)
+
+
+class Writer:
+    """Owns the write connection and the thread that commits batches of jobs."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        table: StateTable,
+        caches: TailCaches,
+        loop: asyncio.AbstractEventLoop,
+        notify: Callable[[str], None],
+        *,
+        fsync: FsyncMode,
+        wal_path: str,
+    ) -> None:
+        self._conn = conn
+        self._table = table
+        self._caches = caches
+        self._loop = loop
+        self._notify = notify
+        self._fsync = fsync
+        self._wal_path = wal_path
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._unsynced = False
+        self._last_sync = time.monotonic()
+        self._last_access_flush = time.monotonic()
+        self.batches = 0
+        self.jobs = 0
+        self._thread = threading.Thread(target=self._run, name="millstream-sqlite-writer")
+        self._thread.daemon = True
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        self._queue.put(job)
+
+    def stop(self) -> None:
+        """Finish every queued job, persist TTL renewals, close the connection (blocking)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                job = self._queue.get(timeout=INTERVAL_FSYNC_SECONDS if self._unsynced else 1.0)
+            except queue.Empty:
+                self._housekeeping()
+                continue
+            jobs: list[Job] = []
+            while job is not None:
+                jobs.append(job)
+                if len(jobs) >= MAX_BATCH:
+                    break
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = job is None
+            if jobs:
+                self._commit(jobs)
+            self._housekeeping()
+        self._flush_access(force=True)
+        if self._unsynced:
+            self._sync_wal()
+        self._conn.close()
+
+    def _commit(self, jobs: list[Job]) -> None:
+        batch = _Batch(self._conn, self._table, time.time())
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                try:
+                    job.result = getattr(batch, job.kind)(job.path, job.request)
+                except LogError as exc:
+                    job.error = exc
+            batch.flush()
+            self._conn.execute("COMMIT")
+        except Exception as exc:
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            self._table.evict(batch.work)
+            for job in jobs:
+                job.result = None
+                job.error = StorageError(f"the write was not committed: {exc}")
+            self._deliver(jobs, set())
+            return
+        self.batches += 1
+        self.jobs += len(jobs)
+        self._unsynced = self._fsync == "interval"
+        for sid, (start, payloads) in batch.cached.items():
+            if sid not in batch.dropped:
+                self._caches.extend(sid, start, payloads)
+        for sid in batch.dropped:
+            self._caches.drop(sid)
+        self._table.publish(batch.work)
+        self._deliver(jobs, batch.changed)
+
+    def _deliver(self, jobs: list[Job], changed: set[str]) -> None:
+        # RuntimeError: the loop is closed, so nobody is waiting any more
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._resolve, jobs, changed)
+
+    def _resolve(self, jobs: list[Job], changed: set[str]) -> None:
+        """On the event loop: answer every caller, then wake live readers."""
+        for job in jobs:
+            future = job.future
+            if future is None or future.done():
+                continue
+            if job.error is not None:
+                future.set_exception(job.error)
+            else:
+                future.set_result(job.result)
+        for path in changed:
+            self._notify(path)
+
+    def _housekeeping(self) -> None:
+        if self._unsynced and time.monotonic() - self._last_sync >= INTERVAL_FSYNC_SECONDS:
+            self._sync_wal()
+        self._flush_access()
+
+    def _sync_wal(self) -> None:
+        """fsync="interval": push committed WAL frames to disk (SQLite's NORMAL does not)."""
+        try:
+            fd = os.open(self._wal_path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        else:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._unsynced = False
+        self._last_sync = time.monotonic()
+
+    def _flush_access(self, *, force: bool = False) -> None:
+        """Persist sliding-TTL renewals done by reads, at most every ACCESS_FLUSH_SECONDS."""
+        table = self._table
+        if not table.access_dirty:
+            return
+        if not force and time.monotonic() - self._last_access_flush < ACCESS_FLUSH_SECONDS:
+            return
+        self._last_access_flush = time.monotonic()
+        paths, table.access_dirty = table.access_dirty, set()
+        rows = [
+            (state.last_access, state.stream_id)
+            for path in list(paths)
+            if (state := table.states.get(path)) is not None
+        ]
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany("UPDATE streams SET last_access = ? WHERE id = ?", rows)
+            self._conn.execute("COMMIT")
+        except sqlite3.Error:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            table.access_dirty |= paths  # try again next time
