@@ -31,6 +31,7 @@ from ._model import (
     normalize_content_type,
 )
 from ._offsets import OFFSET_BEGINNING, OFFSET_NOW, format_offset, parse_offset
+from ._sqlite import SqliteStore
 from ._store import DEFAULT_MAX_READ_BYTES, Store
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "ProducerClaim",
     "ProducerSequenceGap",
     "ReadResult",
+    "SqliteStore",
     "StaleProducerEpoch",
     "StorageError",
     "Store",
