@@ -115,8 +115,14 @@ class DurableStreamsApp:
                 raise HttpError(
                     501, "not_implemented", f"subscriptions are not available here: {exc}"
                 ) from exc
-            service: Any = factory(self.store, public_url_root_hint=self.public_url)
-            await service.start()
+            try:
+                service: Any = factory(self.store, public_url_root_hint=self.public_url)
+                await service.start()
+            except Exception as exc:
+                logger.exception("starting subscriptions failed")
+                raise HttpError(
+                    501, "not_implemented", f"subscriptions failed to start: {exc}"
+                ) from exc
             self._subscriptions = service
         return self._subscriptions
 
