@@ -140,6 +140,7 @@ class MemoryStore(Store):
         if source is not None:
             source.refcount += 1
         self._states[path] = state
+        self.notifier.notify(path)  # subscriptions discover new streams (PROTOCOL.md §6.2)
         return CreateResult(created=True, info=state.info())
 
     async def append(self, path: str, request: AppendRequest) -> AppendResult:
