@@ -1,0 +1,224 @@
+"""``SubscriptionService``: the ASGI face of the subscription engine (PROTOCOL.md §6, §7).
+
+The HTTP app routes every ``{stream-root}__ds/...`` request here with ``subpath`` (the path
+after ``__ds/``) and ``stream_root`` (the absolute URL of the stream root)::
+
+    service = SubscriptionService(store)
+    await service.start()
+    await service(scope, receive, send, subpath="subscriptions/sub-1", stream_root=root)
+    await service.aclose()
+
+Every answer is JSON; errors are ``{"error": {"code": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from millstream.log import LogError
+from millstream.log import Store as LogStore
+
+from ._config import parse_config, parse_stream_path
+from ._errors import SubscriptionError
+from ._service import SubscriptionEngine, WakeRequest
+
+__all__ = ["SubscriptionService"]
+
+log = logging.getLogger("millstream.subscriptions")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY_BYTES = 1 << 20
+MAX_ID_LENGTH = 256
+_ACTIONS = ("callback", "claim", "ack", "release")
+
+
+class _Disconnected(Exception):
+    """The client went away before sending its whole body."""
+
+
+class SubscriptionService:
+    """Handles the reserved ``__ds`` control routes for one store."""
+
+    def __init__(self, store: LogStore) -> None:
+        self.engine = SubscriptionEngine(store)
+
+    async def start(self) -> None:
+        """Load keys and subscriptions and start watching the store; call after store.start()."""
+        await self.engine.start()
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, *, subpath: str, stream_root: str
+    ) -> None:
+        if not stream_root.endswith("/"):
+            stream_root += "/"
+        method = str(scope.get("method", "GET")).upper()
+        try:
+            status, body, headers = await self._dispatch(
+                scope, method, subpath, receive, stream_root
+            )
+        except _Disconnected:
+            return
+        except SubscriptionError as exc:
+            status, body, headers = exc.status, exc.body(), {}
+            if exc.status == 405:
+                headers = {"allow": str(exc.extra.pop("allow", ""))}
+                body = exc.body()
+        except LogError as exc:
+            status = 503 if exc.retryable else 409
+            body = {"error": {"code": "UNAVAILABLE", "message": exc.message}}
+            headers = {}
+        await _respond(send, status, body, headers, head=method == "HEAD")
+
+    async def _dispatch(
+        self, scope: Scope, method: str, subpath: str, receive: Receive, stream_root: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        parts = subpath.strip("/").split("/")
+        if parts == ["jwks.json"]:
+            _allow(method, "GET, HEAD")
+            return (
+                200,
+                self.engine.keys.jwks(),
+                {
+                    "content-type": "application/jwk-set+json",
+                    "cache-control": "public, max-age=300",
+                },
+            )
+        if len(parts) < 2 or parts[0] != "subscriptions":
+            raise SubscriptionError("NOT_FOUND", f"no control route __ds/{subpath}", status=404)
+        sub_id = _subscription_id(parts[1])
+        rest = parts[2:]
+        engine = self.engine
+        if not rest:
+            if method == "PUT":
+                config = parse_config(await _read_json(receive))
+                sub, created = await engine.put(sub_id, config, stream_root)
+                return (201 if created else 200), await engine.describe(sub, stream_root), {}
+            if method in ("GET", "HEAD"):
+                return 200, await engine.describe(engine.get(sub_id), stream_root), {}
+            if method == "DELETE":
+                await engine.delete(sub_id)
+                return 204, None, {}
+            _allow(method, "GET, HEAD, PUT, DELETE")
+        if rest == ["streams"]:
+            _allow(method, "POST")
+            body = await _read_json(receive)
+            streams = body.get("streams") if isinstance(body, dict) else None
+            if not isinstance(streams, list) or not streams:
+                raise SubscriptionError(
+                    "INVALID_REQUEST", "streams must be a non-empty array of stream paths"
+                )
+            paths = [parse_stream_path(s, "streams[]") for s in streams]
+            await engine.add_streams(sub_id, paths)
+            return 204, None, {}
+        if rest[0] == "streams":
+            _allow(method, "DELETE")
+            path = parse_stream_path(unquote("/".join(rest[1:])), "stream path")
+            await engine.remove_stream(sub_id, path)
+            return 204, None, {}
+        if len(rest) == 1 and rest[0] in _ACTIONS:
+            _allow(method, "POST")
+            action = rest[0]
+            if action == "claim":
+                body = await _read_json(receive, empty_ok=True)
+                worker = body.get("worker") if isinstance(body, dict) else None
+                if not isinstance(worker, str) or not worker or len(worker) > MAX_ID_LENGTH:
+                    raise SubscriptionError("INVALID_REQUEST", "worker must be a non-empty string")
+                return 200, await engine.claim(sub_id, worker), {}
+            token = _bearer(scope)
+            raw = await _read_json(receive)
+            if token is None:
+                raise SubscriptionError(
+                    "TOKEN_INVALID", "send the token as Authorization: Bearer <token>"
+                )
+            request = WakeRequest.parse(raw)
+            if action == "callback":
+                return 200, await engine.callback(sub_id, token, request), {}
+            if action == "ack":
+                return 200, await engine.ack(sub_id, token, request), {}
+            await engine.release(sub_id, token, request)
+            return 204, None, {}
+        raise SubscriptionError("NOT_FOUND", f"no control route __ds/{subpath}", status=404)
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method not in [m.strip() for m in allowed.split(",")]:
+        raise SubscriptionError(
+            "METHOD_NOT_ALLOWED", f"{method} is not allowed here", allow=allowed
+        )
+
+
+def _subscription_id(segment: str) -> str:
+    sub_id = unquote(segment)
+    if not sub_id or len(sub_id) > MAX_ID_LENGTH or any(ord(ch) < 0x20 for ch in sub_id):
+        raise SubscriptionError("INVALID_REQUEST", "the subscription id is empty or malformed")
+    return sub_id
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"authorization":
+            text: str = bytes(value).decode("latin-1").strip()
+            scheme, _, token = text.partition(" ")
+            token = token.strip()
+            if scheme.lower() == "bearer" and token:
+                return token
+            return None
+    return None
+
+
+async def _read_json(receive: Receive, *, empty_ok: bool = False) -> Any:
+    """The request body parsed as JSON, at most ``MAX_BODY_BYTES``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise SubscriptionError(
+                "PAYLOAD_TOO_LARGE", f"the body is larger than {MAX_BODY_BYTES} bytes"
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if empty_ok:
+            return {}
+        raise SubscriptionError("INVALID_REQUEST", "the request needs a JSON body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SubscriptionError("INVALID_REQUEST", "the body is not valid JSON") from exc
+
+
+async def _respond(
+    send: Send, status: int, body: Any, headers: dict[str, str], *, head: bool
+) -> None:
+    payload = b"" if status == 204 else orjson.dumps(body)
+    out = {"content-type": "application/json", "cache-control": "no-store", **headers}
+    if status == 204:
+        out.pop("content-type")
+    out["content-length"] = str(len(payload))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.encode(), v.encode()) for k, v in out.items()],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else payload})
