@@ -1,0 +1,399 @@
+"""The I/O-free core shared by the sync and async twins: requests as data, the retry flow as a
+generator, protocol headers, error mapping, and JSON framing of appends and reads.
+
+Multi-step operations are generators that yield ``Request`` (perform it, send back the read
+``httpx.Response`` or the ``httpx.TransportError`` it raised) or ``Sleep`` (wait, send back
+None) and return their result; ``run_sync`` and ``run_async`` are the only loops that do I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias, TypeVar
+
+import httpx
+import orjson
+
+from millstream.client._errors import (
+    DurableStreamError,
+    FetchError,
+    FetchTimeoutError,
+    RetentionGoneError,
+    SeqConflictError,
+    StreamClosedError,
+    StreamExistsError,
+    StreamNotFoundError,
+)
+from millstream.client._types import HeadersLike, ParamsLike, TimeoutLike
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Flow",
+    "Request",
+    "RetryPolicy",
+    "Sleep",
+    "batch_body",
+    "encode_item",
+    "error_from_response",
+    "is_json",
+    "run_async",
+    "run_sync",
+    "send_flow",
+]
+
+T = TypeVar("T")
+
+# Header names (PROTOCOL.md section 13.2 and 5.2.1).
+NEXT_OFFSET = "Stream-Next-Offset"
+CURSOR = "Stream-Cursor"
+UP_TO_DATE = "Stream-Up-To-Date"
+CLOSED = "Stream-Closed"
+SEQ = "Stream-Seq"
+TTL = "Stream-TTL"
+EXPIRES_AT = "Stream-Expires-At"
+SSE_ENCODING = "Stream-SSE-Data-Encoding"
+PRODUCER_ID = "Producer-Id"
+PRODUCER_EPOCH = "Producer-Epoch"
+PRODUCER_SEQ = "Producer-Seq"
+PRODUCER_EXPECTED_SEQ = "Producer-Expected-Seq"
+PRODUCER_RECEIVED_SEQ = "Producer-Received-Seq"
+
+# Unary calls: 10 s to connect, 30 s for everything else. Live reads raise the read timeout
+# to LIVE_READ_TIMEOUT because a long-poll legitimately waits (30 s on most servers).
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+LIVE_READ_TIMEOUT = 65.0
+
+
+def is_true(value: str | None) -> bool:
+    """Stream-Closed / Stream-Up-To-Date are present only when exactly ``true`` (any case)."""
+    return value is not None and value.strip().lower() == "true"
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_json(content_type: str | None) -> bool:
+    return media_type(content_type) == "application/json"
+
+
+def resolve(values: HeadersLike | ParamsLike | None) -> dict[str, str]:
+    """Evaluate a headers/params mapping; callables are called now, once per request."""
+    if not values:
+        return {}
+    return {k: (v() if callable(v) else v) for k, v in values.items()}
+
+
+def make_timeout(value: TimeoutLike | httpx.Timeout, default: httpx.Timeout) -> httpx.Timeout:
+    if value is None:
+        return default
+    if isinstance(value, httpx.Timeout):
+        return value
+    return httpx.Timeout(float(value))
+
+
+def live_timeout(timeout: httpx.Timeout) -> httpx.Timeout:
+    read = timeout.read
+    if read is not None and read < LIVE_READ_TIMEOUT:
+        return httpx.Timeout(
+            connect=timeout.connect, read=LIVE_READ_TIMEOUT, write=timeout.write, pool=timeout.pool
+        )
+    return timeout
+
+
+# --- JSON framing (PROTOCOL.md section 9.1) --------------------------------------------------
+
+
+def encode_item(value: Any, json_mode: bool) -> bytes:
+    """One append's bytes. JSON streams take Python values (bytes = already-encoded JSON);
+    other streams take bytes or str."""
+    if json_mode:
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        try:
+            return orjson.dumps(value)
+        except TypeError as exc:
+            raise DurableStreamError(
+                f"Cannot encode {type(value).__name__} as JSON: {exc}",
+                code="BAD_VALUE",
+                hint="pass dict, list, str, int, float, bool or None (or bytes of JSON text)",
+            ) from exc
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise DurableStreamError(
+        f"A non-JSON stream takes bytes or str, not {type(value).__name__}",
+        code="BAD_VALUE",
+        hint="encode the value yourself, or create the stream with content_type='application/json'",
+    )
+
+
+def batch_body(items: Iterable[bytes], json_mode: bool) -> bytes:
+    """A POST body holding several appends: one JSON array, or the bytes back to back."""
+    if json_mode:
+        return b"[" + b",".join(items) + b"]"
+    return b"".join(items)
+
+
+def json_items(body: bytes) -> list[Any]:
+    """A JSON read body is one array of messages; anything else counts as one message."""
+    if not body or body.isspace():
+        return []
+    value = orjson.loads(body)
+    return value if isinstance(value, list) else [value]
+
+
+# --- Requests, sleeps and the retry flow -----------------------------------------------------
+
+
+@dataclass(slots=True)
+class Request:
+    """One HTTP request to perform. ``idempotent`` means a retry after any failure is safe."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
+    idempotent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+Outcome: TypeAlias = "httpx.Response | httpx.TransportError | None"
+Flow: TypeAlias = Generator[Request | Sleep, Outcome, T]
+
+# Statuses that mean "not processed, try later" (RFC 9110 15.5.20, 15.6.4): safe to retry even
+# for a non-idempotent append. Other 5xx may have happened after the write.
+REJECTED_STATUSES = frozenset({429, 503})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Transport failures that happened before any request byte reached the server.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, honouring Retry-After (capped at ``max_delay``).
+
+    Defaults follow the usual Python SDKs: 2 retries, 0.5 s doubling, 8 s cap."""
+
+    max_retries: int = 2
+    initial_delay: float = 0.5
+    multiplier: float = 2.0
+    max_delay: float = 8.0
+    jitter: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.initial_delay < 0 or self.max_delay < 0:
+            raise ValueError("RetryPolicy values must not be negative")
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        base = min(self.initial_delay * self.multiplier**attempt, self.max_delay)
+        return base * (0.5 + random.random() / 2) if self.jitter else base
+
+
+NO_RETRY = RetryPolicy(max_retries=0)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def may_retry_outcome(request: Request, outcome: httpx.Response | httpx.TransportError) -> bool:
+    if isinstance(outcome, httpx.Response):
+        status = outcome.status_code
+        if status in REJECTED_STATUSES:
+            return True
+        return request.idempotent and status in RETRY_STATUSES
+    return request.idempotent or isinstance(outcome, _NOT_SENT)
+
+
+def send_flow(request: Request, policy: RetryPolicy) -> Flow[httpx.Response]:
+    """Perform ``request`` with retries; return the last response (any status) or raise a
+    ``FetchError`` for a transport failure that retries did not cure."""
+    attempt = 0
+    while True:
+        outcome = yield request
+        assert outcome is not None
+        if attempt < policy.max_retries and may_retry_outcome(request, outcome):
+            retry_after = (
+                parse_retry_after(outcome.headers.get("retry-after"))
+                if isinstance(outcome, httpx.Response)
+                else None
+            )
+            yield Sleep(policy.delay(attempt, retry_after))
+            attempt += 1
+            continue
+        if isinstance(outcome, httpx.Response):
+            return outcome
+        raise transport_error(outcome, request.url) from outcome
+
+
+def transport_error(exc: BaseException, url: str) -> FetchError:
+    """Translate an httpx transport exception into ours."""
+    if isinstance(exc, httpx.TimeoutException):
+        return FetchTimeoutError(f"{type(exc).__name__} talking to {url}", url=url)
+    return FetchError(f"{type(exc).__name__}: {exc or 'connection failed'} ({url})", url=url)
+
+
+def run_sync(flow: Flow[T], client: httpx.Client) -> T:
+    """Drive a flow with a blocking client."""
+    outcome: Outcome = None
+    while True:
+        try:
+            step = flow.send(outcome)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            outcome = None
+            continue
+        try:
+            outcome = client.request(
+                step.method,
+                step.url,
+                headers=step.headers,
+                params=step.params,
+                content=step.content,
+                timeout=step.timeout,
+            )
+        except httpx.TransportError as exc:
+            outcome = exc
+
+
+async def run_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
+    """Drive a flow with an async client."""
+    outcome: Outcome = None
+    while True:
+        try:
+            step = flow.send(outcome)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            outcome = None
+            continue
+        try:
+            outcome = await client.request(
+                step.method,
+                step.url,
+                headers=step.headers,
+                params=step.params,
+                content=step.content,
+                timeout=step.timeout,
+            )
+        except httpx.TransportError as exc:
+            outcome = exc
+
+
+# --- Errors from responses -------------------------------------------------------------------
+
+
+def _body_message(body: bytes) -> str:
+    if not body:
+        return ""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300].decode("utf-8", "replace").strip()
+    if isinstance(value, dict):
+        inner = value.get("error", value)
+        if isinstance(inner, dict):
+            return str(inner.get("message") or inner.get("detail") or inner)
+        return str(inner)
+    return str(value)
+
+
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    url: str,
+    operation: str,
+) -> DurableStreamError:
+    """The most specific error for a failed response to ``operation`` (create, append, read,
+    head, delete, close)."""
+    detail = _body_message(body)
+    suffix = f": {detail}" if detail else ""
+    if status == 404:
+        return StreamNotFoundError(url=url)
+    if status == 409:
+        if is_true(headers.get(CLOSED)):
+            return StreamClosedError(url=url, final_offset=headers.get(NEXT_OFFSET))
+        if operation == "create":
+            return StreamExistsError(url=url)
+        return SeqConflictError(f"Append conflict{suffix}", url=url, details=detail or None)
+    if status == 410:
+        return RetentionGoneError(url=url)
+    if status == 400:
+        return DurableStreamError(
+            f"Bad request{suffix}",
+            status=400,
+            code="BAD_REQUEST",
+            url=url,
+            hint="the server rejected the request as malformed; see the message",
+        )
+    if status == 413:
+        return DurableStreamError(
+            f"Payload too large{suffix}",
+            status=413,
+            code="PAYLOAD_TOO_LARGE",
+            url=url,
+            hint="append smaller bodies, or batching=False for very large values",
+        )
+    return FetchError(
+        f"HTTP {status} from {operation} {url}{suffix}",
+        status=status,
+        url=url,
+        headers=dict(headers),
+        body=body,
+    )
+
+
+def check(response: httpx.Response, operation: str) -> httpx.Response:
+    if response.status_code >= 400:
+        raise error_from_response(
+            response.status_code,
+            response.headers,
+            response.content,
+            str(response.request.url.copy_with(query=None)),
+            operation,
+        )
+    return response
+
+
+def call_on_error_result(result: Any) -> tuple[dict[str, str], dict[str, str]] | None:
+    """Validate what an ``on_error`` callback returned: None, or {"headers":..., "params":...}."""
+    if result is None:
+        return None
+    if not isinstance(result, Mapping):
+        raise TypeError("on_error must return None or a dict with 'headers' and/or 'params'")
+    return dict(result.get("headers") or {}), dict(result.get("params") or {})
+
+
+Callback: TypeAlias = Callable[..., Any]

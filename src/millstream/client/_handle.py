@@ -1,0 +1,245 @@
+"""I/O-free core of ``DurableStream`` / ``AsyncDurableStream``: each operation is a flow
+(see ``_core``) and the append batch queue is plain data; the twins run them.
+
+Batching: while one POST is in flight, later appends wait in ``BatchQueue``; when it returns,
+everything waiting goes out as one POST (a JSON array for JSON streams, bytes back to back
+otherwise), in call order. Appends with ``seq=`` and ``close()`` travel alone, because
+``Stream-Seq`` and ``Stream-Closed`` belong to a whole request. Every caller in a batch gets
+that batch's ``AppendResult`` or its error: the server applies a POST entirely or not at all.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from millstream.client import _core
+from millstream.client._core import Flow, Request, RetryPolicy
+from millstream.client._errors import DurableStreamError
+from millstream.client._types import (
+    AppendResult,
+    CloseResult,
+    HeadersLike,
+    HeadResult,
+    ParamsLike,
+    TimeoutLike,
+)
+
+__all__ = ["BatchQueue", "HandleCore", "Pending"]
+
+DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """One waiting append (or close): its encoded body and where its outcome goes."""
+
+    body: bytes
+    seq: str | None = None
+    close: bool = False
+    timeout: TimeoutLike = None
+    waiter: Any = None  # a Future or threading.Event, chosen by the twin
+    result: AppendResult | None = None
+    error: BaseException | None = None
+    lead: bool = False
+
+    @property
+    def alone(self) -> bool:
+        return self.seq is not None or self.close
+
+
+@dataclass(slots=True)
+class BatchQueue:
+    """Appends waiting for the in-flight POST; ``sending`` is True while a sender runs."""
+
+    max_bytes: int = DEFAULT_MAX_BATCH_BYTES
+    items: deque[Pending] = field(default_factory=deque)
+    sending: bool = False
+
+    def add(self, pending: Pending) -> bool:
+        """Queue ``pending``; True when nothing is sending and the caller must start."""
+        self.items.append(pending)
+        if self.sending:
+            return False
+        self.sending = True
+        return True
+
+    def take(self) -> list[Pending]:
+        """The next batch: one ``alone`` item, or a run of plain appends up to ``max_bytes``."""
+        items = self.items
+        first = items.popleft()
+        batch = [first]
+        if first.alone:
+            return batch
+        size = len(first.body)
+        while items and not items[0].alone and size + len(items[0].body) <= self.max_bytes:
+            nxt = items.popleft()
+            size += len(nxt.body)
+            batch.append(nxt)
+        return batch
+
+    def finish(self) -> bool:
+        """A POST returned; True when more is waiting (the sender carries on)."""
+        if self.items:
+            return True
+        self.sending = False
+        return False
+
+
+class HandleCore:
+    """Stream URL, options and learned content type; builds every operation's flow."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: HeadersLike | None,
+        params: ParamsLike | None,
+        content_type: str | None,
+        timeout: TimeoutLike,
+        retry: RetryPolicy | None,
+        batching: bool,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    ) -> None:
+        self.url = url
+        self.headers = dict(headers or {})
+        self.params = dict(params or {})
+        self.content_type = content_type
+        self.timeout = _core.make_timeout(timeout, _core.DEFAULT_TIMEOUT)
+        self.retry = retry or RetryPolicy()
+        self.batching = batching
+        self.queue = BatchQueue(max_bytes=max_batch_bytes)
+
+    @property
+    def json_mode(self) -> bool:
+        return _core.is_json(self.content_type)
+
+    def request(
+        self,
+        method: str,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        timeout: TimeoutLike = None,
+        idempotent: bool = True,
+    ) -> Request:
+        return Request(
+            method,
+            self.url,
+            headers={**_core.resolve(self.headers), **(headers or {})},
+            params=_core.resolve(self.params),
+            content=content,
+            timeout=_core.make_timeout(timeout, self.timeout),
+            idempotent=idempotent,
+        )
+
+    def _learn(self, response: httpx.Response) -> None:
+        content_type = response.headers.get("content-type")
+        if content_type:
+            self.content_type = content_type
+
+    # --- flows -------------------------------------------------------------------------------
+
+    def create_flow(
+        self,
+        *,
+        content_type: str | None,
+        ttl_seconds: int | None,
+        expires_at: str | None,
+        closed: bool,
+        data: Any,
+        timeout: TimeoutLike,
+    ) -> Flow[None]:
+        if ttl_seconds is not None and expires_at is not None:
+            raise ValueError("pass ttl_seconds or expires_at, not both")
+        if ttl_seconds is not None and (not isinstance(ttl_seconds, int) or ttl_seconds < 0):
+            raise ValueError("ttl_seconds must be a non-negative int")
+        content_type = content_type or self.content_type or "application/octet-stream"
+        headers = {"Content-Type": content_type}
+        if ttl_seconds is not None:
+            headers[_core.TTL] = str(ttl_seconds)
+        if expires_at is not None:
+            headers[_core.EXPIRES_AT] = expires_at
+        if closed:
+            headers[_core.CLOSED] = "true"
+        body = None
+        if data is not None:
+            json_mode = _core.is_json(content_type)
+            body = _core.encode_item(data, json_mode)
+            if json_mode:
+                body = _core.batch_body([body], True)
+        request = self.request("PUT", headers=headers, content=body, timeout=timeout)
+        response = yield from _core.send_flow(request, self.retry)
+        _core.check(response, "create")
+        self.content_type = response.headers.get("content-type") or content_type
+
+    def head_flow(self, timeout: TimeoutLike = None) -> Flow[HeadResult]:
+        request = self.request("HEAD", timeout=timeout)
+        response = _core.check((yield from _core.send_flow(request, self.retry)), "head")
+        self._learn(response)
+        h = response.headers
+        ttl = h.get(_core.TTL)
+        return HeadResult(
+            exists=True,
+            content_type=h.get("content-type"),
+            offset=h.get(_core.NEXT_OFFSET),
+            etag=h.get("etag"),
+            cache_control=h.get("cache-control"),
+            closed=_core.is_true(h.get(_core.CLOSED)),
+            ttl_seconds=int(ttl) if ttl and ttl.isdigit() else None,
+            expires_at=h.get(_core.EXPIRES_AT),
+        )
+
+    def content_type_flow(self, timeout: TimeoutLike = None) -> Flow[str]:
+        """The stream's content type, asking the server (HEAD) the first time only."""
+        if self.content_type is None:
+            yield from self.head_flow(timeout)
+        return self.content_type or "application/octet-stream"
+
+    def encode(self, data: Any) -> bytes:
+        return _core.encode_item(data, self.json_mode)
+
+    def post_flow(self, batch: list[Pending]) -> Flow[AppendResult]:
+        """One POST carrying ``batch`` (several plain appends, or one seq/close item)."""
+        first = batch[0]
+        headers: dict[str, str] = {}
+        if first.seq is not None:
+            headers[_core.SEQ] = first.seq
+        body: bytes | None
+        if first.close:
+            headers[_core.CLOSED] = "true"
+            body = _core.batch_body([first.body], self.json_mode) if first.body else None
+        else:
+            body = _core.batch_body([p.body for p in batch], self.json_mode)
+        if body is not None:
+            headers["Content-Type"] = self.content_type or "application/octet-stream"
+        request = self.request(
+            "POST",
+            headers=headers,
+            content=body,
+            timeout=first.timeout,
+            # A close without a body is idempotent (PROTOCOL.md 5.2); appends are not.
+            idempotent=first.close and body is None,
+        )
+        response = yield from _core.send_flow(request, self.retry)
+        _core.check(response, "close" if first.close else "append")
+        next_offset = response.headers.get(_core.NEXT_OFFSET)
+        if next_offset is None:
+            raise DurableStreamError(
+                "Append response has no Stream-Next-Offset header",
+                code="PROTOCOL",
+                url=self.url,
+                hint="the URL does not look like a Durable Streams server",
+            )
+        return AppendResult(next_offset, _core.is_true(response.headers.get(_core.CLOSED)))
+
+    def delete_flow(self, timeout: TimeoutLike = None) -> Flow[None]:
+        request = self.request("DELETE", timeout=timeout)
+        _core.check((yield from _core.send_flow(request, self.retry)), "delete")
+
+    @staticmethod
+    def close_result(result: AppendResult) -> CloseResult:
+        return CloseResult(result.next_offset)

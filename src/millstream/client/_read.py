@@ -1,0 +1,252 @@
+"""The read session: an I/O-free state machine deciding every read request and turning each
+response into ``Chunk``s, shared by ``StreamResponse`` and ``AsyncStreamResponse``.
+
+Exactly-once resume: ``offset`` only moves when a chunk is handed out, and a chunk is only
+formed from a complete body (catch-up, long-poll) or from SSE data events *closed by their
+control event* (whose ``streamNextOffset`` covers them). If a connection drops anywhere else,
+the next request starts from the offset after the last chunk handed out: nothing is lost and
+nothing is delivered twice.
+
+Stopping rules (seed "Live Modes", PROTOCOL.md 5.6-5.8): ``Stream-Closed`` / ``streamClosed``
+always ends the read (EOF). ``live=False`` ends at up-to-date. ``"auto"`` catches up, then
+``read_*`` stop at up-to-date while iteration continues with long-poll. ``"long-poll"`` and
+``"sse"`` continue until EOF.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+import orjson
+
+from millstream.client import _core
+from millstream.client._errors import DurableStreamError, FetchTimeoutError
+from millstream.client._sse import SSEParser, SSEProtocolError
+from millstream.client._types import HeadersLike, LiveMode, ParamsLike
+
+__all__ = ["Chunk", "ReadSession"]
+
+Kind = Literal["body", "sse"]
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Data handed out with the position after it: raw bytes, or for SSE text streams the
+    text of each data event (``parts``), parsed only when the consumer asks for JSON."""
+
+    data: bytes
+    next_offset: str
+    up_to_date: bool
+    closed: bool
+    cursor: str | None
+    parts: list[str] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.parts if self.parts is not None else not self.data
+
+    def json(self) -> list[Any]:
+        try:
+            if self.parts is None:
+                return _core.json_items(self.data)
+            items: list[Any] = []
+            for part in self.parts:
+                items.extend(_core.json_items(part.encode()))
+            return items
+        except orjson.JSONDecodeError as exc:
+            raise DurableStreamError(
+                f"Stream data is not JSON: {exc}",
+                code="NOT_JSON",
+                hint="use iter_text() or iterate bytes for non-JSON streams",
+            ) from exc
+
+    def text(self, encoding: str = "utf-8") -> str:
+        if self.parts is not None:
+            return "".join(self.parts)
+        return self.data.decode(encoding)
+
+
+class ReadSession:
+    """Decides the next GET and interprets responses; performs no I/O."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        offset: str | None,
+        live: LiveMode,
+        headers: HeadersLike | None,
+        params: ParamsLike | None,
+        timeout: httpx.Timeout,
+    ) -> None:
+        if live not in (False, True, "auto", "long-poll", "sse"):
+            raise ValueError(f"live must be False, 'auto', 'long-poll' or 'sse', not {live!r}")
+        self.url = url
+        self.offset = offset if offset is not None else "-1"
+        self.live: LiveMode = "auto" if live is True else live
+        self.headers: dict[str, Any] = dict(headers or {})
+        self.params: dict[str, Any] = dict(params or {})
+        self.timeout = timeout
+        self.cursor: str | None = None
+        self.up_to_date = False
+        self.closed = False
+        self.content_type: str | None = None
+        self.stop_at_up_to_date = live is False
+        self.done = False
+        self._sse: SSEParser | None = None
+        self._base64 = False
+        self._pending: list[str] = []
+
+    @property
+    def is_sse(self) -> bool:
+        return self.live == "sse"
+
+    def for_read_all(self) -> None:
+        """``read_*`` in ``"auto"`` (or catch-up) mode stop once up to date."""
+        if self.live in (False, "auto"):
+            self.stop_at_up_to_date = True
+            if self.up_to_date:
+                self.done = True
+
+    def finished(self) -> bool:
+        """True once the read is over (a method, so type checkers re-read it after I/O)."""
+        return self.done
+
+    def apply_fix(self, headers: Mapping[str, str], params: Mapping[str, str]) -> None:
+        """What an ``on_error`` callback returned: merged into every later request."""
+        self.headers.update(headers)
+        self.params.update(params)
+
+    def next_request(self) -> _core.Request:
+        params = _core.resolve(self.params)
+        params["offset"] = self.offset
+        timeout = self.timeout
+        if self.live == "sse":
+            params["live"] = "sse"
+            timeout = _core.live_timeout(timeout)
+        elif self.live == "long-poll" or (self.live == "auto" and self.up_to_date):
+            params["live"] = "long-poll"
+            if self.cursor is not None:
+                params["cursor"] = self.cursor
+            timeout = _core.live_timeout(timeout)
+        # Sorted query keys help CDN cache hits (PROTOCOL.md 10.1).
+        return _core.Request(
+            "GET",
+            self.url,
+            headers=_core.resolve(self.headers),
+            params=dict(sorted(params.items())),
+            timeout=timeout,
+        )
+
+    @property
+    def live_request(self) -> bool:
+        return self.live in ("sse", "long-poll") or (self.live == "auto" and self.up_to_date)
+
+    def error_for(self, status: int, headers: Mapping[str, str], body: bytes) -> Exception:
+        return _core.error_from_response(status, headers, body, self.url, "read")
+
+    def on_head(self, status: int, headers: Mapping[str, str]) -> Kind:
+        """A 2xx response's status line and headers arrived."""
+        content_type = headers.get("content-type")
+        if _core.media_type(content_type) == "text/event-stream":
+            self._sse = SSEParser()
+            self._pending = []
+            self._base64 = (headers.get(_core.SSE_ENCODING) or "").strip().lower() == "base64"
+            return "sse"
+        if content_type and status != 204:
+            self.content_type = content_type
+        return "body"
+
+    def on_body(self, status: int, headers: Mapping[str, str], body: bytes) -> Chunk:
+        """A catch-up or long-poll response completed (204 = long-poll timeout, no data)."""
+        next_offset = headers.get(_core.NEXT_OFFSET)
+        if next_offset is None:
+            raise DurableStreamError(
+                "Read response has no Stream-Next-Offset header",
+                code="PROTOCOL",
+                hint="the URL does not look like a Durable Streams server",
+                url=self.url,
+            )
+        cursor = headers.get(_core.CURSOR)
+        closed = _core.is_true(headers.get(_core.CLOSED))
+        up_to_date = closed or _core.is_true(headers.get(_core.UP_TO_DATE)) or status == 204
+        return self._deliver(
+            body if status != 204 else b"", None, next_offset, up_to_date, closed, cursor
+        )
+
+    def feed_sse(self, data: bytes) -> list[Chunk]:
+        """Bytes of an SSE body; returns the chunks completed by control events."""
+        assert self._sse is not None
+        chunks: list[Chunk] = []
+        for event in self._sse.feed(data):
+            if event.event == "data":
+                self._pending.append(event.data)
+            elif event.event == "control":
+                chunks.append(self._control(event.data))
+                if self.done:
+                    break
+        return chunks
+
+    def end_sse(self) -> None:
+        """The SSE connection ended: data not closed by a control event is dropped (it will be
+        read again from ``offset``)."""
+        self._sse = None
+        self._pending = []
+
+    def _control(self, text: str) -> Chunk:
+        try:
+            control = orjson.loads(text)
+            next_offset = str(control["streamNextOffset"])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SSEProtocolError(f"Bad SSE control event: {text[:200]!r}") from exc
+        closed = control.get("streamClosed") is True
+        up_to_date = closed or control.get("upToDate") is True
+        cursor = control.get("streamCursor")
+        pending, self._pending = self._pending, []
+        parts: list[str] | None = None
+        data = b""
+        if self._base64:
+            try:
+                data = b"".join(
+                    base64.b64decode(p.replace("\n", "").replace("\r", ""), validate=True)
+                    for p in pending
+                )
+            except (binascii.Error, ValueError) as exc:
+                raise SSEProtocolError(f"Bad base64 in SSE data event: {exc}") from exc
+        else:
+            parts = pending
+        return self._deliver(
+            data,
+            parts,
+            next_offset,
+            up_to_date,
+            closed,
+            cursor if isinstance(cursor, str) else None,
+        )
+
+    def _deliver(
+        self,
+        data: bytes,
+        parts: list[str] | None,
+        next_offset: str,
+        up_to_date: bool,
+        closed: bool,
+        cursor: str | None,
+    ) -> Chunk:
+        self.offset = next_offset
+        if cursor is not None:
+            self.cursor = cursor
+        self.up_to_date = up_to_date
+        self.closed = self.closed or closed
+        if closed or (up_to_date and self.stop_at_up_to_date):
+            self.done = True
+        return Chunk(data, next_offset, up_to_date, closed, cursor, parts)
+
+    def reconnect_now(self, error: DurableStreamError) -> bool:
+        """An idle live connection timing out is not a failure: reconnect at once."""
+        return isinstance(error, FetchTimeoutError) and self.live_request
