@@ -40,7 +40,8 @@ class ServerProcess:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
         if not self._ready.wait(startup_timeout) or not self.url:
             self.kill()
             raise RuntimeError(f"server did not start: {self.argv}\n{''.join(self.output)}")
@@ -67,6 +68,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._close_output()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -74,6 +76,13 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self._close_output()
+
+    def _close_output(self) -> None:
+        """Let the pump read to EOF, then close the pipe (no ResourceWarning)."""
+        self._pump_thread.join(5)
+        if self.process.stdout is not None and not self._pump_thread.is_alive():
+            self.process.stdout.close()
 
 
 def millstream_argv(*args: str) -> list[str]:

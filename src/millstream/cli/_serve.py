@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, cast
 
 import click
 
@@ -13,6 +14,8 @@ from millstream.server.http import DEFAULT_MAX_BODY_SIZE
 from . import main
 
 __all__ = ["serve_command"]
+
+FsyncPolicy = Literal["always", "interval", "never"]
 
 _FSYNC_HELP = (
     "When appends reach the disk. always (default): a 2xx means the data is fsynced; "
@@ -28,13 +31,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     if memory:
         return MemoryStore()
     try:
-        from millstream.log import SqliteStore  # type: ignore[attr-defined,unused-ignore]
+        from millstream.log import SqliteStore
     except ImportError as exc:  # pragma: no cover - only while the SQLite store is missing
         raise click.ClickException(
             f"the SQLite store is not available ({exc}); run with --memory"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    store: Store = SqliteStore(data_dir, fsync=fsync)
+    store: Store = SqliteStore(data_dir, fsync=cast(FsyncPolicy, fsync))
     return store
 
 
