@@ -76,11 +76,12 @@ def read_segments(
             if not rows:
                 break
             got += len(rows)
-            chunk, exhausted = take_within(list(map(_first, rows)), budget - sum(map(len, out)))
+            chunk, exhausted = take_within(list(map(_first, rows)), budget)
             out.extend(chunk)
             if exhausted:
                 cursor.close()
                 return out
+            budget -= sum(map(len, chunk))
             size = min(size * 4, 4096)
         if got < hi - lo:  # rows vanished (deleted meanwhile): stop at the gap
             break
