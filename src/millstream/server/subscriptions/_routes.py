@@ -48,7 +48,10 @@ class _Disconnected(Exception):
 class SubscriptionService:
     """Handles the reserved ``__ds`` control routes for one store."""
 
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, *, public_url_root_hint: str | None = None) -> None:
+        # The hint is accepted for the HTTP app's convenience; each request's ``stream_root``
+        # (which already honours a configured public URL) is what callback and JWKS URLs use.
+        self.public_url_root_hint = public_url_root_hint
         self.engine = SubscriptionEngine(store)
 
     async def start(self) -> None:
