@@ -226,6 +226,9 @@ class StreamResponse(_ResponseBase):
     def iter_text(self, encoding: str = "utf-8") -> Iterator[str]:
         """Text as it arrives; multi-byte characters split across responses are kept whole."""
         self._consume("iter_text")
+        return self._text(encoding)
+
+    def _text(self, encoding: str) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder(encoding)()
         for chunk in self._iter_chunks():
             text = chunk.text() if chunk.parts is not None else decoder.decode(chunk.data)
@@ -242,6 +245,9 @@ class StreamResponse(_ResponseBase):
     def iter_json(self, decode: Callable[[Any], Any] | None = None) -> Iterator[Any]:
         """JSON messages one by one (arrays of a JSON stream are flattened)."""
         self._consume("iter_json")
+        return self._json(decode)
+
+    def _json(self, decode: Callable[[Any], Any] | None) -> Iterator[Any]:
         for chunk in self._iter_chunks():
             items = chunk.json()
             yield from (map(decode, items) if decode else items)
@@ -249,6 +255,9 @@ class StreamResponse(_ResponseBase):
     def iter_json_batches(self, decode: Callable[[Any], Any] | None = None) -> Iterator[list[Any]]:
         """JSON messages as the lists the server sent them in."""
         self._consume("iter_json_batches")
+        return self._json_batches(decode)
+
+    def _json_batches(self, decode: Callable[[Any], Any] | None) -> Iterator[list[Any]]:
         for chunk in self._iter_chunks():
             items = chunk.json()
             if items:
@@ -257,8 +266,9 @@ class StreamResponse(_ResponseBase):
     def iter_events(self, mode: EventMode = "bytes") -> Iterator[StreamEvent[Any]]:
         """``StreamEvent``s with offset, up-to-date and cursor; ``mode`` picks the data type."""
         self._consume("iter_events")
-        if mode == "bytes":
-            self._no_sse_bytes()
+        return self._events(mode)
+
+    def _events(self, mode: EventMode) -> Iterator[StreamEvent[Any]]:
         last_up_to_date = False
         for chunk in self._iter_chunks():
             if self._want_event(chunk, last_up_to_date):
@@ -395,16 +405,23 @@ class AsyncStreamResponse(_ResponseBase):
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.iter_bytes()
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
+    def iter_bytes(self) -> AsyncIterator[bytes]:
         """Raw bytes as they arrive (not available with ``live='sse'``)."""
         self._consume("iter_bytes")
         self._no_sse_bytes()
+        return self._bytes()
+
+    async def _bytes(self) -> AsyncIterator[bytes]:
         async for chunk in self._iter_chunks():
             if chunk.data:
                 yield chunk.data
 
-    async def iter_text(self, encoding: str = "utf-8") -> AsyncIterator[str]:
+    def iter_text(self, encoding: str = "utf-8") -> AsyncIterator[str]:
+        """Text as it arrives; multi-byte characters split across responses are kept whole."""
         self._consume("iter_text")
+        return self._text(encoding)
+
+    async def _text(self, encoding: str) -> AsyncIterator[str]:
         decoder = codecs.getincrementaldecoder(encoding)()
         async for chunk in self._iter_chunks():
             text = chunk.text() if chunk.parts is not None else decoder.decode(chunk.data)
@@ -414,26 +431,35 @@ class AsyncStreamResponse(_ResponseBase):
         if tail:
             yield tail
 
-    async def iter_json(self, decode: Callable[[Any], Any] | None = None) -> AsyncIterator[Any]:
+    def iter_json(self, decode: Callable[[Any], Any] | None = None) -> AsyncIterator[Any]:
         """JSON messages one by one (arrays of a JSON stream are flattened)."""
         self._consume("iter_json")
+        return self._json(decode)
+
+    async def _json(self, decode: Callable[[Any], Any] | None) -> AsyncIterator[Any]:
         async for chunk in self._iter_chunks():
             for item in chunk.json():
                 yield decode(item) if decode else item
 
-    async def iter_json_batches(
+    def iter_json_batches(
         self, decode: Callable[[Any], Any] | None = None
     ) -> AsyncIterator[list[Any]]:
+        """JSON messages as the lists the server sent them in."""
         self._consume("iter_json_batches")
+        return self._json_batches(decode)
+
+    async def _json_batches(self, decode: Callable[[Any], Any] | None) -> AsyncIterator[list[Any]]:
         async for chunk in self._iter_chunks():
             items = chunk.json()
             if items:
                 yield [decode(i) for i in items] if decode else items
 
-    async def iter_events(self, mode: EventMode = "bytes") -> AsyncIterator[StreamEvent[Any]]:
+    def iter_events(self, mode: EventMode = "bytes") -> AsyncIterator[StreamEvent[Any]]:
+        """``StreamEvent``s with offset, up-to-date and cursor; ``mode`` picks the data type."""
         self._consume("iter_events")
-        if mode == "bytes":
-            self._no_sse_bytes()
+        return self._events(mode)
+
+    async def _events(self, mode: EventMode) -> AsyncIterator[StreamEvent[Any]]:
         last_up_to_date = False
         async for chunk in self._iter_chunks():
             if self._want_event(chunk, last_up_to_date):
