@@ -13,7 +13,6 @@ import asyncio
 import math
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -29,6 +28,7 @@ from benchmarks._model import (
     read_rss_bytes,
     register,
 )
+from benchmarks.scenarios._http1 import Connection, HTTPError
 
 __all__ = ["PROTOCOL"]
 
@@ -37,11 +37,17 @@ MB = 1_000_000  # throughput is reported in decimal megabytes per second
 MIB = 1024 * 1024
 _RUN = os.urandom(4).hex()
 _NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+_LEAN_ERRORS = (HTTPError, OSError)
 _OFFSET = "Stream-Next-Offset"
 
 
+def _path(name: str) -> str:
+    """Where a scenario's stream lives, below the server's stream root."""
+    return f"/bench/{_RUN}/{name}"
+
+
 def _url(ctx: Context, name: str) -> str:
-    return f"{ctx.target}/bench/{_RUN}/{name}"
+    return ctx.target + _path(name)
 
 
 def _session(limit: int) -> aiohttp.ClientSession:
@@ -139,49 +145,53 @@ async def _appends(
     ``producers`` each writer is an idempotent producer (own Producer-Id, epoch 0, seq 0..).
     """
     tally = ctx.tally
-    url = _url(ctx, f"append-{writers}-{size}-{int(producers)}")
+    path = _path(f"append-{writers}-{size}-{int(producers)}")
     content_type = "application/octet-stream"
     latencies: list[float] = []
     seen: set[str] = set()
     indexes = iter(range(messages))
     body_cache = _payload(0, size) if size > 4096 else b""
+    expected = (200,) if producers else (200, 204)
 
-    async def writer(session: aiohttp.ClientSession, w: int) -> None:
+    async def writer(w: int) -> None:
         last = ""
-        for seq, i in enumerate(indexes):
-            headers = {"Content-Type": content_type}
-            if producers:
-                headers |= {"Producer-Id": f"bench-{w}", "Producer-Epoch": "0"}
-                headers["Producer-Seq"] = str(seq)
-            body = body_cache or _payload(i, size)
-            started = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=headers) as r:
-                    await r.read()
-                    elapsed = time.perf_counter() - started
-                    offset = r.headers.get(_OFFSET, "")
-                    expected = (200,) if producers else (200, 204)
-                    if r.status not in expected:
-                        tally.fail(f"POST: HTTP {r.status}")
-                        continue
-                    if producers and r.headers.get("Producer-Seq") != str(seq):
-                        tally.fail(f"Producer-Seq {r.headers.get('Producer-Seq')!r}, sent {seq}")
-                        continue
-            except _NETWORK_ERRORS as exc:
-                tally.fail(f"POST: {exc!r}")
-                continue
-            if not offset or offset <= last or offset in seen:
-                tally.fail(f"offset {offset!r} not new and increasing (previous {last!r})")
-                continue
-            seen.add(offset)
-            last = offset
-            latencies.append(elapsed)
-            tally.ok()
+        connection = Connection(ctx.target)
+        try:
+            for seq, i in enumerate(indexes):
+                headers = {"Content-Type": content_type}
+                if producers:
+                    headers |= {"Producer-Id": f"bench-{w}", "Producer-Epoch": "0"}
+                    headers["Producer-Seq"] = str(seq)
+                body = body_cache or _payload(i, size)
+                started = time.perf_counter()
+                try:
+                    r = await connection.request("POST", path, body, headers)
+                except _LEAN_ERRORS as exc:
+                    tally.fail(f"POST: {exc!r}")
+                    continue
+                elapsed = time.perf_counter() - started
+                offset = r.headers.get("stream-next-offset", "")
+                if r.status not in expected:
+                    tally.fail(f"POST: HTTP {r.status}")
+                    continue
+                if producers and r.headers.get("producer-seq") != str(seq):
+                    tally.fail(f"Producer-Seq {r.headers.get('producer-seq')!r}, sent {seq}")
+                    continue
+                if not offset or offset <= last or offset in seen:
+                    tally.fail(f"offset {offset!r} not new and increasing (previous {last!r})")
+                    continue
+                seen.add(offset)
+                last = offset
+                latencies.append(elapsed)
+                tally.ok()
+        finally:
+            connection.close()
 
-    async with _session(writers) as session:
+    async with _session(1) as session:
+        url = ctx.target + path
         await _create(session, url, content_type)
         with ctx.meter.measure():
-            await asyncio.gather(*(writer(session, w) for w in range(writers)))
+            await asyncio.gather(*(writer(w) for w in range(writers)))
         if seen and (tail := await _tail(session, url)) != max(seen):
             tally.fail(f"tail {tail!r} after the run, highest acknowledged {max(seen)!r}")
     return latencies, len(latencies)
@@ -192,10 +202,8 @@ def _rate(count: int, ctx: Context) -> float:
 
 
 async def _append_small(ctx: Context) -> Outcome:
-    writers = int(ctx.params["writers"])
-    latencies, done = await _appends(
-        ctx, writers=writers, messages=ctx.params["messages"], size=100
-    )
+    writers, messages = int(ctx.params["writers"]), int(ctx.params["messages"])
+    latencies, done = await _appends(ctx, writers=writers, messages=messages, size=100)
     values = {"msgs_per_s": _rate(done, ctx)}
     if writers == 1:
         values["p50_ms"] = _percentile(latencies, 0.50) * 1000
@@ -217,28 +225,37 @@ async def _append_large(ctx: Context) -> Outcome:
     return Outcome({"mb_per_s": _rate(done, ctx) * MIB / MB}, {"writers": writers, "appends": done})
 
 
-async def _create_streams(ctx: Context) -> Outcome:
-    concurrency, count = int(ctx.params["concurrency"]), int(ctx.params["streams"])
+async def _create_many(ctx: Context, prefix: str, count: int, concurrency: int, size: int) -> int:
+    """PUT ``count`` new text streams (with a ``size``-byte first message if ``size``)."""
     tally, names = ctx.tally, iter(range(count))
 
-    async def creator(session: aiohttp.ClientSession) -> None:
-        for i in names:
-            url = _url(ctx, f"create/{i}")
-            try:
-                async with session.put(url, headers={"Content-Type": "text/plain"}) as r:
-                    await r.read()
-                    if r.status != 201 or _OFFSET not in r.headers:
-                        tally.fail(f"PUT: HTTP {r.status}")
-                        continue
-            except _NETWORK_ERRORS as exc:
-                tally.fail(f"PUT: {exc!r}")
-                continue
-            tally.ok()
+    async def creator() -> None:
+        connection = Connection(ctx.target)
+        try:
+            for i in names:
+                body = _payload(i, size) if size else b""
+                try:
+                    r = await connection.request(
+                        "PUT", _path(f"{prefix}/{i}"), body, {"Content-Type": "text/plain"}
+                    )
+                except _LEAN_ERRORS as exc:
+                    tally.fail(f"PUT: {exc!r}")
+                    continue
+                if r.status != 201 or "stream-next-offset" not in r.headers:
+                    tally.fail(f"PUT: HTTP {r.status}")
+                    continue
+                tally.ok()
+        finally:
+            connection.close()
 
-    async with _session(concurrency) as session:
-        with ctx.meter.measure():
-            await asyncio.gather(*(creator(session) for _ in range(concurrency)))
-    created = tally.requests - tally.errors
+    with ctx.meter.measure():
+        await asyncio.gather(*(creator() for _ in range(concurrency)))
+    return tally.requests - tally.errors
+
+
+async def _create_streams(ctx: Context) -> Outcome:
+    concurrency, count = int(ctx.params["concurrency"]), int(ctx.params["streams"])
+    created = await _create_many(ctx, "create", count, concurrency, 0)
     return Outcome({"creates_per_s": _rate(created, ctx)}, {"concurrency": concurrency})
 
 
@@ -293,25 +310,30 @@ async def _repeated_gets(ctx: Context) -> Outcome:
     """GET the whole of a 1,000-message JSON stream over and over, ``concurrency`` at a time."""
     concurrency, requests = int(ctx.params["concurrency"]), int(ctx.params["requests"])
     messages, tally = int(ctx.params["messages"]), ctx.tally
-    url = _url(ctx, "hot")
+    path = _path("hot")
+    target = f"{path}?offset=-1"
     work = iter(range(requests))
     expect: dict[str, Any] = {}
 
-    async def reader(session: aiohttp.ClientSession) -> None:
-        for _ in work:
-            try:
-                async with session.get(url, params={"offset": "-1"}) as r:
-                    body = await r.read()
-                    status, offset = r.status, r.headers.get(_OFFSET)
-            except _NETWORK_ERRORS as exc:
-                tally.fail(f"GET: {exc!r}")
-                continue
-            if status != 200 or (len(body), offset) != (expect["length"], expect["offset"]):
-                tally.fail(f"GET: HTTP {status}, {len(body)} bytes to {offset!r}")
-                continue
-            tally.ok()
+    async def reader() -> None:
+        connection = Connection(ctx.target)
+        try:
+            for _ in work:
+                try:
+                    r = await connection.request("GET", target)
+                except _LEAN_ERRORS as exc:
+                    tally.fail(f"GET: {exc!r}")
+                    continue
+                offset = r.headers.get("stream-next-offset")
+                if r.status != 200 or (len(r.body), offset) != (expect["length"], expect["offset"]):
+                    tally.fail(f"GET: HTTP {r.status}, {len(r.body)} bytes to {offset!r}")
+                    continue
+                tally.ok()
+        finally:
+            connection.close()
 
-    async with _session(concurrency) as session:
+    async with _session(1) as session:
+        url = ctx.target + path
         await _json_stream(session, url, messages)
         async with session.get(url, params={"offset": "-1"}) as r:
             first = await r.read()
@@ -319,8 +341,8 @@ async def _repeated_gets(ctx: Context) -> Outcome:
             if not items or items[0].get("i") != 0:
                 raise ScenarioFailed(f"first GET of the hot stream: HTTP {r.status}")
             expect |= {"length": len(first), "offset": r.headers.get(_OFFSET)}
-        with ctx.meter.measure():
-            await asyncio.gather(*(reader(session) for _ in range(concurrency)))
+    with ctx.meter.measure():
+        await asyncio.gather(*(reader() for _ in range(concurrency)))
     ok = tally.requests - tally.errors
     return Outcome(
         {"req_per_s": _rate(ok, ctx)},
@@ -490,29 +512,9 @@ async def _fan_out(ctx: Context) -> Outcome:
 
 async def _idle_memory(ctx: Context) -> Outcome:
     """RSS of a fresh server before and after creating ``streams`` streams of 100 bytes each."""
-    count, concurrency, tally = int(ctx.params["streams"]), 32, ctx.tally
+    count = int(ctx.params["streams"])
     before = read_rss_bytes(ctx.server_pid)
-    names: Iterator[int] = iter(range(count))
-
-    async def creator(session: aiohttp.ClientSession) -> None:
-        for i in names:
-            url = _url(ctx, f"idle/{i}")
-            try:
-                headers = {"Content-Type": "text/plain"}
-                async with session.put(url, data=_payload(i, 100), headers=headers) as r:
-                    await r.read()
-                    ok = r.status == 201
-            except _NETWORK_ERRORS as exc:
-                tally.fail(f"PUT: {exc!r}")
-                continue
-            if ok:
-                tally.ok()
-            else:
-                tally.fail(f"PUT: HTTP {r.status}")
-
-    async with _session(concurrency) as session:
-        with ctx.meter.measure():
-            await asyncio.gather(*(creator(session) for _ in range(concurrency)))
+    await _create_many(ctx, "idle", count, 32, 100)
     await asyncio.sleep(float(ctx.params["settle"]))
     after = read_rss_bytes(ctx.server_pid)
     return Outcome(

@@ -1,0 +1,140 @@
+"""Installing the peers and reporting every version that a result depends on.
+
+The peers are pinned here. rakaia-streams gets a virtualenv of its own under
+``benchmarks/.work/`` (gitignored) so its dependencies never touch millstream's; it runs on the
+same uvicorn version as millstream, so the comparison is of the applications, not the servers
+under them. The Node reference server comes from ``node/package-lock.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import subprocess
+import sys
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+__all__ = [
+    "NODE_SERVER_VERSION",
+    "RAKAIA_VERSION",
+    "WORK",
+    "ensure_node",
+    "ensure_rakaia",
+    "harness_versions",
+    "millstream_versions",
+    "node_versions",
+    "rakaia_python",
+    "rakaia_versions",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / "benchmarks" / ".work"
+NODE_DIR = REPO / "node"
+RAKAIA_VERSION = "0.9.0"
+NODE_SERVER_VERSION = "0.3.7"  # pinned in node/package.json; checked below
+_RAKAIA_VENV = WORK / "rakaia-venv"
+
+
+def _unavailable(message: str) -> Exception:
+    from benchmarks._servers import ServerUnavailable
+
+    return ServerUnavailable(message)
+
+
+def _rakaia_requirements() -> list[str]:
+    return [
+        f"rakaia-streams=={RAKAIA_VERSION}",
+        f"uvicorn[standard]=={metadata.version('uvicorn')}",
+    ]
+
+
+def rakaia_python() -> Path:
+    return _RAKAIA_VENV / "bin" / "python"
+
+
+def ensure_rakaia() -> None:
+    """Create rakaia's own virtualenv and install the pinned versions (once; a stamp remembers)."""
+    stamp = _RAKAIA_VENV / ".installed"
+    wanted = "\n".join(_rakaia_requirements())
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    WORK.mkdir(parents=True, exist_ok=True)
+    steps = [
+        [sys.executable, "-m", "venv", "--clear", str(_RAKAIA_VENV)],
+        [str(rakaia_python()), "-m", "pip", "install", "--quiet", *_rakaia_requirements()],
+    ]
+    for argv in steps:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise _unavailable(f"installing rakaia failed: {' '.join(argv)}\n{done.stderr[-2000:]}")
+    stamp.write_text(wanted)
+
+
+def ensure_node() -> None:
+    """``npm ci`` in node/ unless the pinned reference server is already installed."""
+    if _node_package_version() == NODE_SERVER_VERSION:
+        return
+    done = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or _node_package_version() != NODE_SERVER_VERSION:
+        raise _unavailable(f"npm ci in node/ failed:\n{done.stderr[-2000:]}")
+
+
+def _node_package_version() -> str:
+    manifest = NODE_DIR / "node_modules" / "@durable-streams" / "server" / "package.json"
+    try:
+        return str(json.loads(manifest.read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return ""
+
+
+def _run(argv: list[str], cwd: Path = REPO) -> str:
+    try:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+@cache
+def millstream_versions() -> dict[str, str]:
+    commit = _run(["git", "rev-parse", "--short", "HEAD"])
+    dirty = "+dirty" if _run(["git", "status", "--porcelain", "--untracked-files=no"]) else ""
+    return {
+        "millstream": f"{metadata.version('millstream')} ({commit}{dirty})",
+        "python": platform.python_version(),
+        "uvicorn": metadata.version("uvicorn"),
+    }
+
+
+@cache
+def node_versions() -> dict[str, str]:
+    return {"@durable-streams/server": _node_package_version(), "node": _run(["node", "--version"])}
+
+
+@cache
+def rakaia_versions() -> dict[str, str]:
+    script = (
+        "import platform; from importlib.metadata import version as v; "
+        "print(v('rakaia-streams'), v('uvicorn'), platform.python_version())"
+    )
+    found = _run([str(rakaia_python()), "-c", script]).split()
+    if len(found) != 3:
+        return {"rakaia-streams": "?"}
+    return {"rakaia-streams": found[0], "uvicorn": found[1], "python": found[2]}
+
+
+def harness_versions() -> dict[str, str]:
+    """The load generator's own stack."""
+    found = {"python": platform.python_version(), "aiohttp": metadata.version("aiohttp")}
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        found["uvloop"] = metadata.version("uvloop")
+    return found
