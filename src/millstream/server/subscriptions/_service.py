@@ -174,7 +174,7 @@ class SubscriptionEngine:
             for path in paths:
                 try:
                     await self._process_change(path)
-                except LogError:
+                except Exception:  # one bad path must not stop every subscription
                     log.exception("subscriptions could not process a change of %s", path)
 
     async def _process_change(self, path: str) -> None:
