@@ -32,5 +32,17 @@ pytest: $(STAMP) node/node_modules/.installed
 
 test: lint typecheck pytest
 
+# Benchmarks (benchmarks/README.md): millstream against its peers, one table of ratios.
+# rakaia-streams is installed into benchmarks/.work/ by the harness itself.
+$(VENV)/.bench-installed: $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed node/node_modules/.installed
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(VENV)/.bench-installed node/node_modules/.installed
+	$(BIN)/python -m benchmarks --quick
+
 clean:
 	rm -rf $(VENV) node/node_modules .pytest_cache .mypy_cache .ruff_cache
