@@ -20,7 +20,8 @@ class Notifier:
         self._closing = False
 
     def add_listener(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(path)`` on every change of any stream (subscriptions use this)."""
+        """Call ``callback(path)`` after every create, append, close or delete of any stream
+        (subscriptions use this to discover and wake)."""
         self._listeners.append(callback)
 
     @property
