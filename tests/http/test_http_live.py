@@ -116,3 +116,38 @@ def test_mounted_under_a_prefix(mounted: LiveServer) -> None:
         writer.join()
         assert polled.content == b"y"
         assert http.get(f"{mounted.url}/v1/stream/a/b").status_code == 404
+
+
+def test_sse_connection_ends_after_the_reconnect_interval() -> None:
+    """Readers are sent away after ``sse_reconnect_seconds`` so CDNs can collapse them (§10.2)."""
+    store = MemoryStore()
+    app = create_app(store, long_poll_timeout=0.1, sse_reconnect_seconds=0.4)
+    server, thread = start_server(app, store)
+    try:
+        url = server.stream_url("reconnect")
+        httpx.put(url, headers={"Content-Type": "text/plain"}, content=b"x")
+        started = time.monotonic()
+        with httpx.stream("GET", url, params={"offset": "-1", "live": "sse"}, timeout=5) as sse:
+            body = sse.read()
+        elapsed = time.monotonic() - started
+    finally:
+        stop_server(server, thread)
+    assert 0.35 < elapsed < 2
+    assert body.startswith(b"event: data\ndata:x\n\nevent: control\n")
+    controls = [orjson.loads(line[5:]) for line in body.split(b"\n") if line.startswith(b"data:{")]
+    assert all("streamClosed" not in control for control in controls)
+    assert controls[-1]["upToDate"] is True  # keep-alive controls while idle
+
+
+def test_long_poll_on_a_closed_stream_answers_at_once(
+    client: httpx.Client, live: LiveServer
+) -> None:
+    url = live.stream_url("closed-lp")
+    created = client.put(url, headers={"Content-Type": "text/plain", "Stream-Closed": "true"})
+    tail = created.headers["stream-next-offset"]
+    started = time.monotonic()
+    response = client.get(url, params={"offset": tail, "live": "long-poll"})
+    assert time.monotonic() - started < 0.3
+    assert response.status_code == 204
+    assert response.headers["stream-closed"] == "true"
+    assert "stream-cursor" not in response.headers

@@ -66,8 +66,8 @@ def canonical_content_type(raw: bytes) -> str:
 def parse_expires_at(raw: bytes) -> datetime:
     """An RFC 3339 timestamp with a time zone (``Z`` or ``±hh:mm``)."""
     try:
-        text = raw.decode("ascii").strip()
-        if "T" not in text.upper() or len(text) > 64:
+        text = raw.decode("ascii").strip().upper()  # RFC 3339 allows "t" and "z"
+        if "T" not in text or len(text) > 64:
             raise ValueError(text)
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:

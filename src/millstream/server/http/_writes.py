@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 from millstream.log import (
     AppendRequest,
+    ContentTypeMismatch,
     CreateRequest,
     ForkSpec,
+    StreamClosed,
     StreamConfig,
     StreamInfo,
     format_offset,
     is_json_content_type,
+    normalize_content_type,
 )
 
 from ._body import read_body
@@ -80,8 +85,6 @@ def source_path(raw: bytes, stream_root_path: str) -> str:
         text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise bad_request("Stream-Forked-From must be UTF-8") from None
-    from urllib.parse import unquote, urlsplit
-
     if "://" in text:
         text = urlsplit(text).path
     text = unquote(text)
@@ -195,8 +198,6 @@ async def handle_post(
 
 
 async def _check_appendable(settings: Settings, path: str, content_type: str) -> None:
-    from millstream.log import ContentTypeMismatch, StreamClosed, normalize_content_type
-
     info = await settings.store.head(path)
     if info.closed:
         raise StreamClosed("stream is closed", tail=info.tail)
