@@ -18,12 +18,12 @@ __all__ = ["serve_command"]
 FsyncPolicy = Literal["always", "interval", "never"]
 
 _FSYNC_HELP = (
-    "When appends reach the disk. always (default): a 2xx means the data is fsynced; "
-    "concurrent appends share one fsync, so it survives kill -9 and power loss. "
-    "interval: fsync about every second; a power loss or OS crash can lose the last second "
-    "of acknowledged appends (a process crash loses nothing). "
-    "never: leave it to the OS; a power loss or OS crash can lose or, on some file systems, "
-    "corrupt recent data. Only with the SQLite store."
+    "When appends reach the disk (SQLite store only; every mode survives kill -9 of the "
+    "process). always (default): a 2xx means the data is fsynced, so it also survives power "
+    "loss; concurrent appends share one fsync. interval: fsync at most every ~100 ms; an OS "
+    "crash or power loss can lose the last ~100 ms of acknowledged appends. never: the OS "
+    "decides; an OS crash or power loss can lose acknowledged appends and, rarely, corrupt the "
+    "database file."
 )
 
 
