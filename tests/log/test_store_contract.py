@@ -459,6 +459,18 @@ async def test_reclaimed_fork_source_keeps_serving_its_forks(store: Store) -> No
     assert (await create(store, "src")).created
 
 
+async def test_recreating_an_expired_fork_source_conflicts_and_keeps_the_fork(
+    store: Store,
+) -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=0.3)
+    await create(store, "src", b"s0", config=StreamConfig("text/plain", expires_at=soon))
+    await create(store, "f", config=StreamConfig("", ttl_seconds=100_000), fork=ForkSpec("src"))
+    await asyncio.sleep(0.4)  # expired, not yet reclaimed: the PUT itself must notice
+    with pytest.raises(StreamConflict):
+        await create(store, "src", b"new")
+    assert await read_all(store, "f") == [b"s0"]
+
+
 async def test_reads_and_appends_renew_a_sliding_ttl(store: Store) -> None:
     await create(store, "a", config=StreamConfig("text/plain", ttl_seconds=1))
     await asyncio.sleep(0.6)

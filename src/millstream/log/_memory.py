@@ -130,6 +130,8 @@ class MemoryStore(Store):
             return CreateResult(created=False, info=existing.info())
         if existing is not None:
             self._drop(existing)
+            if existing.soft_deleted:
+                raise StreamConflict("an expired stream still referenced by forks holds this path")
         state = StreamState(path=path, stream_id=next(self._ids), config=config, last_access=now)
         state.fork, state.fork_base = resolved, base
         own: list[bytes] = [partial] if partial is not None else []
