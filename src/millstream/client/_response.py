@@ -110,14 +110,19 @@ class _ResponseBase:
         # Data always; an empty chunk only when it says something new (caught up, or EOF).
         return not chunk.empty or chunk.closed or (chunk.up_to_date and not last_up_to_date)
 
-    def _failure(self, exc: Exception, attempt: int) -> float | None:
-        """How to react to a failed request: seconds to wait before retrying, or None to
-        hand the error to ``on_error``. -1.0 means reconnect now without counting a retry."""
+    def _failure(self, exc: Exception, attempt: int, mid_body: bool) -> tuple[float, bool] | None:
+        """How to react to a failed request: (seconds to wait, whether it counts as a retry),
+        or None to hand the error to ``on_error``.
+
+        A live read whose connection drops after the server answered is reconnected without
+        spending the retry budget (like EventSource): a tail is meant to outlive blips."""
         error = self._as_error(exc)
         if self._session.reconnect_now(error):
-            return -1.0
+            return 0.0, False
+        if mid_body and self._session.live_request and isinstance(exc, httpx.TransportError):
+            return self._policy.delay(0), False
         if error.retryable and attempt < self._policy.max_retries:
-            return self._policy.delay(attempt, _retry_after(error))
+            return self._policy.delay(attempt, _retry_after(error)), True
         return None
 
     def _as_error(self, exc: Exception) -> DurableStreamError:
@@ -153,6 +158,7 @@ class StreamResponse(_ResponseBase):
         session, attempt, ready = self._session, 0, False
         while not session.done:
             request = session.next_request()
+            mid_body = False
             try:
                 with self._client.stream(
                     "GET",
@@ -166,6 +172,7 @@ class StreamResponse(_ResponseBase):
                             response.status_code, response.headers, response.read()
                         )
                     kind = session.on_head(response.status_code, response.headers)
+                    mid_body = True
                     if not ready:
                         ready = True
                         yield _READY
@@ -186,11 +193,10 @@ class StreamResponse(_ResponseBase):
                         attempt = 0
                         yield chunk
             except (httpx.TransportError, DurableStreamError) as exc:
-                delay = self._failure(exc, attempt)
-                if delay is not None:
-                    if delay >= 0:
-                        time.sleep(delay)
-                        attempt += 1
+                plan = self._failure(exc, attempt, mid_body)
+                if plan is not None:
+                    time.sleep(plan[0])
+                    attempt += plan[1]
                     continue
                 error = self._as_error(exc)
                 fix = None
@@ -340,6 +346,7 @@ class AsyncStreamResponse(_ResponseBase):
         session, attempt, ready = self._session, 0, False
         while not session.done:
             request = session.next_request()
+            mid_body = False
             try:
                 async with self._client.stream(
                     "GET",
@@ -353,6 +360,7 @@ class AsyncStreamResponse(_ResponseBase):
                             response.status_code, response.headers, await response.aread()
                         )
                     kind = session.on_head(response.status_code, response.headers)
+                    mid_body = True
                     if not ready:
                         ready = True
                         yield _READY
@@ -373,11 +381,10 @@ class AsyncStreamResponse(_ResponseBase):
                         attempt = 0
                         yield chunk
             except (httpx.TransportError, DurableStreamError) as exc:
-                delay = self._failure(exc, attempt)
-                if delay is not None:
-                    if delay >= 0:
-                        await asyncio.sleep(delay)
-                        attempt += 1
+                plan = self._failure(exc, attempt, mid_body)
+                if plan is not None:
+                    await asyncio.sleep(plan[0])
+                    attempt += plan[1]
                     continue
                 error = self._as_error(exc)
                 fix = None
