@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from millstream.log import ReadResult, StreamInfo, format_offset, is_json_content_type
+from millstream.log import ReadResult, StreamConfig, StreamInfo, format_offset, is_json_content_type
 
 from ._cursor import response_cursor
 from ._headers import ReadQuery, RequestHeaders
@@ -23,6 +23,7 @@ _NO_STORE = (b"cache-control", b"no-store")
 _UP_TO_DATE = (b"stream-up-to-date", b"true")
 _CLOSED = (b"stream-closed", b"true")
 _PUBLIC_MAX_AGE = 60
+_CONFIG_CACHE_SIZE = 100_000
 
 
 async def handle_head(settings: Settings, path: str, send: Send) -> None:
@@ -99,9 +100,15 @@ async def handle_get(
         if not read.payloads:
             await _send_empty_live(send, read.closed, read.tail, query)
             return
-    if info is None:
-        info = await store.head(path)
-    await _send_read(send, info, read, query, headers)
+    config = settings.configs.get(read.stream_id)
+    if config is None:
+        info = info if info is not None else await store.head(path)
+        config = info.config
+        if info.stream_id == read.stream_id:
+            if len(settings.configs) >= _CONFIG_CACHE_SIZE:
+                settings.configs.clear()
+            settings.configs[read.stream_id] = config
+    await _send_read(send, config, read, query, headers)
 
 
 async def _send_now(send: Send, info: StreamInfo, read: ReadResult, query: ReadQuery) -> None:
@@ -125,9 +132,8 @@ async def _send_now(send: Send, info: StreamInfo, read: ReadResult, query: ReadQ
 
 
 async def _send_read(
-    send: Send, info: StreamInfo, read: ReadResult, query: ReadQuery, headers: RequestHeaders
+    send: Send, config: StreamConfig, read: ReadResult, query: ReadQuery, headers: RequestHeaders
 ) -> None:
-    config = info.config
     at_tail = read.next >= read.tail
     closed_at_tail = read.closed and at_tail
     etag = _etag(read, closed_at_tail)

@@ -76,6 +76,7 @@ async def send_error(send: Send, error: HttpError, *, head: bool = False) -> Non
     body = orjson.dumps({"error": {"code": error.code, "message": error.message}})
     headers: Headers = [JSON_CONTENT_TYPE, (b"cache-control", b"no-store"), *error.headers]
     if head:
+        headers.append((b"content-length", str(len(body)).encode()))
         await send(
             {
                 "type": "http.response.start",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from millstream.log import Store
+from millstream.log import Store, StreamConfig
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "STREAM_PREFIX", "Settings"]
 
@@ -18,3 +18,6 @@ class Settings:
     long_poll_timeout: float = 30.0  # seconds a long-poll (or an idle SSE slice) waits
     max_body_size: int = DEFAULT_MAX_BODY_SIZE  # bytes; larger bodies get 413
     sse_reconnect_seconds: float = 60.0  # SSE responses end after about this long (§10.2)
+    #: Configuration by stream id: ids are never reused and a stream's config never changes,
+    #: so reads need no extra ``head`` call to learn the content type. Cleared when large.
+    configs: dict[int, StreamConfig] = field(default_factory=dict)
