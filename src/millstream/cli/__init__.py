@@ -16,3 +16,4 @@ def main() -> None:
     """millstream: one durable log with two front doors (Durable Streams over HTTP, Kafka)."""
 
 from . import _serve  # noqa: E402, F401  (registers `millstream serve`)
+from . import _client_commands  # noqa: E402, F401  (registers create/append/read/tail/head/rm)
