@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import httpx
 import orjson
@@ -183,6 +184,14 @@ def test_oversize_body_gets_413_and_nothing_is_stored(client: httpx.Client) -> N
     chunked = client.post(url, content=chunks(), headers={"Content-Type": "text/plain"})  # type: ignore[arg-type]
     assert_json_error(chunked, 413)
     assert client.get(url).content == b""
+
+    def small_chunks() -> Iterator[bytes]:
+        yield b"chunked "
+        yield b"body"
+
+    accepted = client.post(url, content=small_chunks(), headers={"Content-Type": "text/plain"})
+    assert accepted.status_code == 204
+    assert client.get(url).content == b"chunked body"
 
 
 def test_reserved_prefix_is_404_when_subscriptions_are_off(client: httpx.Client) -> None:
