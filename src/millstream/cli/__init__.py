@@ -15,5 +15,9 @@ __all__ = ["main"]
 def main() -> None:
     """millstream: one durable log with two front doors (Durable Streams over HTTP, Kafka)."""
 
-from . import _serve  # noqa: E402, F401  (registers `millstream serve`)
-from . import _client_commands  # noqa: E402, F401  (registers create/append/read/tail/head/rm)
+
+# Each command module registers itself on ``main`` when imported.
+from . import (  # noqa: E402
+    _client_commands,  # noqa: F401  (create/append/read/tail/head/rm)
+    _serve,  # noqa: F401  (serve)
+)
