@@ -33,6 +33,7 @@ def _new_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=_core.DEFAULT_TIMEOUT,
         follow_redirects=True,
+        verify=_core.ssl_context(),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import random
+import ssl
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +69,13 @@ PRODUCER_RECEIVED_SEQ = "Producer-Received-Seq"
 # to LIVE_READ_TIMEOUT because a long-poll legitimately waits (30 s on most servers).
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 LIVE_READ_TIMEOUT = 65.0
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One default TLS context for every client the SDK creates: building one costs ~40 ms,
+    which would otherwise dominate a short ``stream()`` call."""
+    return httpx.create_ssl_context()
 
 
 def is_true(value: str | None) -> bool:

@@ -81,7 +81,9 @@ class AsyncIdempotentProducer:
         self._timeout = _core.make_timeout(timeout, _core.DEFAULT_TIMEOUT)
         # Safe to retry anything: the server deduplicates by (id, epoch, seq).
         self._retry = retry or RetryPolicy()
-        self._client = client or httpx.AsyncClient(timeout=self._timeout)
+        self._client = client or httpx.AsyncClient(
+            timeout=self._timeout, verify=_core.ssl_context()
+        )
         self._owns_client = client is None
         self._on_error = on_error
         self._pending: list[_Item] = []

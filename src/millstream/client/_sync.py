@@ -29,7 +29,9 @@ __all__ = ["DurableStream", "stream"]
 
 
 def _new_client() -> httpx.Client:
-    return httpx.Client(timeout=_core.DEFAULT_TIMEOUT, follow_redirects=True)
+    return httpx.Client(
+        timeout=_core.DEFAULT_TIMEOUT, follow_redirects=True, verify=_core.ssl_context()
+    )
 
 
 def stream(
