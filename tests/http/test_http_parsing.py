@@ -84,3 +84,15 @@ def test_expires_at_rejects_dates_without_time_or_zone(raw: bytes) -> None:
 )
 def test_sse_data_lines_cannot_break_out_of_an_event(payload: bytes, framed: bytes) -> None:
     assert _data_lines(payload) == framed
+
+
+def test_public_names_are_pinned() -> None:
+    import millstream.server
+    import millstream.server.http
+
+    assert millstream.server.http.__all__ == [
+        "DEFAULT_MAX_BODY_SIZE",
+        "DurableStreamsApp",
+        "create_app",
+    ]
+    assert millstream.server.__all__ == ["create_app"]
