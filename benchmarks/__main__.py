@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         if result.get("status") == "ok":
             values = ", ".join(f"{k}={v:g}" for k, v in result["values"].items())
             cpu = f"load generator {result['loadgen_cpu']:.0%}, server {result['server_cpu']:.0%}"
-            console.print(f"  {server:18} {scenario:22} {values}  [dim]({cpu})[/]")
+            console.print(
+                f"  {server:18} {scenario:22} {values}  [dim]({cpu}; {result['elapsed_s']} s)[/]"
+            )
         else:
             console.print(
                 f"  {server:18} {scenario:22} [red]{result.get('status')}:[/] "

@@ -14,6 +14,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ def _run_server(spec: ServerSpec, plan: Plan, results: dict[str, Any], progress:
     shared: RunningServer | None = None
     try:
         for protocol, scenario in plan.scenarios(spec):
+            began = time.monotonic()
             if scenario.fresh_server:
                 with _server(spec, scratch / scenario.name) as own:
                     result = _run_scenario(own, protocol, scenario, plan.mode)
@@ -135,6 +137,7 @@ def _run_server(spec: ServerSpec, plan: Plan, results: dict[str, Any], progress:
                         shared.stop()
                     shared = RunningServer(spec, scratch / "shared")
                 result = _run_scenario(shared, protocol, scenario, plan.mode)
+            result["elapsed_s"] = round(time.monotonic() - began, 2)  # with any server start
             results[scenario.name] = result
             progress(spec.name, scenario.name, result)
     finally:

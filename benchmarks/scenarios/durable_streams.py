@@ -568,10 +568,10 @@ _scenario(
         _fig("p99_ms", "append latency p99, 1 writer", "ms", _TIME),
     ),
     {"writers": 1, "messages": 50},
-    {"writers": 1, "messages": 1000},
+    {"writers": 1, "messages": 500},
     {"writers": 1, "messages": 5000},
 )
-for _writers, _quick, _full in ((16, 4000, 20000), (64, 6000, 30000)):
+for _writers, _quick, _full in ((16, 2000, 20000), (64, 3000, 30000)):
     _scenario(
         f"append-{_writers}",
         f"append 100 B, {_writers} writers",
@@ -587,7 +587,7 @@ _scenario(
     _append_idempotent,
     (_fig("msgs_per_s", "idempotent append, 16 producers", "msg/s"),),
     {"producers": 16, "messages": 200},
-    {"producers": 16, "messages": 3000},
+    {"producers": 16, "messages": 2000},
     {"producers": 16, "messages": 15000},
 )
 _scenario(
@@ -614,7 +614,7 @@ _scenario(
     _catch_up,
     (_fig("mb_per_s", "catch-up read, 20k JSON messages", "MB/s"),),
     {"messages": 2000, "reads": 1},
-    {"messages": 20000, "reads": 5},
+    {"messages": 20000, "reads": 3},
     {"messages": 20000, "reads": 20},
 )
 _scenario(
@@ -623,7 +623,7 @@ _scenario(
     _repeated_gets,
     (_fig("req_per_s", "GET 1,000-message stream, 16 concurrent", "req/s"),),
     {"concurrency": 16, "requests": 100, "messages": 1000},
-    {"concurrency": 16, "requests": 2000, "messages": 1000},
+    {"concurrency": 16, "requests": 1000, "messages": 1000},
     {"concurrency": 16, "requests": 10000, "messages": 1000},
 )
 for _mode in ("long-poll", "sse"):
@@ -636,10 +636,10 @@ for _mode in ("long-poll", "sse"):
             _fig("p99_ms", f"append → {_mode} delivery p99", "ms", _TIME),
         ),
         {"mode": _mode, "rounds": 20, "settle": 0.002},
-        {"mode": _mode, "rounds": 200, "settle": 0.005},
+        {"mode": _mode, "rounds": 100, "settle": 0.005},
         {"mode": _mode, "rounds": 1000, "settle": 0.005},
     )
-for _mode, _readers, _rounds in (("long-poll", 200, (5, 20)), ("sse", 100, (10, 40))):
+for _mode, _readers, _rounds in (("long-poll", 200, (4, 20)), ("sse", 100, (8, 40))):
     _scenario(
         f"fan-out-{_mode}-{_readers}",
         f"fan-out to {_readers} {_mode} readers",
@@ -649,7 +649,7 @@ for _mode, _readers, _rounds in (("long-poll", 200, (5, 20)), ("sse", 100, (10, 
             _fig("max_ms", f"fan-out to {_readers} {_mode}, max", "ms", _TIME),
         ),
         {"mode": _mode, "readers": 20, "rounds": 3, "settle": 0.05},
-        {"mode": _mode, "readers": _readers, "rounds": _rounds[0], "settle": 0.2},
+        {"mode": _mode, "readers": _readers, "rounds": _rounds[0], "settle": 0.1},
         {"mode": _mode, "readers": _readers, "rounds": _rounds[1], "settle": 0.2},
     )
 _scenario(
@@ -662,7 +662,7 @@ _scenario(
         _fig("rss_mb", "server RSS, 1,000 SSE readers", "MiB", _TIME),
     ),
     {"mode": "sse", "readers": 50, "rounds": 2, "settle": 0.05, "rss": True},
-    {"mode": "sse", "readers": 1000, "rounds": 5, "settle": 0.3, "rss": True},
+    {"mode": "sse", "readers": 1000, "rounds": 3, "settle": 0.2, "rss": True},
     {"mode": "sse", "readers": 1000, "rounds": 15, "settle": 0.3, "rss": True},
     fresh_server=True,
 )
