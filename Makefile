@@ -33,15 +33,15 @@ pytest: $(STAMP) node/node_modules/.installed
 test: lint typecheck pytest
 
 # Benchmarks (benchmarks/README.md): millstream against its peers, one table of ratios.
-# rakaia-streams is installed into benchmarks/.work/ by the harness itself.
+# The harness installs the peers itself: rakaia-streams into benchmarks/.work/, node/ via npm ci if missing.
 $(VENV)/.bench-installed: $(STAMP) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-bench: $(VENV)/.bench-installed node/node_modules/.installed
+bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks
 
-bench-quick: $(VENV)/.bench-installed node/node_modules/.installed
+bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks --quick
 
 clean:

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; write no files")
     parser.add_argument("--list", action="store_true", help="list servers and scenarios")
     args = parser.parse_args(argv)
-    console = Console(width=max(Console().width, 200) if not sys.stdout.isatty() else None)
+    console = Console(width=None if sys.stdout.isatty() else 240)
 
     if args.list:
         for spec in SERVERS.values():

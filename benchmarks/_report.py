@@ -108,7 +108,7 @@ def _heading(doc: dict[str, Any]) -> str:
 def print_table(doc: dict[str, Any], console: Console) -> None:
     servers, ratios = _headers(doc)
     table = Table(title=_heading(doc), title_justify="left", show_lines=False)
-    table.add_column("figure")
+    table.add_column("figure", no_wrap=True)
     table.add_column("unit")
     for label in servers:
         table.add_column(label, justify="right")

@@ -569,9 +569,9 @@ _scenario(
     ),
     {"writers": 1, "messages": 50},
     {"writers": 1, "messages": 500},
-    {"writers": 1, "messages": 5000},
+    {"writers": 1, "messages": 10000},
 )
-for _writers, _quick, _full in ((16, 2000, 20000), (64, 3000, 30000)):
+for _writers, _quick, _full in ((16, 2000, 40000), (64, 3000, 60000)):
     _scenario(
         f"append-{_writers}",
         f"append 100 B, {_writers} writers",
@@ -588,7 +588,7 @@ _scenario(
     (_fig("msgs_per_s", "idempotent append, 16 producers", "msg/s"),),
     {"producers": 16, "messages": 200},
     {"producers": 16, "messages": 2000},
-    {"producers": 16, "messages": 15000},
+    {"producers": 16, "messages": 30000},
 )
 _scenario(
     "create-16",
@@ -597,7 +597,7 @@ _scenario(
     (_fig("creates_per_s", "create stream, 16 concurrent", "creates/s"),),
     {"concurrency": 16, "streams": 100},
     {"concurrency": 16, "streams": 2000},
-    {"concurrency": 16, "streams": 10000},
+    {"concurrency": 16, "streams": 20000},
 )
 _scenario(
     "append-1mib-4",
@@ -606,7 +606,7 @@ _scenario(
     (_fig("mb_per_s", "append 1 MiB, 4 writers", "MB/s"),),
     {"writers": 4, "messages": 8},
     {"writers": 4, "messages": 64},
-    {"writers": 4, "messages": 256},
+    {"writers": 4, "messages": 512},
 )
 _scenario(
     "catch-up-20k",
