@@ -1,0 +1,101 @@
+"""The examples in README.md and docs/*.md, executed: console sessions against a real server
+(each command's output must match the document), and the Python snippets as written."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from servers import REPO, millstream_server
+
+DOC_URL = "http://127.0.0.1:4437"
+
+
+def section(path: Path, heading: str) -> str:
+    text = path.read_text()
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"{path.name} has no '## {heading}' section"
+    return match.group(1)
+
+
+def fenced(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+def console_steps(block: str) -> list[tuple[str, str]]:
+    """``$ command`` lines with the output lines that follow each, as the document shows them."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        elif steps:
+            steps[-1][1].append(line)
+    return [(command, "\n".join(output).strip("\n")) for command, output in steps]
+
+
+def run_console(block: str, base_url: str) -> None:
+    steps = console_steps(block)
+    assert steps
+    for command, expected in steps:
+        if command.startswith(("millstream serve", "make serve")):
+            continue  # the test started the server
+        shell = command.replace(DOC_URL, base_url)
+        done = subprocess.run(
+            ["bash", "-c", shell], capture_output=True, text=True, timeout=20, check=False
+        )
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+        assert done.stdout.strip("\n") == expected, f"{command}\n{done.stdout!r}"
+
+
+def test_readme_try_it_session() -> None:
+    (block,) = fenced(section(REPO / "README.md", "Try it"), "console")
+    with millstream_server("--memory") as server:
+        run_console(block, server.url)
+
+
+def test_server_doc_session() -> None:
+    block = fenced((REPO / "docs" / "server.md").read_text(), "console")[0]
+    with millstream_server("--memory") as server:
+        run_console(block, server.url)
+
+
+async def test_server_doc_embedding_example() -> None:
+    block = section(REPO / "docs" / "server.md", "Embedding the app")
+    namespace: dict[str, Any] = {}
+    exec(compile(fenced(block, "python")[0], "<docs/server.md>", "exec"), namespace)
+    config = uvicorn.Config(namespace["app"], host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not task.done(), "uvicorn did not start"
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}/streams/v1/stream/embedded"
+        async with httpx.AsyncClient() as client:
+            created = await client.put(url, headers={"content-type": "text/plain"})
+            assert created.status_code == 201
+            appended = await client.post(url, content=b"hi", headers={"content-type": "text/plain"})
+            assert appended.status_code in (200, 204)
+            read = await client.get(url, params={"offset": "-1"})
+            assert read.content == b"hi"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_storage_doc_example(tmp_path: Path) -> None:
+    text = (REPO / "docs" / "storage.md").read_text()
+    snippet = fenced(text, "python")[0].replace("./millstream-data", str(tmp_path))
+    body = textwrap.indent(snippet, "    ")
+    namespace: dict[str, Any] = {}
+    exec(compile(f"async def example():\n{body}", "<docs/storage.md>", "exec"), namespace)
+    await namespace["example"]()
+    assert (tmp_path / "millstream.db").exists()
