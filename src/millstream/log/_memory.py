@@ -9,51 +9,20 @@ from __future__ import annotations
 import time
 from itertools import count
 
-from ._errors import InvalidRequest, StreamConflict, StreamGone, StreamNotFound
+from ._create import plan_create
+from ._errors import InvalidRequest, StreamGone, StreamNotFound
 from ._model import (
     AppendRequest,
     AppendResult,
     CreateRequest,
     CreateResult,
-    ForkSpec,
     ReadResult,
     StreamInfo,
-    is_json_content_type,
 )
-from ._rules import (
-    StreamState,
-    apply_append,
-    check_existing,
-    fork_config,
-    is_expired,
-    plan_append,
-)
+from ._rules import StreamState, apply_append, is_expired, plan_append
 from ._store import DEFAULT_MAX_READ_BYTES, Store
 
-__all__ = ["MemoryStore", "resolve_fork"]
-
-
-def resolve_fork(
-    source: StreamState, spec: ForkSpec, source_payload_at: bytes | None
-) -> tuple[ForkSpec, int, bytes | None]:
-    """Validate a fork against its source; return (resolved spec, fork base, partial first message).
-
-    ``source_payload_at`` is the source's message at the fork offset (needed for a byte
-    sub-offset), or ``None`` if the offset is the source's tail.
-    """
-    position = source.tail if spec.offset is None else spec.offset
-    if position > source.tail:
-        raise InvalidRequest("Stream-Fork-Offset is beyond the source stream's tail")
-    resolved = ForkSpec(spec.source, position, spec.sub_offset)
-    if spec.sub_offset == 0:
-        return resolved, position, None
-    if is_json_content_type(source.config.content_type):
-        if position + spec.sub_offset > source.tail:
-            raise InvalidRequest("Stream-Fork-Sub-Offset is past the source's last message")
-        return resolved, position + spec.sub_offset, None
-    if source_payload_at is None or spec.sub_offset > len(source_payload_at):
-        raise InvalidRequest("Stream-Fork-Sub-Offset is past the end of the message at that offset")
-    return resolved, position, source_payload_at[: spec.sub_offset]
+__all__ = ["MemoryStore"]
 
 
 class MemoryStore(Store):
@@ -108,39 +77,28 @@ class MemoryStore(Store):
 
     async def create(self, path: str, request: CreateRequest) -> CreateResult:
         now = time.time()
-        config = request.config
-        resolved: ForkSpec | None = None
-        source: StreamState | None = None
-        base, partial = 0, None
-        if request.fork is not None:
-            try:
-                source = self._live(request.fork.source, now)
-            except StreamGone as exc:
-                raise StreamConflict("the fork source was deleted") from exc
-            requested_ct = request.config.content_type or None
-            config = fork_config(source.config, request.config, requested_ct)
-            offset = source.tail if request.fork.offset is None else request.fork.offset
-            at = self._payload(source, offset) if offset < source.tail else None
-            resolved, base, partial = resolve_fork(source, request.fork, at)
-        existing = self._states.get(path)
-        if existing is not None and (existing.soft_deleted or not is_expired(existing, now)):
-            check_existing(
-                existing, CreateRequest(config, request.messages, request.closed), resolved
-            )
-            return CreateResult(created=False, info=existing.info())
-        if existing is not None:
-            self._drop(existing)
-            if existing.soft_deleted:
-                raise StreamConflict("an expired stream still referenced by forks holds this path")
-        state = StreamState(path=path, stream_id=next(self._ids), config=config, last_access=now)
-        state.fork, state.fork_base = resolved, base
-        own: list[bytes] = [partial] if partial is not None else []
+        plan = plan_create(
+            path,
+            request,
+            now,
+            get=self._states.get,
+            live=lambda p: self._live(p, now),
+            payload_at=self._payload,
+            drop=self._drop,
+        )
+        if plan.existing is not None:
+            return CreateResult(created=False, info=plan.existing.info())
+        state = StreamState(
+            path=path, stream_id=next(self._ids), config=plan.config, last_access=now
+        )
+        state.fork, state.fork_base = plan.fork, plan.fork_base
+        own: list[bytes] = [plan.partial] if plan.partial is not None else []
         own.extend(request.messages)
         self._messages[state.stream_id] = own
-        state.tail = base + len(own)
+        state.tail = plan.fork_base + len(own)
         state.closed = request.closed
-        if source is not None:
-            source.refcount += 1
+        if plan.source is not None:
+            plan.source.refcount += 1
         self._states[path] = state
         self.notifier.notify(path)  # subscriptions discover new streams (PROTOCOL.md §6.2)
         return CreateResult(created=True, info=state.info())

@@ -25,17 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._errors import LogError, StorageError, StreamConflict, StreamGone, StreamNotFound
-from ._memory import resolve_fork
+from ._create import plan_create
+from ._errors import LogError, StorageError, StreamGone, StreamNotFound
 from ._model import (
     AppendRequest,
     AppendResult,
     CreateRequest,
     CreateResult,
-    ForkSpec,
-    is_json_content_type,
 )
-from ._rules import StreamState, apply_append, check_existing, fork_config, is_expired, plan_append
+from ._rules import StreamState, apply_append, is_expired, plan_append
 from ._sqlite_schema import (
     INSERT_MESSAGE,
     INSERT_STREAM,
@@ -118,35 +116,19 @@ class _Batch:
         return result
 
     def create(self, path: str, request: CreateRequest) -> CreateResult:
-        config = request.config
-        resolved: ForkSpec | None = None
-        source: StreamState | None = None
-        base, partial = 0, None
-        if request.fork is not None:
-            try:
-                source = self._live(request.fork.source)
-            except StreamGone as exc:
-                raise StreamConflict("the fork source was deleted") from exc
-            config = fork_config(source.config, request.config, request.config.content_type or None)
-            offset = source.tail if request.fork.offset is None else request.fork.offset
-            at = None
-            if (
-                request.fork.sub_offset
-                and 0 <= offset < source.tail
-                and not is_json_content_type(source.config.content_type)
-            ):
-                at = self._payload_at(source, offset)
-            resolved, base, partial = resolve_fork(source, request.fork, at)
-        existing = self.get(path)
-        if existing is not None and (existing.soft_deleted or not is_expired(existing, self.now)):
-            check_existing(
-                existing, CreateRequest(config, request.messages, request.closed), resolved
-            )
-            return CreateResult(created=False, info=existing.info())
-        if existing is not None:
-            self.drop(existing)
-            if existing.soft_deleted:
-                raise StreamConflict("an expired stream still referenced by forks holds this path")
+        plan = plan_create(
+            path,
+            request,
+            self.now,
+            get=self.get,
+            live=self._live,
+            payload_at=self._payload_at,
+            drop=self.drop,
+        )
+        if plan.existing is not None:
+            return CreateResult(created=False, info=plan.existing.info())
+        config, source, resolved, base = plan.config, plan.source, plan.fork, plan.fork_base
+        partial = plan.partial
         own = [partial] if partial is not None else []
         own.extend(request.messages)
         expires = config.expires_at
