@@ -8,7 +8,8 @@ catch-up reads run in a worker thread so the loop is not blocked for their durat
 
 fsync policies (``fsync=``), all surviving ``kill -9`` of the process:
 
-- ``"always"`` (default): a returned append is on disk; survives power loss.
+- ``"always"`` (default): a returned append is on disk; survives power loss. The fsync runs on
+  a second thread while the writer commits the next batch (``_sqlite_sync``).
 - ``"interval"``: the WAL is fsynced at most every ~100 ms; an OS crash or power loss can lose
   the last ~100 ms of acknowledged writes.
 - ``"never"``: the OS decides; an OS crash or power loss can lose acknowledged writes and,
@@ -172,6 +173,9 @@ class SqliteStore(Store):
             "streams_in_memory": len(self._table.states),
             "batches": writer.batches if writer else 0,
             "jobs": writer.jobs if writer else 0,
+            "wal_syncs": writer.syncs if writer else 0,
+            "checkpoints": writer.checkpoints if writer else 0,
+            "failed": writer is not None and writer.failure is not None,
             "tail_cache": self._caches.statistics(),
         }
 
@@ -182,6 +186,8 @@ class SqliteStore(Store):
         writer = self._writer
         if writer is None or self._closed:
             raise StorageError("the store is closed")
+        if writer.failure is not None:
+            raise writer.failure
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         writer.submit(Job(kind, path, request, future))
         return await future

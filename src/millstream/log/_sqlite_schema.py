@@ -84,12 +84,15 @@ CREATE TABLE IF NOT EXISTS producers (
 """
 
 # How each fsync mode maps to SQLite. In WAL mode a commit appends frames to the -wal file:
-# - FULL fsyncs the WAL at every commit, so a returned commit survives kill -9 *and* power loss.
-#   Group commit makes that one fsync per batch of concurrent appends, not per append.
-# - NORMAL fsyncs only at checkpoints: a process crash loses nothing (the OS has the pages),
-#   an OS crash or power cut can lose recent commits; the store adds an fsync every ~100 ms.
-# - OFF never fsyncs: an OS crash can lose acknowledged writes and, rarely, corrupt the file.
-_SYNCHRONOUS: dict[str, str] = {"always": "FULL", "interval": "NORMAL", "never": "OFF"}
+# - "always": NORMAL, so the COMMIT itself does not fsync; the store fsyncs the WAL on a second
+#   thread and acknowledges a batch only after an fsync that started after its COMMIT returned
+#   (pipelined group commit, the argument is in _sqlite_sync). Survives kill -9 and power loss.
+# - "interval": NORMAL (fsync only at checkpoints): a process crash loses nothing (the OS has
+#   the pages), an OS crash or power cut can lose recent commits; the store adds an fsync every
+#   ~100 ms.
+# - "never": OFF never fsyncs: an OS crash can lose acknowledged writes and, rarely, corrupt
+#   the file.
+_SYNCHRONOUS: dict[str, str] = {"always": "NORMAL", "interval": "NORMAL", "never": "OFF"}
 
 
 def connect(db_path: str, fsync: FsyncMode, *, readonly: bool = False) -> sqlite3.Connection:

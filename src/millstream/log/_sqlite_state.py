@@ -6,6 +6,11 @@ that readers can see (except ``producers``, which only the writer reads); it mut
 commits, and then publishes the copy with one dict assignment. So a reader's snapshot always
 describes committed data. Readers may bump ``last_access`` in place (sliding TTL); the writer
 keeps the larger value when it publishes.
+
+Under ``fsync="always"`` a committed batch is published only after its fsync
+(``_sqlite_sync``). Meanwhile its states are *staged*: the writer builds the next batches on
+them (``latest``), readers do not see them, and a reader does not load a staged path from the
+file either (that would show a stream created by a batch not yet on disk).
 """
 
 from __future__ import annotations
@@ -50,22 +55,47 @@ class StateTable:
         self.states: dict[str, StreamState] = {}
         self.lock = threading.Lock()
         self.access_dirty: set[str] = set()  # paths whose last_access is ahead of the file
+        # committed, not yet fsynced: path -> (batch number, state or None if removed)
+        self.staged: dict[str, tuple[int, StreamState | None]] = {}
 
     def lookup(self, conn: sqlite3.Connection, path: str) -> StreamState | None:
-        """The committed state of ``path`` (any lifecycle stage), or ``None`` if absent."""
+        """The published state of ``path`` (any lifecycle stage), or ``None`` if absent."""
         state = self.states.get(path)
         if state is not None:
             return state
         with self.lock:
             state = self.states.get(path)
-            if state is None:
+            if state is None and path not in self.staged:
                 state = load_state(conn, path)
                 if state is not None:
                     self.states[path] = state
             return state
 
-    def publish(self, changes: dict[str, StreamState | None]) -> None:
-        """Make committed copies visible (``None``: the path's stream was removed)."""
+    def latest(self, conn: sqlite3.Connection, path: str) -> StreamState | None:
+        """For the writer: the newest committed state, staged or published."""
+        entry = self.staged.get(path)
+        if entry is not None:
+            return entry[1]
+        return self.lookup(conn, path)
+
+    def stage(self, number: int, changes: dict[str, StreamState | None]) -> None:
+        """Record batch ``number``'s committed states until ``publish`` makes them visible."""
+        with self.lock:
+            for path, state in changes.items():
+                self.staged[path] = (number, state)
+
+    def unstage(self, number: int) -> None:
+        """Forget what batch ``number`` staged (its commit failed)."""
+        with self.lock:
+            for path in [p for p, (n, _) in self.staged.items() if n == number]:
+                del self.staged[path]
+
+    def publish(self, changes: dict[str, StreamState | None], number: int | None = None) -> None:
+        """Make committed copies visible (``None``: the path's stream was removed).
+
+        ``number``: the staged batch being published; its entries leave the stage unless a
+        later batch has staged the path again.
+        """
         with self.lock:
             for path, state in changes.items():
                 old = self.states.get(path)
@@ -76,6 +106,12 @@ class StateTable:
                 if old is not None and old.stream_id == state.stream_id:
                     state.last_access = max(state.last_access, old.last_access)
                 self.states[path] = state
+            # Unstaged only now: the writer reads ``staged`` then ``states`` without the lock.
+            if number is not None:
+                for path in changes:
+                    entry = self.staged.get(path)
+                    if entry is not None and entry[0] == number:
+                        del self.staged[path]
 
     def evict(self, paths: Iterable[str]) -> None:
         """Forget ``paths`` so their next access reloads them from the file (failed commit)."""

@@ -1,22 +1,27 @@
 """The one writer thread of ``SqliteStore``: group commit.
 
 Every create, append, delete and reclaim is a ``Job`` put on a queue. The writer thread takes
-all the jobs waiting, applies them in arrival order inside one transaction, commits once (one
-fsync under ``fsync="always"``), and only then publishes the new states and resolves the
-callers' futures on the event loop. While it commits, new jobs queue up and form the next batch,
-so the more concurrent writers there are, the more appends share each fsync.
+all the jobs waiting, applies them in arrival order inside one transaction and commits once.
+While it commits, new jobs queue up and form the next batch, so the more concurrent writers
+there are, the more appends share each commit.
 
-Each job is decided by the shared rules (``_rules.plan_append`` & co.) against a working copy of
-its stream's state that already includes the earlier jobs of the same batch. A refused job
-carries its own error and leaves the others alone; if the commit itself fails, every job of the
-batch gets ``StorageError`` and the touched states are reloaded from the file.
+Only once a batch is as durable as the fsync mode promises are its new states published to
+readers and its callers answered. Under ``fsync="always"`` that is after an fsync of the WAL
+run by a second thread (``_sqlite_sync``), so the writer already commits the next batch while
+the previous one is being synced (pipelined group commit); the other modes publish right after
+the COMMIT.
+
+Each job is decided by the shared rules (``_rules.plan_append``, ``_create.plan_create``)
+against a working copy of its stream's newest committed state, already including the earlier
+jobs of the same batch. A refused job carries its own error and leaves the others alone; if the
+commit itself fails, every job of the batch gets ``StorageError`` and the touched states are
+reloaded from the file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import queue
 import sqlite3
 import threading
@@ -43,6 +48,7 @@ from ._sqlite_schema import (
     stream_row,
 )
 from ._sqlite_state import StateTable, TailCaches, copy_state
+from ._sqlite_sync import WalFile, WalSyncer
 
 __all__ = ["Job", "Writer"]
 
@@ -51,6 +57,9 @@ JobKind = Literal["create", "append", "delete", "reclaim"]
 MAX_BATCH = 4096  # jobs per transaction; more wait for the next one
 INTERVAL_FSYNC_SECONDS = 0.1  # fsync="interval": the most acknowledged writes a crash can lose
 ACCESS_FLUSH_SECONDS = 5.0  # how often sliding-TTL renewals from reads reach the file
+#: fsync="always": checkpoint once about this many pages were written to the WAL (~16 MiB; the
+#: automatic checkpoint SQLite would otherwise run is at 1,000).
+CHECKPOINT_FRAMES = 4000
 
 
 @dataclass(slots=True, eq=False)
@@ -78,11 +87,12 @@ class _Batch:
         self.dropped: set[int] = set()
         self.changed: set[str] = set()  # paths whose live readers to wake
         self.cached: dict[int, tuple[int, list[bytes]]] = {}  # stream_id -> (start, payloads)
+        self.nbytes = 0  # payload bytes written (to estimate WAL growth)
 
     def get(self, path: str) -> StreamState | None:
         if path in self.work:
             return self.work[path]
-        state = self.table.lookup(self.conn, path)
+        state = self.table.latest(self.conn, path)
         if state is None:
             return None
         working = self.work[path] = copy_state(state)
@@ -91,6 +101,7 @@ class _Batch:
     def _add_messages(self, state: StreamState, start: int, payloads: list[bytes]) -> None:
         sid, ts = state.stream_id, self.timestamp_ms
         self.rows.extend([(sid, start + i, data, ts) for i, data in enumerate(payloads)])
+        self.nbytes += sum(map(len, payloads))
         entry = self.cached.get(sid)
         if entry is None:
             self.cached[sid] = (start, list(payloads))
@@ -259,6 +270,15 @@ class _Batch:
             self.conn.executemany(UPSERT_PRODUCER, producers)
 
 
+@dataclass(slots=True, eq=False)
+class _Committed:
+    """A committed batch on its way to being acknowledged."""
+
+    number: int
+    batch: _Batch
+    jobs: list[Job]
+
+
 class Writer:
     """Owns the write connection and the thread that commits batches of jobs."""
 
@@ -279,17 +299,39 @@ class Writer:
         self._loop = loop
         self._notify = notify
         self._fsync = fsync
-        self._wal_path = wal_path
+        self.wal = WalFile(wal_path)
+        self._syncer: WalSyncer[_Committed] | None = None
+        if fsync == "always":
+            # We checkpoint ourselves (``_maybe_checkpoint``): see _sqlite_sync's docstring.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._syncer = WalSyncer(self.wal, self._publish, self._fail_committed)
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._unsynced = False
         self._last_sync = time.monotonic()
         self._last_access_flush = time.monotonic()
+        self._number = 0
+        self._wal_estimate = 0  # frames (pages) written since the last checkpoint, estimated
+        self.interval_failure: StorageError | None = None
         self.batches = 0
         self.jobs = 0
+        self.checkpoints = 0
         self._thread = threading.Thread(target=self._run, name="millstream-sqlite-writer")
         self._thread.daemon = True
 
+    @property
+    def failure(self) -> StorageError | None:
+        """Set for good once data the store wrote may not be on disk (a failed fsync)."""
+        if self._syncer is not None and self._syncer.failure is not None:
+            return self._syncer.failure
+        return self.interval_failure
+
+    @property
+    def syncs(self) -> int:
+        return self._syncer.syncs if self._syncer is not None else 0
+
     def start(self) -> None:
+        if self._syncer is not None:
+            self._syncer.start()
         self._thread.start()
 
     def submit(self, job: Job) -> None:
@@ -323,13 +365,24 @@ class Writer:
             if jobs:
                 self._commit(jobs)
             self._housekeeping()
+        if self._syncer is not None:
+            self._syncer.stop()
         self._flush_access(force=True)
-        if self._unsynced:
-            self._sync_wal()
+        if self.failure is None:
+            with contextlib.suppress(OSError):
+                self.wal.sync()
+        self.wal.close()
         self._conn.close()
 
     def _commit(self, jobs: list[Job]) -> None:
+        failure = self.failure
+        if failure is not None:
+            for job in jobs:
+                job.error = failure
+            self._deliver(jobs, set())
+            return
         batch = _Batch(self._conn, self._table, time.time())
+        number = self._number = self._number + 1
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             for job in jobs:
@@ -338,11 +391,19 @@ class Writer:
                 except LogError as exc:
                     job.error = exc
             batch.flush()
+            if self._syncer is not None:
+                # Staged before COMMIT: from then on no reader loads these paths from the file.
+                self._table.stage(number, batch.work)
             self._conn.execute("COMMIT")
         except Exception as exc:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
+            if self._syncer is not None:
+                # The failed batch's working copies share producer maps with the states of
+                # earlier batches: let those be published first, then reload from the file.
+                self._table.unstage(number)
+                self._syncer.drain()
             self._table.evict(batch.work)
             for job in jobs:
                 job.result = None
@@ -351,14 +412,49 @@ class Writer:
             return
         self.batches += 1
         self.jobs += len(jobs)
-        self._unsynced = self._fsync == "interval"
+        committed = _Committed(number, batch, jobs)
+        if self._syncer is None:
+            self._unsynced = self._fsync == "interval"
+            self._publish(committed)
+            return
+        self._syncer.hand_over(committed)
+        # A commit rewrites at least the messages, streams and producers pages it touched.
+        self._wal_estimate += 3 + batch.nbytes // 4000
+        if self._wal_estimate >= CHECKPOINT_FRAMES:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """fsync="always": move the WAL into the database file (see _sqlite_sync's docstring)."""
+        assert self._syncer is not None
+        self._wal_estimate = 0
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            # A checkpoint syncs the WAL and the database file: it failing means I/O trouble.
+            self._syncer.fail_closed(f"a checkpoint of the write-ahead log failed: {exc}")
+            return
+        self.checkpoints += 1
+
+    def _publish(self, committed: _Committed) -> None:
+        """The batch is as durable as the mode promises: show it to readers, answer callers.
+
+        Runs on the fsync thread under "always" (the only thread touching the tail caches
+        then), on the writer thread otherwise.
+        """
+        batch = committed.batch
         for sid, (start, payloads) in batch.cached.items():
             if sid not in batch.dropped:
                 self._caches.extend(sid, start, payloads)
         for sid in batch.dropped:
             self._caches.drop(sid)
-        self._table.publish(batch.work)
-        self._deliver(jobs, batch.changed)
+        self._table.publish(batch.work, committed.number)
+        self._deliver(committed.jobs, batch.changed)
+
+    def _fail_committed(self, committed: _Committed, error: StorageError) -> None:
+        for job in committed.jobs:
+            job.result = None
+            job.error = error
+        self._deliver(committed.jobs, set())
 
     def _deliver(self, jobs: list[Job], changed: set[str]) -> None:
         # RuntimeError: the loop is closed, so nobody is waiting any more
@@ -380,20 +476,19 @@ class Writer:
 
     def _housekeeping(self) -> None:
         if self._unsynced and time.monotonic() - self._last_sync >= INTERVAL_FSYNC_SECONDS:
-            self._sync_wal()
+            self._sync_interval()
         self._flush_access()
 
-    def _sync_wal(self) -> None:
+    def _sync_interval(self) -> None:
         """fsync="interval": push committed WAL frames to disk (SQLite's NORMAL does not)."""
         try:
-            fd = os.open(self._wal_path, os.O_RDONLY)
-        except FileNotFoundError:
-            pass
-        else:
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self.wal.sync()
+        except OSError as exc:
+            if self.interval_failure is None:
+                self.interval_failure = StorageError(
+                    f"fsync of the write-ahead log failed: {exc}; the store stopped accepting"
+                    " writes (restart the server once the disk is healthy)"
+                )
         self._unsynced = False
         self._last_sync = time.monotonic()
 
