@@ -1,14 +1,14 @@
 """The I/O-free core shared by the sync and async twins: requests as data, the retry flow as a
 generator, protocol headers, error mapping, and JSON framing of appends and reads.
 
-Multi-step operations are generators that yield ``Request`` (perform it, send back the read
-``httpx.Response`` or the ``httpx.TransportError`` it raised) or ``Sleep`` (wait, send back
-None) and return their result; ``run_sync`` and ``run_async`` are the only loops that do I/O.
+Multi-step operations are generators (``Flow``) that yield ``Step``s and return their result.
+Each step is sent back its outcome: a value, or the ``httpx.TransportError`` it raised (the flow
+decides what a failure means). Anything a flow yields that is not a ``Step`` is handed out to
+the caller (a read's chunks). ``_io`` holds the only two loops that perform steps.
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import functools
 import random
@@ -36,6 +36,7 @@ from millstream.client._types import HeadersLike, ParamsLike, TimeoutLike
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Flow",
+    "ReadAll",
     "Request",
     "RetryPolicy",
     "Sleep",
@@ -43,8 +44,6 @@ __all__ = [
     "encode_item",
     "error_from_response",
     "is_json",
-    "run_async",
-    "run_sync",
     "send_flow",
 ]
 
@@ -161,9 +160,17 @@ def json_items(body: bytes) -> list[Any]:
 # --- Requests, sleeps and the retry flow -----------------------------------------------------
 
 
+class Step:
+    """Something only a twin can do (I/O or waiting); its outcome is sent back to the flow."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
-class Request:
-    """One HTTP request to perform. ``idempotent`` means a retry after any failure is safe."""
+class Request(Step):
+    """Perform one HTTP request. Outcome: the ``httpx.Response`` (body read unless ``stream``,
+    then read it with ``ReadAll`` or ``Pieces``/``NextPiece``). ``idempotent`` means a retry
+    after any failure is safe."""
 
     method: str
     url: str
@@ -172,15 +179,70 @@ class Request:
     content: bytes | None = None
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
     idempotent: bool = True
+    stream: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class Sleep:
+class ReadAll(Step):
+    """Read a streamed response's whole body. Outcome: ``bytes``."""
+
+    response: httpx.Response
+
+
+@dataclass(frozen=True, slots=True)
+class Pieces(Step):
+    """Start iterating a streamed response's body. Outcome: an opaque iterator for NextPiece."""
+
+    response: httpx.Response
+
+
+@dataclass(frozen=True, slots=True)
+class NextPiece(Step):
+    """The next bytes of a body as they arrive. Outcome: ``bytes``, or None at its end."""
+
+    pieces: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep(Step):
+    """Wait. Outcome: None."""
+
     seconds: float
 
 
-Outcome: TypeAlias = "httpx.Response | httpx.TransportError | None"
-Flow: TypeAlias = Generator[Request | Sleep, Outcome, T]
+@dataclass(frozen=True, slots=True)
+class Call(Step):
+    """Call a user callback (``on_error``) with ``arg``. Outcome: what it returned (awaited
+    by the async twin; the sync twin refuses an awaitable)."""
+
+    function: Callable[[Any], Any]
+    arg: Any
+    name: str
+
+
+Outcome: TypeAlias = Any
+Flow: TypeAlias = Generator[Any, Outcome, T]
+
+
+def ask(step: Step) -> Generator[Step, Outcome, Any]:
+    """Perform ``step`` inside a flow (``yield from``), raising a transport failure."""
+    outcome = yield step
+    if isinstance(outcome, httpx.TransportError):
+        raise outcome
+    return outcome
+
+
+def returning(flow: Flow[T]) -> Generator[Any, Outcome, None]:
+    """A unary flow whose result is handed out as its one delivery (``_io.run_*``)."""
+    yield Result((yield from flow))
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The value a unary flow returned."""
+
+    value: Any
+
 
 # Statuses that mean "not processed, try later" (RFC 9110 15.5.20, 15.6.4): safe to retry even
 # for a non-idempotent append. Other 5xx may have happened after the write.
@@ -268,56 +330,6 @@ def transport_error(exc: BaseException, url: str) -> FetchError:
     if isinstance(exc, httpx.TimeoutException):
         return FetchTimeoutError(f"{type(exc).__name__} talking to {url}", url=url)
     return FetchError(f"{type(exc).__name__}: {exc or 'connection failed'} ({url})", url=url)
-
-
-def run_sync(flow: Flow[T], client: httpx.Client) -> T:
-    """Drive a flow with a blocking client."""
-    outcome: Outcome = None
-    while True:
-        try:
-            step = flow.send(outcome)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        if isinstance(step, Sleep):
-            time.sleep(step.seconds)
-            outcome = None
-            continue
-        try:
-            outcome = client.request(
-                step.method,
-                step.url,
-                headers=step.headers,
-                params=step.params,
-                content=step.content,
-                timeout=step.timeout,
-            )
-        except httpx.TransportError as exc:
-            outcome = exc
-
-
-async def run_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
-    """Drive a flow with an async client."""
-    outcome: Outcome = None
-    while True:
-        try:
-            step = flow.send(outcome)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        if isinstance(step, Sleep):
-            await asyncio.sleep(step.seconds)
-            outcome = None
-            continue
-        try:
-            outcome = await client.request(
-                step.method,
-                step.url,
-                headers=step.headers,
-                params=step.params,
-                content=step.content,
-                timeout=step.timeout,
-            )
-        except httpx.TransportError as exc:
-            outcome = exc
 
 
 # --- Errors from responses -------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """I/O-free core of ``DurableStream`` / ``AsyncDurableStream``: each operation is a flow
-(see ``_core``) and the append batch queue is plain data; the twins run them.
+(see ``_core``) and the append batch queue is plain data; the twins run them. ``HandleBase``
+holds what the twins share beyond that: construction, ``create``/``connect``, ``stream()``.
 
 Batching: while one POST is in flight, later appends wait in ``BatchQueue``; when it returns,
 everything waiting goes out as one POST (a JSON array for JSON streams, bytes back to back
@@ -12,23 +13,31 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from millstream.client import _core
 from millstream.client._core import Flow, Request, RetryPolicy
 from millstream.client._errors import DurableStreamError
+from millstream.client._response import _ResponseBase
 from millstream.client._types import (
     AppendResult,
     CloseResult,
     HeadersLike,
     HeadResult,
+    LiveMode,
+    OnError,
     ParamsLike,
     TimeoutLike,
 )
 
-__all__ = ["BatchQueue", "HandleCore", "Pending"]
+__all__ = ["BatchQueue", "HandleBase", "HandleCore", "Pending"]
+
+ClientT = TypeVar("ClientT", bound=httpx.Client | httpx.AsyncClient)
+ReadT = TypeVar("ReadT", bound=_ResponseBase[Any])
+OpenedT = TypeVar("OpenedT")
 
 DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024
 
@@ -202,6 +211,10 @@ class HandleCore:
     def encode(self, data: Any) -> bytes:
         return _core.encode_item(data, self.json_mode)
 
+    def close_pending(self, data: Any, timeout: TimeoutLike) -> Pending:
+        """A close, carrying ``data`` as the last append when given (content type known)."""
+        return Pending(self.encode(data) if data is not None else b"", close=True, timeout=timeout)
+
     def post_flow(self, batch: list[Pending]) -> Flow[AppendResult]:
         """One POST carrying ``batch`` (several plain appends, or one seq/close item)."""
         first = batch[0]
@@ -243,3 +256,154 @@ class HandleCore:
     @staticmethod
     def close_result(result: AppendResult) -> CloseResult:
         return CloseResult(result.next_offset)
+
+
+def _iso(value: str | datetime | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class HandleBase(Generic[ClientT, ReadT, OpenedT]):
+    """What ``DurableStream`` and ``AsyncDurableStream`` share. A twin supplies the client
+    (``ReadT._new_client``), ``_open_with`` (run a flow that opens the handle, returning the
+    handle or an awaitable of it) and the operations that perform I/O."""
+
+    _response_class: type[ReadT]
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: ParamsLike | None = None,
+        content_type: str | None = None,
+        batching: bool = True,
+        timeout: TimeoutLike = None,
+        retry: RetryPolicy | None = None,
+        client: ClientT | None = None,
+    ) -> None:
+        self._core = HandleCore(
+            url,
+            headers=headers,
+            params=params,
+            content_type=content_type,
+            timeout=timeout,
+            retry=retry,
+            batching=batching,
+        )
+        self._client: ClientT = client or self._response_class._new_client()
+        self._owns_client = client is None
+        self._init_io()
+
+    def _init_io(self) -> None:
+        """Locks and tasks of the twin."""
+
+    def _open_with(self, flow: Flow[Any]) -> OpenedT:
+        raise NotImplementedError
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        *,
+        content_type: str = "application/octet-stream",
+        ttl_seconds: int | None = None,
+        expires_at: str | datetime | None = None,
+        closed: bool = False,
+        data: Any = None,
+        headers: HeadersLike | None = None,
+        params: ParamsLike | None = None,
+        batching: bool = True,
+        timeout: TimeoutLike = None,
+        retry: RetryPolicy | None = None,
+        client: ClientT | None = None,
+    ) -> OpenedT:
+        """Create the stream (PUT), or accept an existing one with the same configuration."""
+        handle = cls(
+            url,
+            headers=headers,
+            params=params,
+            content_type=content_type,
+            batching=batching,
+            timeout=timeout,
+            retry=retry,
+            client=client,
+        )
+        flow = handle._core.create_flow(
+            content_type=content_type,
+            ttl_seconds=ttl_seconds,
+            expires_at=_iso(expires_at),
+            closed=closed,
+            data=data,
+            timeout=None,
+        )
+        return handle._open_with(flow)
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: ParamsLike | None = None,
+        batching: bool = True,
+        timeout: TimeoutLike = None,
+        retry: RetryPolicy | None = None,
+        client: ClientT | None = None,
+    ) -> OpenedT:
+        """A handle to an existing stream (HEAD): raises ``StreamNotFoundError`` if absent."""
+        handle = cls(
+            url,
+            headers=headers,
+            params=params,
+            batching=batching,
+            timeout=timeout,
+            retry=retry,
+            client=client,
+        )
+        return handle._open_with(handle._core.head_flow(None))
+
+    @property
+    def url(self) -> str:
+        return self._core.url
+
+    @property
+    def content_type(self) -> str | None:
+        return self._core.content_type
+
+    def stream(
+        self,
+        *,
+        offset: str | None = None,
+        live: LiveMode = "auto",
+        headers: HeadersLike | None = None,
+        params: ParamsLike | None = None,
+        on_error: OnError | None = None,
+        timeout: TimeoutLike = None,
+    ) -> ReadT:
+        """Read this stream (see ``stream()``/``astream()``), sharing the handle's connections."""
+        return self._response_class._open(
+            self.url,
+            offset=offset,
+            live=live,
+            headers={**self._core.headers, **(headers or {})},
+            params={**self._core.params, **(params or {})},
+            on_error=on_error,
+            timeout=timeout if timeout is not None else self._core.timeout,
+            retry=self._core.retry,
+            client=self._client,
+        )
+
+    def producer(self, producer_id: str, **options: Any) -> Any:
+        """An idempotent producer of this twin writing to this stream (exactly-once appends)."""
+        from millstream.client._producer import AsyncIdempotentProducer, IdempotentProducer
+
+        options.setdefault("content_type", self._core.content_type)
+        options.setdefault("headers", self._core.headers)
+        options.setdefault("retry", self._core.retry)
+        options.setdefault("client", self._client)
+        if isinstance(self._client, httpx.Client):
+            return IdempotentProducer(self.url, producer_id, **options)
+        return AsyncIdempotentProducer(self.url, producer_id, **options)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

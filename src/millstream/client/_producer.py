@@ -37,6 +37,7 @@ from millstream.client._errors import (
     StaleEpochError,
     StreamClosedError,
 )
+from millstream.client._io import AsyncIO
 from millstream.client._types import HeadersLike, IdempotentAppendResult, TimeoutLike
 
 __all__ = ["AsyncIdempotentProducer", "IdempotentProducer"]
@@ -159,7 +160,7 @@ class AsyncIdempotentProducer:
             request = Request(
                 "HEAD", self.url, headers=_core.resolve(self._headers), timeout=self._timeout
             )
-            response = await _core.run_async(_core.send_flow(request, self._retry), self._client)
+            response = await AsyncIO(self._client).run(_core.send_flow(request, self._retry))
             _core.check(response, "head")
             self._content_type = response.headers.get("content-type") or "application/octet-stream"
         return self._content_type
@@ -208,7 +209,7 @@ class AsyncIdempotentProducer:
             request = Request(
                 "POST", self.url, headers=headers, content=body, timeout=self._timeout
             )
-            response = await _core.run_async(_core.send_flow(request, self._retry), self._client)
+            response = await AsyncIO(self._client).run(_core.send_flow(request, self._retry))
             status = response.status_code
             if status in (200, 204):
                 return IdempotentAppendResult(
@@ -285,7 +286,7 @@ class AsyncIdempotentProducer:
         request = Request(
             "POST", self.url, headers=headers, content=body or None, timeout=self._timeout
         )
-        response = await _core.run_async(_core.send_flow(request, self._retry), self._client)
+        response = await AsyncIO(self._client).run(_core.send_flow(request, self._retry))
         _core.check(response, "close")
         return IdempotentAppendResult(
             response.headers.get(_core.NEXT_OFFSET, ""), duplicate=response.status_code == 204

@@ -1,35 +1,39 @@
 """``StreamResponse`` / ``AsyncStreamResponse``: one-shot read results over a ``ReadSession``.
 
-Everything but the loop that performs requests lives in ``_ResponseBase``; the twins differ
-only in ``for`` versus ``async for``. A response is consumed once, in one way (bytes, text,
-JSON, batches, events); a second consumption raises ``StreamConsumedError``.
+Everything but I/O lives in ``_ResponseBase``: the read flow (requests, retries, reconnects,
+``on_error``) is one generator driven by ``_io``, and each way of consuming (bytes, text, JSON,
+batches, events) is an ``_Output`` turning chunks into lists of values. The twins only loop:
+``for`` versus ``async for``. A response is consumed once, in one way; a second consumption
+raises ``StreamConsumedError``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import codecs
-import inspect
-import time
+import itertools
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Generic, Literal, Self, TypeVar, overload
 
 import httpx
 
 from millstream.client import _core
+from millstream.client._core import Call, NextPiece, Pieces, ReadAll, RetryPolicy
 from millstream.client._errors import (
     DurableStreamError,
     FetchError,
     SSEBytesIterationError,
     StreamConsumedError,
 )
+from millstream.client._io import AsyncIO, SyncIO
 from millstream.client._read import Chunk, ReadSession
-from millstream.client._types import OnError, StreamEvent
+from millstream.client._types import HeadersLike, LiveMode, OnError, ParamsLike, StreamEvent
 
 __all__ = ["AsyncStreamResponse", "StreamResponse"]
 
 T = TypeVar("T")
+ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
 EventMode = Literal["bytes", "text", "json"]
+Decode = Callable[[Any], Any] | None
 _READY = object()
 
 
@@ -39,76 +43,240 @@ def _retry_after(error: DurableStreamError) -> float | None:
     return None
 
 
-class _ResponseBase:
-    """State and per-chunk decoding shared by both twins."""
+# --- Ways of consuming: chunks in, lists of values out ---------------------------------------
+
+
+class _Output(Generic[T]):
+    """One way of consuming a read; ``feed`` each chunk, then ``end``."""
+
+    method = "iter_bytes"
+    sse_ok = False
+
+    def feed(self, chunk: Chunk) -> list[T]:
+        raise NotImplementedError
+
+    def end(self) -> list[T]:
+        return []
+
+
+class _Bytes(_Output[bytes]):
+    def feed(self, chunk: Chunk) -> list[bytes]:
+        return [chunk.data] if chunk.data else []
+
+
+class _Text(_Output[str]):
+    """Multi-byte characters split across responses are kept whole."""
+
+    method, sse_ok = "iter_text", True
+
+    def __init__(self, encoding: str) -> None:
+        self._decoder = codecs.getincrementaldecoder(encoding)()
+
+    def feed(self, chunk: Chunk) -> list[str]:
+        text = chunk.text() if chunk.parts is not None else self._decoder.decode(chunk.data)
+        return [text] if text else []
+
+    def end(self) -> list[str]:
+        tail = self._decoder.decode(b"", final=True)
+        return [tail] if tail else []
+
+
+class _Json(_Output[Any]):
+    method, sse_ok = "iter_json", True
+
+    def __init__(self, decode: Decode) -> None:
+        self._decode = decode
+
+    def feed(self, chunk: Chunk) -> list[Any]:
+        items = chunk.json()
+        return list(map(self._decode, items)) if self._decode else items
+
+
+class _Batches(_Json):
+    method = "iter_json_batches"
+
+    def feed(self, chunk: Chunk) -> list[Any]:
+        items = super().feed(chunk)
+        return [items] if items else []
+
+
+class _Events(_Output[StreamEvent[Any]]):
+    """Data always; an empty chunk only when it says something new (caught up, or EOF)."""
+
+    method, sse_ok = "iter_events", True
+
+    def __init__(self, mode: EventMode) -> None:
+        self._mode = mode
+        self._last_up_to_date = False
+
+    def feed(self, chunk: Chunk) -> list[StreamEvent[Any]]:
+        if chunk.empty and not chunk.closed and (self._last_up_to_date or not chunk.up_to_date):
+            return []
+        self._last_up_to_date = chunk.up_to_date
+        data: Any
+        if self._mode == "json":
+            data = chunk.json()
+        elif self._mode == "text":
+            data = chunk.text()
+        else:
+            data = chunk.data if chunk.parts is None else chunk.text().encode()
+        event = StreamEvent(data, chunk.next_offset, chunk.up_to_date, chunk.cursor, chunk.closed)
+        return [event]
+
+
+class _FromSession(Generic[T]):
+    """A read-only attribute mirroring the session's: metadata to inspect while reading."""
+
+    def __init__(self, name: str, doc: str = "") -> None:
+        self.name = name
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _FromSession[T]: ...
+    @overload
+    def __get__(self, obj: _ResponseBase[Any], owner: type) -> T: ...
+    def __get__(self, obj: _ResponseBase[Any] | None, owner: type) -> Any:
+        return self if obj is None else getattr(obj._session, self.name)
+
+
+class _ResponseBase(Generic[ClientT]):
+    """State, the read flow and consumption shared by both twins."""
 
     def __init__(
         self,
         session: ReadSession,
+        client: ClientT,
         *,
-        policy: _core.RetryPolicy,
+        owns_client: bool,
+        policy: RetryPolicy,
         on_error: OnError | None,
     ) -> None:
         self._session = session
+        self._client: ClientT = client
+        self._owns_client = owns_client
         self._policy = policy
         self._on_error = on_error
         self._consumed_by: str | None = None
         self._closed = False
+        self._begin()
 
-    # Metadata the caller may inspect while or after reading.
-    @property
-    def url(self) -> str:
-        return self._session.url
+    def _begin(self) -> None:
+        raise NotImplementedError
 
-    @property
-    def offset(self) -> str:
-        """The offset after the last data handed out: pass it as ``offset=`` to resume."""
-        return self._session.offset
+    @classmethod
+    def _new_client(cls) -> ClientT:
+        raise NotImplementedError
 
-    @property
-    def cursor(self) -> str | None:
-        return self._session.cursor
+    @classmethod
+    def _open(
+        cls,
+        url: str,
+        *,
+        offset: str | None = None,
+        live: LiveMode = "auto",
+        headers: HeadersLike | None = None,
+        params: ParamsLike | None = None,
+        on_error: OnError | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        client: ClientT | None = None,
+    ) -> Self:
+        """Start reading ``url`` from ``offset`` (default: the beginning).
 
-    @property
-    def up_to_date(self) -> bool:
-        return self._session.up_to_date
+        ``stream()`` makes the first request at once, so a missing stream raises
+        ``StreamNotFoundError`` here; ``astream()`` makes it on ``await`` or ``async with``
+        and accepts an async ``on_error``. ``headers``/``params`` values may be callables,
+        called before every request."""
+        session = ReadSession(
+            url,
+            offset=offset,
+            live=live,
+            headers=headers,
+            params=params,
+            timeout=_core.make_timeout(timeout, _core.DEFAULT_TIMEOUT),
+        )
+        return cls(
+            session,
+            client or cls._new_client(),
+            owns_client=client is None,
+            policy=retry or RetryPolicy(),
+            on_error=on_error,
+        )
 
-    @property
-    def stream_closed(self) -> bool:
-        """True once the read reached the end of a closed stream (EOF)."""
-        return self._session.closed
+    url = _FromSession[str]("url")
+    offset = _FromSession[str]("offset", "The offset after the data handed out: resume there.")
+    cursor = _FromSession["str | None"]("cursor")
+    up_to_date = _FromSession[bool]("up_to_date")
+    stream_closed = _FromSession[bool]("closed", "True once the read reached EOF.")
+    content_type = _FromSession["str | None"]("content_type")
+    live = _FromSession[object]("live")
 
-    @property
-    def content_type(self) -> str | None:
-        return self._session.content_type
-
-    @property
-    def live(self) -> object:
-        return self._session.live
-
-    def _consume(self, method: str) -> None:
+    def _output(self, output: _Output[T]) -> _Output[T]:
+        """Claim the one consumption this response allows."""
         if self._consumed_by is not None:
-            raise StreamConsumedError(method, self._consumed_by)
-        self._consumed_by = method
-
-    def _no_sse_bytes(self) -> None:
-        if self._session.is_sse:
+            raise StreamConsumedError(output.method, self._consumed_by)
+        self._consumed_by = output.method
+        if self._session.is_sse and not output.sse_ok:
             raise SSEBytesIterationError()
+        return output
 
-    def _event(self, chunk: Chunk, mode: EventMode) -> StreamEvent[Any]:
-        data: Any
-        if mode == "json":
-            data = chunk.json()
-        elif mode == "text":
-            data = chunk.text()
-        else:
-            data = chunk.data if chunk.parts is None else chunk.text().encode()
-        return StreamEvent(data, chunk.next_offset, chunk.up_to_date, chunk.cursor, chunk.closed)
+    def _read_all(self, output: _Output[T]) -> _Output[T]:
+        """``read_*``: stop at up-to-date in ``"auto"`` and catch-up modes."""
+        self._session.for_read_all()
+        return self._output(output)
 
-    @staticmethod
-    def _want_event(chunk: Chunk, last_up_to_date: bool) -> bool:
-        # Data always; an empty chunk only when it says something new (caught up, or EOF).
-        return not chunk.empty or chunk.closed or (chunk.up_to_date and not last_up_to_date)
+    # --- the read flow -------------------------------------------------------------------
+
+    def _flow(self) -> Generator[Any, Any, None]:
+        """Every request of the read: hands out ``_READY`` once the first answered, then chunks."""
+        session, attempt, ready = self._session, 0, False
+        while not session.done:
+            mid_body = False
+            try:
+                request = session.next_request()
+                request.stream = True
+                response: httpx.Response = yield from _core.ask(request)
+                if response.status_code >= 400:
+                    body = yield from _core.ask(ReadAll(response))
+                    raise session.error_for(response.status_code, response.headers, body)
+                kind = session.on_head(response.status_code, response.headers)
+                mid_body = True
+                if not ready:
+                    ready = True
+                    yield _READY
+                if kind == "sse":
+                    try:
+                        pieces = yield Pieces(response)
+                        while (raw := (yield from _core.ask(NextPiece(pieces)))) is not None:
+                            for chunk in session.feed_sse(raw):
+                                attempt = 0
+                                yield chunk
+                            if session.finished():
+                                break
+                    finally:
+                        session.end_sse()
+                else:
+                    body = yield from _core.ask(ReadAll(response))
+                    chunk = session.on_body(response.status_code, response.headers, body)
+                    attempt = 0
+                    yield chunk
+            except (httpx.TransportError, DurableStreamError) as exc:
+                plan = self._failure(exc, attempt, mid_body)
+                if plan is not None:
+                    yield _core.Sleep(plan[0])
+                    attempt += plan[1]
+                    continue
+                error = self._as_error(exc)
+                fix = None
+                if self._on_error is not None:
+                    result = yield Call(self._on_error, error, "stream(on_error=)")
+                    fix = _core.call_on_error_result(result)
+                if fix is None:
+                    if error is exc:
+                        raise
+                    raise error from exc
+                session.apply_fix(*fix)
+                attempt = 0
 
     def _failure(self, exc: Exception, attempt: int, mid_body: bool) -> tuple[float, bool] | None:
         """How to react to a failed request: (seconds to wait, whether it counts as a retry),
@@ -131,22 +299,17 @@ class _ResponseBase:
         return _core.transport_error(exc, self._session.url)
 
 
-class StreamResponse(_ResponseBase):
+class StreamResponse(_ResponseBase[httpx.Client]):
     """The result of ``stream()``: iterate it (bytes) or call one ``iter_*`` / ``read_*``."""
 
-    def __init__(
-        self,
-        session: ReadSession,
-        client: httpx.Client,
-        *,
-        owns_client: bool,
-        policy: _core.RetryPolicy,
-        on_error: OnError | None,
-    ) -> None:
-        super().__init__(session, policy=policy, on_error=on_error)
-        self._client = client
-        self._owns_client = owns_client
-        self._chunks = self._run()
+    @classmethod
+    def _new_client(cls) -> httpx.Client:
+        return httpx.Client(
+            timeout=_core.DEFAULT_TIMEOUT, follow_redirects=True, verify=_core.ssl_context()
+        )
+
+    def _begin(self) -> None:
+        self._chunks = SyncIO(self._client).pump(self._flow())
         try:
             first = next(self._chunks)  # the first request: errors such as 404 raise here
         except BaseException:
@@ -154,69 +317,16 @@ class StreamResponse(_ResponseBase):
             raise
         assert first is _READY
 
-    def _run(self) -> Generator[Any, None, None]:
-        session, attempt, ready = self._session, 0, False
-        while not session.done:
-            request = session.next_request()
-            mid_body = False
-            try:
-                with self._client.stream(
-                    "GET",
-                    request.url,
-                    params=request.params,
-                    headers=request.headers,
-                    timeout=request.timeout,
-                ) as response:
-                    if response.status_code >= 400:
-                        raise session.error_for(
-                            response.status_code, response.headers, response.read()
-                        )
-                    kind = session.on_head(response.status_code, response.headers)
-                    mid_body = True
-                    if not ready:
-                        ready = True
-                        yield _READY
-                    if kind == "sse":
-                        try:
-                            for raw in response.iter_bytes():
-                                for chunk in session.feed_sse(raw):
-                                    attempt = 0
-                                    yield chunk
-                                if session.finished():
-                                    break
-                        finally:
-                            session.end_sse()
-                    else:
-                        chunk = session.on_body(
-                            response.status_code, response.headers, response.read()
-                        )
-                        attempt = 0
-                        yield chunk
-            except (httpx.TransportError, DurableStreamError) as exc:
-                plan = self._failure(exc, attempt, mid_body)
-                if plan is not None:
-                    time.sleep(plan[0])
-                    attempt += plan[1]
-                    continue
-                error = self._as_error(exc)
-                fix = None
-                if self._on_error is not None:
-                    result = self._on_error(error)
-                    if inspect.isawaitable(result):
-                        raise TypeError("stream(on_error=) must be a plain function") from error
-                    fix = _core.call_on_error_result(result)
-                if fix is None:
-                    if error is exc:
-                        raise
-                    raise error from exc
-                session.apply_fix(*fix)
-                attempt = 0
-
-    def _iter_chunks(self) -> Iterator[Chunk]:
+    def _lists(self, output: _Output[T]) -> Iterator[list[T]]:
         try:
-            yield from self._chunks
+            for chunk in self._chunks:
+                yield output.feed(chunk)
+            yield output.end()
         finally:
             self.close()
+
+    def _iterate(self, output: _Output[T]) -> Iterator[T]:
+        return itertools.chain.from_iterable(self._lists(output))
 
     # --- consumption ---------------------------------------------------------------------
 
@@ -225,89 +335,51 @@ class StreamResponse(_ResponseBase):
 
     def iter_bytes(self) -> Iterator[bytes]:
         """Raw bytes as they arrive (not available with ``live='sse'``)."""
-        self._consume("iter_bytes")
-        self._no_sse_bytes()
-        return (c.data for c in self._iter_chunks() if c.data)
+        return self._iterate(self._output(_Bytes()))
 
     def iter_text(self, encoding: str = "utf-8") -> Iterator[str]:
         """Text as it arrives; multi-byte characters split across responses are kept whole."""
-        self._consume("iter_text")
-        return self._text(encoding)
-
-    def _text(self, encoding: str) -> Iterator[str]:
-        decoder = codecs.getincrementaldecoder(encoding)()
-        for chunk in self._iter_chunks():
-            text = chunk.text() if chunk.parts is not None else decoder.decode(chunk.data)
-            if text:
-                yield text
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            yield tail
+        return self._iterate(self._output(_Text(encoding)))
 
     @overload
     def iter_json(self) -> Iterator[Any]: ...
     @overload
     def iter_json(self, decode: Callable[[Any], T]) -> Iterator[T]: ...
-    def iter_json(self, decode: Callable[[Any], Any] | None = None) -> Iterator[Any]:
+    def iter_json(self, decode: Decode = None) -> Iterator[Any]:
         """JSON messages one by one (arrays of a JSON stream are flattened)."""
-        self._consume("iter_json")
-        return self._json(decode)
+        return self._iterate(self._output(_Json(decode)))
 
-    def _json(self, decode: Callable[[Any], Any] | None) -> Iterator[Any]:
-        for chunk in self._iter_chunks():
-            items = chunk.json()
-            yield from (map(decode, items) if decode else items)
-
-    def iter_json_batches(self, decode: Callable[[Any], Any] | None = None) -> Iterator[list[Any]]:
+    def iter_json_batches(self, decode: Decode = None) -> Iterator[list[Any]]:
         """JSON messages as the lists the server sent them in."""
-        self._consume("iter_json_batches")
-        return self._json_batches(decode)
-
-    def _json_batches(self, decode: Callable[[Any], Any] | None) -> Iterator[list[Any]]:
-        for chunk in self._iter_chunks():
-            items = chunk.json()
-            if items:
-                yield [decode(i) for i in items] if decode else items
+        return self._iterate(self._output(_Batches(decode)))
 
     def iter_events(self, mode: EventMode = "bytes") -> Iterator[StreamEvent[Any]]:
         """``StreamEvent``s with offset, up-to-date and cursor; ``mode`` picks the data type."""
-        self._consume("iter_events")
-        return self._events(mode)
-
-    def _events(self, mode: EventMode) -> Iterator[StreamEvent[Any]]:
-        last_up_to_date = False
-        for chunk in self._iter_chunks():
-            if self._want_event(chunk, last_up_to_date):
-                last_up_to_date = chunk.up_to_date
-                yield self._event(chunk, mode)
+        return self._iterate(self._output(_Events(mode)))
 
     def read_bytes(self) -> bytes:
         """All bytes up to the end (up-to-date for ``live=False``/``"auto"``, else EOF)."""
-        self._session.for_read_all()
-        return b"".join(self.iter_bytes())
+        pieces: list[bytes] = list(self._iterate(self._read_all(_Bytes())))
+        return b"".join(pieces)
 
     def read_text(self, encoding: str = "utf-8") -> str:
-        self._session.for_read_all()
-        return "".join(self.iter_text(encoding))
+        return "".join(self._iterate(self._read_all(_Text(encoding))))
 
-    def read_json(self, decode: Callable[[Any], Any] | None = None) -> list[Any]:
-        self._session.for_read_all()
-        return list(self.iter_json(decode) if decode else self.iter_json())
+    def read_json(self, decode: Decode = None) -> list[Any]:
+        return list(self._iterate(self._read_all(_Json(decode))))
 
-    def read_json_batches(self, decode: Callable[[Any], Any] | None = None) -> list[list[Any]]:
-        self._session.for_read_all()
-        return list(self.iter_json_batches(decode))
+    def read_json_batches(self, decode: Decode = None) -> list[list[Any]]:
+        return list(self._iterate(self._read_all(_Batches(decode))))
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop reading and release the connection."""
-        if self._closed:
-            return
-        self._closed = True
-        self._chunks.close()
-        if self._owns_client:
-            self._client.close()
+        if not self._closed:
+            self._closed = True
+            self._chunks.close()
+            if self._owns_client:
+                self._client.close()
 
     def __enter__(self) -> StreamResponse:
         return self
@@ -316,96 +388,62 @@ class StreamResponse(_ResponseBase):
         self.close()
 
 
-class AsyncStreamResponse(_ResponseBase):
-    """The result of ``astream()``: ``async for`` it (bytes) or use one ``iter_*``/``read_*``."""
+class AsyncStreamResponse(_ResponseBase[httpx.AsyncClient]):
+    """The result of ``astream()``: ``async with`` or ``await`` it first, then ``async for``
+    it (bytes) or use one ``iter_*`` / ``read_*``."""
 
-    def __init__(
-        self,
-        session: ReadSession,
-        client: httpx.AsyncClient,
-        *,
-        owns_client: bool,
-        policy: _core.RetryPolicy,
-        on_error: OnError | None,
-    ) -> None:
-        super().__init__(session, policy=policy, on_error=on_error)
-        self._client = client
-        self._owns_client = owns_client
-        self._chunks = self._run()
+    @classmethod
+    def _new_client(cls) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=_core.DEFAULT_TIMEOUT,
+            follow_redirects=True,
+            verify=_core.ssl_context(),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+
+    def _begin(self) -> None:
+        self._chunks = AsyncIO(self._client).pump(self._flow())
+        self._started = False
 
     async def _start(self) -> AsyncStreamResponse:
-        try:
-            first = await self._chunks.__anext__()
-        except BaseException:
-            await self.aclose()
-            raise
-        assert first is _READY
+        """The first request: errors such as 404 raise here."""
+        if not self._started:
+            self._started = True
+            try:
+                first = await anext(self._chunks)
+            except BaseException:
+                await self.aclose()
+                raise
+            assert first is _READY
         return self
 
-    async def _run(self) -> AsyncIterator[Any]:
-        session, attempt, ready = self._session, 0, False
-        while not session.done:
-            request = session.next_request()
-            mid_body = False
-            try:
-                async with self._client.stream(
-                    "GET",
-                    request.url,
-                    params=request.params,
-                    headers=request.headers,
-                    timeout=request.timeout,
-                ) as response:
-                    if response.status_code >= 400:
-                        raise session.error_for(
-                            response.status_code, response.headers, await response.aread()
-                        )
-                    kind = session.on_head(response.status_code, response.headers)
-                    mid_body = True
-                    if not ready:
-                        ready = True
-                        yield _READY
-                    if kind == "sse":
-                        try:
-                            async for raw in response.aiter_bytes():
-                                for chunk in session.feed_sse(raw):
-                                    attempt = 0
-                                    yield chunk
-                                if session.finished():
-                                    break
-                        finally:
-                            session.end_sse()
-                    else:
-                        chunk = session.on_body(
-                            response.status_code, response.headers, await response.aread()
-                        )
-                        attempt = 0
-                        yield chunk
-            except (httpx.TransportError, DurableStreamError) as exc:
-                plan = self._failure(exc, attempt, mid_body)
-                if plan is not None:
-                    await asyncio.sleep(plan[0])
-                    attempt += plan[1]
-                    continue
-                error = self._as_error(exc)
-                fix = None
-                if self._on_error is not None:
-                    result = self._on_error(error)
-                    if inspect.isawaitable(result):
-                        result = await result
-                    fix = _core.call_on_error_result(result)
-                if fix is None:
-                    if error is exc:
-                        raise
-                    raise error from exc
-                session.apply_fix(*fix)
-                attempt = 0
+    def __await__(self) -> Generator[Any, None, AsyncStreamResponse]:
+        return self._start().__await__()
 
-    async def _iter_chunks(self) -> AsyncIterator[Chunk]:
+    async def __aenter__(self) -> AsyncStreamResponse:
+        return await self._start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _lists(self, output: _Output[T]) -> AsyncIterator[list[T]]:
         try:
             async for chunk in self._chunks:
-                yield chunk
+                yield output.feed(chunk)
+            yield output.end()
         finally:
             await self.aclose()
+
+    async def _iterate(self, output: _Output[T]) -> AsyncIterator[T]:
+        async for values in self._lists(output):
+            for value in values:
+                yield value
+
+    async def _collect(self, output: _Output[T]) -> list[T]:
+        values: list[T] = []
+        async for more in self._lists(self._read_all(output)):
+            values.extend(more)
+        return values
 
     # --- consumption ---------------------------------------------------------------------
 
@@ -414,96 +452,43 @@ class AsyncStreamResponse(_ResponseBase):
 
     def iter_bytes(self) -> AsyncIterator[bytes]:
         """Raw bytes as they arrive (not available with ``live='sse'``)."""
-        self._consume("iter_bytes")
-        self._no_sse_bytes()
-        return self._bytes()
-
-    async def _bytes(self) -> AsyncIterator[bytes]:
-        async for chunk in self._iter_chunks():
-            if chunk.data:
-                yield chunk.data
+        return self._iterate(self._output(_Bytes()))
 
     def iter_text(self, encoding: str = "utf-8") -> AsyncIterator[str]:
         """Text as it arrives; multi-byte characters split across responses are kept whole."""
-        self._consume("iter_text")
-        return self._text(encoding)
+        return self._iterate(self._output(_Text(encoding)))
 
-    async def _text(self, encoding: str) -> AsyncIterator[str]:
-        decoder = codecs.getincrementaldecoder(encoding)()
-        async for chunk in self._iter_chunks():
-            text = chunk.text() if chunk.parts is not None else decoder.decode(chunk.data)
-            if text:
-                yield text
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            yield tail
-
-    def iter_json(self, decode: Callable[[Any], Any] | None = None) -> AsyncIterator[Any]:
+    def iter_json(self, decode: Decode = None) -> AsyncIterator[Any]:
         """JSON messages one by one (arrays of a JSON stream are flattened)."""
-        self._consume("iter_json")
-        return self._json(decode)
+        return self._iterate(self._output(_Json(decode)))
 
-    async def _json(self, decode: Callable[[Any], Any] | None) -> AsyncIterator[Any]:
-        async for chunk in self._iter_chunks():
-            for item in chunk.json():
-                yield decode(item) if decode else item
-
-    def iter_json_batches(
-        self, decode: Callable[[Any], Any] | None = None
-    ) -> AsyncIterator[list[Any]]:
+    def iter_json_batches(self, decode: Decode = None) -> AsyncIterator[list[Any]]:
         """JSON messages as the lists the server sent them in."""
-        self._consume("iter_json_batches")
-        return self._json_batches(decode)
-
-    async def _json_batches(self, decode: Callable[[Any], Any] | None) -> AsyncIterator[list[Any]]:
-        async for chunk in self._iter_chunks():
-            items = chunk.json()
-            if items:
-                yield [decode(i) for i in items] if decode else items
+        return self._iterate(self._output(_Batches(decode)))
 
     def iter_events(self, mode: EventMode = "bytes") -> AsyncIterator[StreamEvent[Any]]:
         """``StreamEvent``s with offset, up-to-date and cursor; ``mode`` picks the data type."""
-        self._consume("iter_events")
-        return self._events(mode)
-
-    async def _events(self, mode: EventMode) -> AsyncIterator[StreamEvent[Any]]:
-        last_up_to_date = False
-        async for chunk in self._iter_chunks():
-            if self._want_event(chunk, last_up_to_date):
-                last_up_to_date = chunk.up_to_date
-                yield self._event(chunk, mode)
+        return self._iterate(self._output(_Events(mode)))
 
     async def read_bytes(self) -> bytes:
-        self._session.for_read_all()
-        return b"".join([b async for b in self.iter_bytes()])
+        pieces: list[bytes] = await self._collect(_Bytes())
+        return b"".join(pieces)
 
     async def read_text(self, encoding: str = "utf-8") -> str:
-        self._session.for_read_all()
-        return "".join([t async for t in self.iter_text(encoding)])
+        return "".join(await self._collect(_Text(encoding)))
 
-    async def read_json(self, decode: Callable[[Any], Any] | None = None) -> list[Any]:
-        self._session.for_read_all()
-        return [i async for i in self.iter_json(decode)]
+    async def read_json(self, decode: Decode = None) -> list[Any]:
+        return await self._collect(_Json(decode))
 
-    async def read_json_batches(
-        self, decode: Callable[[Any], Any] | None = None
-    ) -> list[list[Any]]:
-        self._session.for_read_all()
-        return [b async for b in self.iter_json_batches(decode)]
+    async def read_json_batches(self, decode: Decode = None) -> list[list[Any]]:
+        return await self._collect(_Batches(decode))
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._chunks.aclose()  # type: ignore[attr-defined]
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> AsyncStreamResponse:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        if not self._closed:
+            self._closed = True
+            await self._chunks.aclose()
+            if self._owns_client:
+                await self._client.aclose()
