@@ -350,6 +350,21 @@ def _body_message(body: bytes) -> str:
     return str(value)
 
 
+# Statuses with a meaning but no class of their own: (message, code, hint).
+_PLAIN_ERRORS = {
+    400: (
+        "Bad request",
+        "BAD_REQUEST",
+        "the server rejected the request as malformed; see the message",
+    ),
+    413: (
+        "Payload too large",
+        "PAYLOAD_TOO_LARGE",
+        "append smaller bodies, or batching=False for very large values",
+    ),
+}
+
+
 def error_from_response(
     status: int,
     headers: Mapping[str, str],
@@ -371,21 +386,10 @@ def error_from_response(
         return SeqConflictError(f"Append conflict{suffix}", url=url, details=detail or None)
     if status == 410:
         return RetentionGoneError(url=url)
-    if status == 400:
+    if status in _PLAIN_ERRORS:
+        message, code, hint = _PLAIN_ERRORS[status]
         return DurableStreamError(
-            f"Bad request{suffix}",
-            status=400,
-            code="BAD_REQUEST",
-            url=url,
-            hint="the server rejected the request as malformed; see the message",
-        )
-    if status == 413:
-        return DurableStreamError(
-            f"Payload too large{suffix}",
-            status=413,
-            code="PAYLOAD_TOO_LARGE",
-            url=url,
-            hint="append smaller bodies, or batching=False for very large values",
+            f"{message}{suffix}", status=status, code=code, url=url, hint=hint
         )
     return FetchError(
         f"HTTP {status} from {operation} {url}{suffix}",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
@@ -104,7 +104,6 @@ class HandleCore:
     def __init__(
         self,
         url: str,
-        *,
         headers: HeadersLike | None,
         params: ParamsLike | None,
         content_type: str | None,
@@ -281,21 +280,28 @@ class HandleBase(Generic[ClientT, ReadT, OpenedT]):
         retry: RetryPolicy | None = None,
         client: ClientT | None = None,
     ) -> None:
-        self._core = HandleCore(
-            url,
-            headers=headers,
-            params=params,
-            content_type=content_type,
-            timeout=timeout,
-            retry=retry,
-            batching=batching,
-        )
+        self._core = HandleCore(url, headers, params, content_type, timeout, retry, batching)
         self._client: ClientT = client or self._response_class._new_client()
         self._owns_client = client is None
         self._init_io()
 
     def _init_io(self) -> None:
         """Locks and tasks of the twin."""
+
+    @classmethod
+    def _build(cls, url: str, content_type: str | None, *options: Any) -> Self:
+        """A handle from ``create``/``connect`` arguments (the options in ``connect`` order)."""
+        headers, params, batching, timeout, retry, client = options
+        return cls(
+            url,
+            headers=headers,
+            params=params,
+            content_type=content_type,
+            batching=batching,
+            timeout=timeout,
+            retry=retry,
+            client=client,
+        )
 
     def _open_with(self, flow: Flow[Any]) -> OpenedT:
         raise NotImplementedError
@@ -318,16 +324,7 @@ class HandleBase(Generic[ClientT, ReadT, OpenedT]):
         client: ClientT | None = None,
     ) -> OpenedT:
         """Create the stream (PUT), or accept an existing one with the same configuration."""
-        handle = cls(
-            url,
-            headers=headers,
-            params=params,
-            content_type=content_type,
-            batching=batching,
-            timeout=timeout,
-            retry=retry,
-            client=client,
-        )
+        handle = cls._build(url, content_type, headers, params, batching, timeout, retry, client)
         flow = handle._core.create_flow(
             content_type=content_type,
             ttl_seconds=ttl_seconds,
@@ -351,15 +348,7 @@ class HandleBase(Generic[ClientT, ReadT, OpenedT]):
         client: ClientT | None = None,
     ) -> OpenedT:
         """A handle to an existing stream (HEAD): raises ``StreamNotFoundError`` if absent."""
-        handle = cls(
-            url,
-            headers=headers,
-            params=params,
-            batching=batching,
-            timeout=timeout,
-            retry=retry,
-            client=client,
-        )
+        handle = cls._build(url, None, headers, params, batching, timeout, retry, client)
         return handle._open_with(handle._core.head_flow(None))
 
     @property
