@@ -2,16 +2,60 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
+import orjson
 import pytest
 
+from millstream.log import format_offset
 from millstream.server.http._cursor import CURSOR_EPOCH, response_cursor
 from millstream.server.http._errors import HttpError
 from millstream.server.http._headers import (
+    _query_pairs,
     canonical_content_type,
     parse_expires_at,
     parse_strict_int,
 )
+from millstream.server.http._jsonmode import wrap_json
+from millstream.server.http._responses import content_length, next_offset_header
 from millstream.server.http._sse import _data_lines
+
+
+@pytest.mark.parametrize("position", [0, 1, 42, 10**12, 9_999_999_999_999_999])
+def test_offset_header_bytes_match_the_log_format(position: int) -> None:
+    assert next_offset_header(position) == (
+        b"stream-next-offset",
+        format_offset(position).encode(),
+    )
+
+
+def test_content_length_of_empty_and_full_bodies() -> None:
+    assert content_length(b"") == (b"content-length", b"0")
+    assert content_length(b"x" * 1234) == (b"content-length", b"1234")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"offset=-1",
+        b"offset=0000000000000003_0000000000000000&live=sse&cursor=77",
+        b"offset=now&&live=long-poll&",
+        b"offset&live=",
+        b"=x&a==b&offset=1&offset=2",
+        b"offset=%2D1&cursor=a+b",
+        b"live=s%C3%A9&x=%zz",
+        b"a;b=c&offset=-1",
+    ],
+)
+def test_fast_query_split_answers_like_parse_qsl(raw: bytes) -> None:
+    assert _query_pairs(raw) == parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 50])
+def test_json_reads_wrap_messages_in_one_array(count: int) -> None:
+    payloads = [orjson.dumps({"i": i}) for i in range(count)]
+    assert orjson.loads(wrap_json(payloads)) == [{"i": i} for i in range(count)]
+    assert payloads == [orjson.dumps({"i": i}) for i in range(count)]  # the input is untouched
 
 
 def test_cursor_counts_20_second_intervals_from_the_epoch() -> None:

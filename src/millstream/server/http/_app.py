@@ -192,8 +192,7 @@ class DurableStreamsApp:
                 404, "not_found", f"no route for {path!r}; streams live under /v1/stream/"
             )
         stream = path[len(STREAM_PREFIX) :]
-        first = stream.split("/", 1)[0]
-        if first == _RESERVED:
+        if stream.startswith(_RESERVED) and stream.partition("/")[0] == _RESERVED:
             await self._reserved(scope, receive, send, stream, root_path)
             return
         if not stream:

@@ -136,7 +136,7 @@ def parse_read_query(scope: Scope) -> ReadQuery:
     cursor: str | None = None
     if raw:
         seen_offset = False
-        for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        for key, value in _query_pairs(raw):
             if key == "offset":
                 if seen_offset:
                     raise bad_request("only one offset parameter is allowed", "bad_offset")
@@ -160,3 +160,17 @@ def parse_read_query(scope: Scope) -> ReadQuery:
     if position is None:
         raise HttpError(400, "bad_offset", f"offset {offset_text[:80]!r} is not a valid offset")
     return ReadQuery(position, True, live, cursor)
+
+
+def _query_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """``parse_qsl(raw, keep_blank_values=True)`` (same answers, pinned by a test), with the
+    common case of nothing percent-encoded done by two splits per pair."""
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text or ";" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    pairs: list[tuple[str, str]] = []
+    for field in text.split("&"):
+        if field:
+            key, _, value = field.partition("=")
+            pairs.append((key, value))
+    return pairs

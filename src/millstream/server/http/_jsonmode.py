@@ -27,7 +27,14 @@ def json_messages(body: bytes, *, allow_empty_array: bool) -> list[bytes]:
 
 
 def wrap_json(payloads: list[bytes]) -> bytes:
-    """The response body of a JSON-mode read: every message in one array (§9.1.5)."""
-    if not payloads:
+    """The response body of a JSON-mode read: every message in one array (§9.1.5).
+
+    One join builds it: the brackets ride on the first and last message, so a 100 kB read is
+    copied once, not twice.
+    """
+    count = len(payloads)
+    if count == 0:
         return b"[]"
-    return b"[" + b",".join(payloads) + b"]"
+    if count == 1:
+        return b"[" + payloads[0] + b"]"
+    return b",".join([b"[" + payloads[0], *payloads[1:-1], payloads[-1] + b"]"])

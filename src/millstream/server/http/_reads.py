@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import time
 
-from millstream.log import ReadResult, StreamConfig, StreamInfo, format_offset, is_json_content_type
+from millstream.log import ReadResult, StreamConfig, StreamInfo, is_json_content_type
 
 from ._cursor import response_cursor
 from ._headers import ReadQuery, RequestHeaders
 from ._jsonmode import wrap_json
-from ._responses import COMMON_HEADERS
+from ._responses import COMMON_HEADERS, content_length, next_offset_header
 from ._settings import Settings
 from ._types import Headers, Send
 from ._writes import stream_info_headers
@@ -65,7 +65,7 @@ def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
 async def _send_empty_live(send: Send, info_closed: bool, tail: int, query: ReadQuery) -> None:
     """A long-poll that ends without data: 204 with the tail, up-to-date, EOF if closed."""
     headers: Headers = [
-        (b"stream-next-offset", format_offset(tail).encode()),
+        next_offset_header(tail),
         _UP_TO_DATE,
         _NO_STORE,
     ]
@@ -120,10 +120,10 @@ async def _send_now(send: Send, info: StreamInfo, read: ReadResult, query: ReadQ
     body = b"[]" if is_json_content_type(content_type) else b""
     answer: Headers = [
         (b"content-type", content_type.encode()),
-        (b"stream-next-offset", format_offset(read.tail).encode()),
+        next_offset_header(read.tail),
         _UP_TO_DATE,
         _NO_STORE,
-        (b"content-length", str(len(body)).encode()),
+        content_length(body),
     ]
     if read.closed:
         answer.append(_CLOSED)
@@ -138,7 +138,7 @@ async def _send_read(
     closed_at_tail = read.closed and at_tail
     etag = _etag(read, closed_at_tail)
     answer: Headers = [
-        (b"stream-next-offset", format_offset(read.next).encode()),
+        next_offset_header(read.next),
         (b"etag", etag),
     ]
     if at_tail:
@@ -166,6 +166,6 @@ async def _send_read(
     else:
         body = b"".join(read.payloads)
     answer.append((b"content-type", config.content_type.encode()))
-    answer.append((b"content-length", str(len(body)).encode()))
+    answer.append(content_length(body))
     await send({"type": "http.response.start", "status": 200, "headers": COMMON_HEADERS + answer})
     await send({"type": "http.response.body", "body": body})

@@ -11,6 +11,9 @@ from ._types import Headers, Send
 __all__ = [
     "COMMON_HEADERS",
     "JSON_CONTENT_TYPE",
+    "NO_CONTENT_LENGTH",
+    "content_length",
+    "next_offset_header",
     "preflight",
     "send_error",
     "send_json",
@@ -39,6 +42,18 @@ COMMON_HEADERS: Headers = [
 ]
 
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+NO_CONTENT_LENGTH = (b"content-length", b"0")
+
+
+def content_length(body: bytes) -> tuple[bytes, bytes]:
+    return (b"content-length", b"%d" % len(body)) if body else NO_CONTENT_LENGTH
+
+
+def next_offset_header(position: int) -> tuple[bytes, bytes]:
+    """``Stream-Next-Offset`` for ``position``: ``log.format_offset``'s text, built as bytes in
+    one step (every answer carries one; a test pins the two together)."""
+    return (b"stream-next-offset", b"%016d_0000000000000000" % position)
+
 
 _PREFLIGHT: Headers = [
     *COMMON_HEADERS,
@@ -51,7 +66,7 @@ _PREFLIGHT: Headers = [
 
 async def send_response(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
     """Send a complete response; ``headers`` must not repeat ``COMMON_HEADERS``."""
-    headers.append((b"content-length", str(len(body)).encode()))
+    headers.append(content_length(body))
     await send(
         {"type": "http.response.start", "status": status, "headers": COMMON_HEADERS + headers}
     )
@@ -62,7 +77,7 @@ async def send_json(send: Send, status: int, value: object, *, head: bool = Fals
     body = orjson.dumps(value)
     headers: Headers = [JSON_CONTENT_TYPE, (b"cache-control", b"no-store")]
     if head:
-        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append(content_length(body))
         await send(
             {"type": "http.response.start", "status": status, "headers": COMMON_HEADERS + headers}
         )
@@ -76,7 +91,7 @@ async def send_error(send: Send, error: HttpError, *, head: bool = False) -> Non
     body = orjson.dumps({"error": {"code": error.code, "message": error.message}})
     headers: Headers = [JSON_CONTENT_TYPE, (b"cache-control", b"no-store"), *error.headers]
     if head:
-        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append(content_length(body))
         await send(
             {
                 "type": "http.response.start",

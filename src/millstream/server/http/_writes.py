@@ -12,7 +12,6 @@ from millstream.log import (
     StreamClosed,
     StreamConfig,
     StreamInfo,
-    format_offset,
     is_json_content_type,
     normalize_content_type,
 )
@@ -28,21 +27,23 @@ from ._headers import (
     parse_strict_int,
 )
 from ._jsonmode import json_messages
-from ._responses import send_response
+from ._responses import next_offset_header, send_response
 from ._settings import Settings
 from ._types import Headers, Receive, Send
 
 __all__ = ["handle_create", "handle_delete", "handle_post", "stream_info_headers"]
 
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_CT_CACHE: dict[bytes, str] = {}  # raw Content-Type → canonical; bounded below
+_CT_CACHE: dict[bytes, tuple[str, bool]] = {}  # raw Content-Type → (canonical, JSON?)
 
 
-def content_type_of(raw: bytes) -> str:
-    """Canonical form of a Content-Type header, cached (appends repeat the same few values)."""
+def content_type_of(raw: bytes) -> tuple[str, bool]:
+    """Canonical form of a Content-Type header and whether it is JSON mode, cached (appends
+    repeat the same few values, so the hot path is one dict lookup)."""
     cached = _CT_CACHE.get(raw)
     if cached is None:
-        cached = canonical_content_type(raw)
+        canonical = canonical_content_type(raw)
+        cached = (canonical, is_json_content_type(canonical))
         if len(_CT_CACHE) >= 256:
             _CT_CACHE.clear()
         _CT_CACHE[raw] = cached
@@ -67,7 +68,7 @@ def stream_info_headers(info: StreamInfo) -> Headers:
     config = info.config
     headers: Headers = [
         (b"content-type", config.content_type.encode()),
-        (b"stream-next-offset", format_offset(info.tail).encode()),
+        next_offset_header(info.tail),
     ]
     if info.closed:
         headers.append((b"stream-closed", b"true"))
@@ -111,7 +112,7 @@ async def handle_create(
     forked_raw = headers.get(b"stream-forked-from")
     raw_type = headers.get(b"content-type", b"").strip()
     if raw_type:
-        content_type = content_type_of(raw_type)
+        content_type, _ = content_type_of(raw_type)
     else:
         content_type = "" if forked_raw is not None else _DEFAULT_CONTENT_TYPE
     ttl_raw = headers.get(b"stream-ttl")
@@ -173,8 +174,8 @@ async def handle_post(
     else:
         if not raw_type:
             raise bad_request("an append with a body needs a Content-Type")
-        content_type = content_type_of(raw_type)
-        if is_json_content_type(content_type):
+        content_type, json_mode = content_type_of(raw_type)
+        if json_mode:
             try:
                 messages = json_messages(body, allow_empty_array=False)
             except HttpError:
@@ -185,13 +186,13 @@ async def handle_post(
             messages = [body]
         request = AppendRequest(messages, content_type, stream_seq, producer, close)
     result = await store.append(path, request)
-    answer: Headers = [(b"stream-next-offset", format_offset(result.tail).encode())]
+    answer: Headers = [next_offset_header(result.tail)]
     if result.closed:
         answer.append((b"stream-closed", b"true"))
     status = 204
     if producer is not None:
-        answer.append((b"producer-epoch", str(result.producer_epoch).encode()))
-        answer.append((b"producer-seq", str(result.producer_seq).encode()))
+        answer.append((b"producer-epoch", b"%d" % result.producer_epoch))
+        answer.append((b"producer-seq", b"%d" % result.producer_seq))
         if result.outcome == "appended":
             status = 200
     await send_response(send, status, answer)
