@@ -13,8 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `npm install`, not `npm ci`: npm 11's `ci` rejects this lock file over optional platform
+# packages it leaves out (@msgpackr-extract/*), even when freshly generated. The direct
+# dependencies are pinned exactly in node/package.json and the lock file holds the rest.
 node/node_modules/.installed: node/package.json node/package-lock.json
-	cd node && npm ci --no-audit --no-fund --loglevel=error
+	cd node && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 serve: $(STAMP)
@@ -38,10 +41,10 @@ $(VENV)/.bench-installed: $(STAMP) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-bench: $(VENV)/.bench-installed
+bench: $(VENV)/.bench-installed node/node_modules/.installed
 	$(BIN)/python -m benchmarks
 
-bench-quick: $(VENV)/.bench-installed
+bench-quick: $(VENV)/.bench-installed node/node_modules/.installed
 	$(BIN)/python -m benchmarks --quick
 
 clean:

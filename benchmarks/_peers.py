@@ -74,18 +74,18 @@ def ensure_rakaia() -> None:
 
 
 def ensure_node() -> None:
-    """``npm ci`` in node/ unless the pinned reference server is already installed."""
+    """``npm install`` in node/ (as the Makefile does) unless the pinned server is installed."""
     if _node_package_version() == NODE_SERVER_VERSION:
         return
     done = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=NODE_DIR,
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0 or _node_package_version() != NODE_SERVER_VERSION:
-        raise _unavailable(f"npm ci in node/ failed:\n{done.stderr[-2000:]}")
+        raise _unavailable(f"npm install in node/ failed:\n{done.stderr[-2000:]}")
 
 
 def _node_package_version() -> str:
