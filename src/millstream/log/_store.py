@@ -86,14 +86,18 @@ class Store(abc.ABC):
 
         Returns True if that happened (or was already so), False on timeout or shutdown.
         """
-        future = self.notifier.subscribe(path)
+        notifier = self.notifier
+        future = notifier.subscribe(path)
         try:
-            info = await self.head(path)
-        except (StreamNotFound, StreamGone):
-            return True
-        if info.tail > position or info.closed:
-            return True
-        if self.notifier.closing:
-            return False
-        changed = await wait_for_change(future, timeout)
-        return changed and not self.notifier.closing
+            try:
+                info = await self.head(path)
+            except (StreamNotFound, StreamGone):
+                return True
+            if info.tail > position or info.closed:
+                return True
+            if notifier.closing:
+                return False
+            changed = await wait_for_change(future, timeout)
+        finally:
+            notifier.unsubscribe(path, future)
+        return changed and not notifier.closing

@@ -191,8 +191,8 @@ async def handle_post(
         answer.append((b"stream-closed", b"true"))
     status = 204
     if producer is not None:
-        answer.append((b"producer-epoch", b"%d" % result.producer_epoch))
-        answer.append((b"producer-seq", b"%d" % result.producer_seq))
+        answer.append((b"producer-epoch", str(result.producer_epoch).encode()))
+        answer.append((b"producer-seq", str(result.producer_seq).encode()))
         if result.outcome == "appended":
             status = 200
     await send_response(send, status, answer)
