@@ -1,10 +1,11 @@
-"""``Store.wait``, what every long-poll and SSE reader parks on: wakes, timeouts, cancellation."""
+"""Live reads underneath: `Store.wait` (wakes, timeouts, cancellation) and shared SSE frames."""
 
 from __future__ import annotations
 
 import asyncio
 
 from millstream.log import AppendRequest, CreateRequest, MemoryStore, StreamConfig
+from millstream.server.http._frames import FrameCache
 
 
 async def _store_with_stream() -> MemoryStore:
@@ -47,3 +48,19 @@ async def test_no_wait_when_data_is_there_and_shutdown_wakes_waiters_with_false(
     assert await asyncio.wait_for(parked, 1.0) is False
     assert await store.wait("s", 1, 5.0) is False  # after shutdown nothing parks
     assert store.notifier.waiter_count() == 0
+
+
+def test_sse_frame_cache_keeps_the_latest_frame_per_stream_within_bounds() -> None:
+    cache = FrameCache()
+    cache.put(1, 0, 2, b"frame-a")
+    assert cache.get(1, 0, 2) == b"frame-a"
+    assert cache.get(1, 0, 3) is None
+    assert cache.get(2, 0, 2) is None
+    cache.put(1, 2, 3, b"frame-b")  # the stream moved on: the old frame is gone
+    assert cache.get(1, 0, 2) is None
+    assert cache.get(1, 2, 3) == b"frame-b"
+    for stream_id in range(2, 3000):
+        cache.put(stream_id, 0, 1, b"x")
+    assert len(cache._frames) <= 1024
+    cache.put(9999, 0, 1, b"y" * (40 << 20))  # larger than the whole budget: not kept
+    assert cache.get(9999, 0, 1) is None

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from millstream.log import Store, StreamConfig
 
+from ._frames import FrameCache
+
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "STREAM_PREFIX", "Settings"]
 
 STREAM_PREFIX = "/v1/stream/"
@@ -21,3 +23,5 @@ class Settings:
     #: Configuration by stream id: ids are never reused and a stream's config never changes,
     #: so reads need no extra ``head`` call to learn the content type. Cleared when large.
     configs: dict[int, StreamConfig] = field(default_factory=dict)
+    #: The latest encoded SSE data frame per stream, shared by readers at the same position.
+    sse_frames: FrameCache = field(default_factory=FrameCache)

@@ -112,15 +112,20 @@ async def _stream(
     binary: bool,
 ) -> None:
     store = settings.store
+    frames = settings.sse_frames
     deadline = time.monotonic() + settings.sse_reconnect_seconds
     position = read.start
     while True:
         chunk = b""
         if read.payloads:
-            payload = wrap_json(read.payloads) if json_mode else b"".join(read.payloads)
-            if binary:
-                payload = base64.b64encode(payload)
-            chunk = b"event: data\n" + _data_lines(payload) + b"\n"
+            cached = frames.get(read.stream_id, read.start, read.next)
+            if cached is None:
+                payload = wrap_json(read.payloads) if json_mode else b"".join(read.payloads)
+                if binary:
+                    payload = base64.b64encode(payload)
+                cached = b"event: data\n" + _data_lines(payload) + b"\n"
+                frames.put(read.stream_id, read.start, read.next, cached)
+            chunk = cached
             position = read.next
         at_tail = read.next >= read.tail
         closed = read.closed and at_tail
