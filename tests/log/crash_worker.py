@@ -9,6 +9,7 @@ an append whose call had returned (and so must survive ``kill -9``):
     I <task> <seq> <outcome> <tail>        idempotent-producer append (producer "prod<task>")
 
 Payloads carry a checksum so a torn or partial message is detected (see ``parse_payload``).
+Odd cycles checkpoint the WAL every few commits.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ async def main(data_dir: str, cycle: int, next_seqs: dict[str, int]) -> None:
         StreamConfig,
     )
 
+    if cycle % 2:
+        # Odd cycles checkpoint (and so reset the WAL) every few commits, so kills land
+        # during checkpoints and WAL resets too.
+        from millstream.log import _sqlite_writer
+
+        _sqlite_writer.CHECKPOINT_FRAMES = 8
     store = SqliteStore(data_dir)
     await store.start()
     for path in ("plain", "idem"):

@@ -17,6 +17,7 @@ One file, WAL mode. Three tables:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -26,14 +27,13 @@ from ._rules import StreamState
 
 __all__ = [
     "DB_FILENAME",
-    "INSERT_MESSAGE",
     "INSERT_STREAM",
     "SCHEMA_VERSION",
     "SELECT_RANGE",
     "UPDATE_STREAM",
-    "UPSERT_PRODUCER",
     "FsyncMode",
     "connect",
+    "insert_many",
     "load_state",
     "prepare_schema",
     "stream_row",
@@ -200,12 +200,42 @@ INSERT INTO streams (path, content_type, ttl_seconds, expires_at, expires_unix, 
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-INSERT_MESSAGE = "INSERT INTO messages (stream_id, seq, data, timestamp_ms) VALUES (?, ?, ?, ?)"
-
-UPSERT_PRODUCER = """
-INSERT INTO producers (stream_id, producer_id, epoch, last_seq) VALUES (?, ?, ?, ?)
-ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = excluded.epoch,
-    last_seq = excluded.last_seq
-"""
-
 SELECT_RANGE = "SELECT data FROM messages WHERE stream_id = ? AND seq >= ? AND seq < ? ORDER BY seq"
+
+
+#: Rows per multi-row INSERT: 4 columns each stays under SQLite's historical 999-parameter cap.
+_ROWS_PER_INSERT = 240
+
+
+def _values_sql(head: str, width: int, count: int, tail: str = "") -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([row] * count)}{tail}"
+
+
+_MANY_SQL: dict[tuple[str, int], str] = {}
+_MANY_PARTS: dict[str, tuple[str, int, str]] = {
+    "messages": ("INSERT INTO messages (stream_id, seq, data, timestamp_ms)", 4, ""),
+    "producers": (
+        "INSERT INTO producers (stream_id, producer_id, epoch, last_seq)",
+        4,
+        " ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = excluded.epoch,"
+        " last_seq = excluded.last_seq",
+    ),
+}
+
+
+def insert_many(conn: sqlite3.Connection, table: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """Insert ``rows`` into ``messages`` or upsert them into ``producers``, many per statement.
+
+    ``executemany`` runs one SQLite step per row and CPython releases and re-takes the GIL
+    around each; while the event loop is busy, every re-take can wait for a whole GIL switch
+    interval. One multi-row statement is one step.
+    """
+    head, width, tail = _MANY_PARTS[table]
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        key = (table, len(chunk))
+        sql = _MANY_SQL.get(key)
+        if sql is None:
+            sql = _MANY_SQL[key] = _values_sql(head, width, len(chunk), tail)
+        conn.execute(sql, [value for row in chunk for value in row])

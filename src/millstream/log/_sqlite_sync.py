@@ -115,6 +115,17 @@ class WalSyncer(Generic[T]):
             self._pending.append(item)
             self._cond.notify_all()
 
+    def wait_taken(self) -> None:
+        """Block until the batches handed over are in an fsync that has begun.
+
+        The writer calls this after each hand-over, so at most one committed batch waits
+        for the fsync in flight: the jobs arriving meanwhile pile up in the queue and form
+        one larger next batch instead of many small commits (one commit per fsync).
+        """
+        with self._cond:
+            while self._pending and self.failure is None:
+                self._cond.wait()
+
     def drain(self) -> None:
         """Block until every batch handed over is acknowledged (or failed)."""
         with self._cond:
@@ -148,6 +159,7 @@ class WalSyncer(Generic[T]):
                 # Taken before the fsync starts: every batch here had committed already.
                 group, self._pending = self._pending, []
                 self._busy = True
+                self._cond.notify_all()
             try:
                 self._sync_and_publish(group)
             finally:

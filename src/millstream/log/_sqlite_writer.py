@@ -40,11 +40,10 @@ from ._model import (
 )
 from ._rules import StreamState, apply_append, is_expired, plan_append
 from ._sqlite_schema import (
-    INSERT_MESSAGE,
     INSERT_STREAM,
     UPDATE_STREAM,
-    UPSERT_PRODUCER,
     FsyncMode,
+    insert_many,
     stream_row,
 )
 from ._sqlite_state import StateTable, TailCaches, copy_state
@@ -252,7 +251,7 @@ class _Batch:
 
     def flush_rows(self) -> None:
         if self.rows:
-            self.conn.executemany(INSERT_MESSAGE, self.rows)
+            insert_many(self.conn, "messages", self.rows)
             self.rows = []
 
     def flush(self) -> None:
@@ -267,7 +266,7 @@ class _Batch:
             if sid not in self.dropped
         ]
         if producers:
-            self.conn.executemany(UPSERT_PRODUCER, producers)
+            insert_many(self.conn, "producers", producers)
 
 
 @dataclass(slots=True, eq=False)
@@ -418,6 +417,7 @@ class Writer:
             self._publish(committed)
             return
         self._syncer.hand_over(committed)
+        self._syncer.wait_taken()
         # A commit rewrites at least the messages, streams and producers pages it touched.
         self._wal_estimate += 3 + batch.nbytes // 4000
         if self._wal_estimate >= CHECKPOINT_FRAMES:
