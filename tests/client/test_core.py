@@ -132,3 +132,24 @@ def test_json_framing() -> None:
     with pytest.raises(DurableStreamError) as info:
         encode_item(object(), True)
     assert info.value.hint
+
+
+def test_read_session_never_moves_back_on_an_empty_answer() -> None:
+    # A stale tail in an empty long-poll answer must not make the next read repeat data.
+    from millstream.client._read import ReadSession
+
+    session = ReadSession(
+        "http://x/s",
+        offset=None,
+        live="long-poll",
+        headers=None,
+        params=None,
+        timeout=httpx.Timeout(1),
+    )
+    first = session.on_body(200, {"Stream-Next-Offset": "0_126"}, b"[1,2]")
+    assert (first.next_offset, session.offset) == ("0_126", "0_126")
+    stale = session.on_body(204, {"Stream-Next-Offset": "0_118"}, b"")
+    assert (stale.next_offset, session.offset) == ("0_126", "0_126")
+    assert session.next_request().params["offset"] == "0_126"
+    session.on_body(200, {"Stream-Next-Offset": "0_134"}, b"[3]")
+    assert session.offset == "0_134"

@@ -100,9 +100,13 @@ def test_auto_iteration_keeps_tailing(url: str) -> None:
         time.sleep(0.3)
         handle.close(2)
 
-    threading.Thread(target=writer).start()
+    thread = threading.Thread(target=writer)
+    thread.start()
     with stream(url) as res:
         assert list(res.iter_json()) == [0, 1, 2]
+    # The reader may see the close before the writer has read its answer: wait for it, or
+    # releasing the handle at teardown would cut the writer's connection.
+    thread.join()
 
 
 @pytest.mark.parametrize("live", ["long-poll", "sse"])

@@ -32,6 +32,7 @@ from millstream.client._types import HeadersLike, LiveMode, ParamsLike
 __all__ = ["Chunk", "ReadSession"]
 
 Kind = Literal["body", "sse"]
+SPECIAL_OFFSETS = frozenset({"-1", "now"})
 
 
 @dataclass(slots=True)
@@ -238,6 +239,13 @@ class ReadSession:
         closed: bool,
         cursor: str | None,
     ) -> Chunk:
+        if not data and not parts and self._behind(next_offset):
+            # Offsets sort lexicographically (PROTOCOL.md section 2). An empty answer naming an
+            # offset before the one we asked from is a stale tail (seen from the Node
+            # reference server answering a long-poll right after a restart, test_faults
+            # test_server_killed_and_restarted_reader_resumes): moving back would deliver the
+            # messages in between twice, so keep our position.
+            next_offset = self.offset
         self.offset = next_offset
         if cursor is not None:
             self.cursor = cursor
@@ -246,6 +254,10 @@ class ReadSession:
         if closed or (up_to_date and self.stop_at_up_to_date):
             self.done = True
         return Chunk(data, next_offset, up_to_date, closed, cursor, parts)
+
+    def _behind(self, next_offset: str) -> bool:
+        """True when ``next_offset`` sorts before our real (not ``-1``/``now``) offset."""
+        return self.offset not in SPECIAL_OFFSETS and next_offset < self.offset
 
     def reconnect_now(self, error: DurableStreamError) -> bool:
         """An idle live connection timing out is not a failure: reconnect at once."""
