@@ -3,19 +3,24 @@
 The writer thread commits each batch with ``synchronous=NORMAL``: in WAL mode the COMMIT only
 writes the batch's frames to the ``-wal`` file and returns, with no fsync ("Writers sync the
 WAL on every transaction commit if PRAGMA synchronous is set to FULL but omit this sync if
-PRAGMA synchronous is set to NORMAL", https://sqlite.org/wal.html). It then hands the batch to
-the ``WalSyncer`` here and goes on to build and commit the next batch. The syncer takes every
-batch handed over so far, calls ``fsync`` on its own descriptor of the ``-wal`` file, and only
-then publishes those batches (in-memory states, tail cache, live-reader wake-ups) and answers
-their callers. So the next batch's CPU work overlaps the previous batch's fsync.
+PRAGMA synchronous is set to NORMAL", https://sqlite.org/wal.html). If other jobs are already
+waiting, it hands the batch to the ``WalSyncer`` here and goes on to build and commit the next
+batch; the syncer takes every batch handed over so far, calls ``fsync`` on its own descriptor
+of the ``-wal`` file, and only then publishes those batches (in-memory states, tail cache,
+live-reader wake-ups) and answers their callers. So the next batch's CPU work overlaps the
+previous batch's fsync. If nothing is waiting and no fsync is in flight, the writer runs the
+same fsync-then-publish itself (``sync_inline``): there is nothing to overlap, and waking a
+second thread would only add a hand-off to the latency.
 
 Why an acknowledged batch is on disk:
 
-1. A batch is handed over only after its COMMIT returned, i.e. after SQLite's ``write()`` of
-   its frames into the ``-wal`` file returned; the syncer takes the batch *before* it starts
-   the fsync. fsync(2) makes durable everything written to the file (the inode: any
-   descriptor will do) before the call, so a batch's frames are on disk once an fsync that
-   started after its COMMIT has returned without error. Only then is it acknowledged.
+1. A batch is handed over (or synced inline) only after its COMMIT returned, i.e. after
+   SQLite's ``write()`` of its frames into the ``-wal`` file returned; the syncer takes the
+   batch *before* it starts the fsync. fsync(2) (we call fdatasync(2), which SQLite uses too:
+   it skips only metadata not needed to read the data back) makes durable everything written
+   to the file (the inode: any descriptor will do) before the call, so a batch's frames are
+   on disk once an fsync that started after its COMMIT has returned without error. Only then
+   is it acknowledged.
 2. Checkpoints cannot take acknowledged (or merely committed) data away from the synced WAL
    before it is synced elsewhere. The writer turns automatic checkpoints off and runs
    ``PRAGMA wal_checkpoint(PASSIVE)`` itself, on its own thread, between batches (see
@@ -66,7 +71,10 @@ class WalFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
-        self.sync_file: Callable[[int], None] = os.fsync  # tests inject I/O errors here
+        # fdatasync, as SQLite itself uses on Linux: it flushes the data and whatever metadata
+        # reading it back needs (the size), but not a timestamp-only inode update (which costs a
+        # journal commit on ext4). Tests inject I/O errors here.
+        self.sync_file: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
     def sync(self) -> None:
         """fsync the WAL (no-op if SQLite has not created it yet: nothing was committed)."""
@@ -115,6 +123,20 @@ class WalSyncer(Generic[T]):
             self._pending.append(item)
             self._cond.notify_all()
 
+    def sync_inline(self, item: T) -> bool:
+        """If no fsync is in flight or pending, sync and publish ``item`` on the calling thread.
+
+        The writer does this when no other job is waiting: there is nothing to overlap the
+        fsync with, and waking this thread would only add a thread hand-off to the latency.
+        Returns ``False`` (and does nothing) if the item must be handed over instead.
+        """
+        with self._cond:
+            if self._pending or self._busy:
+                return False
+            self._busy = True
+        self._process([item])
+        return True
+
     def wait_taken(self) -> None:
         """Block until the batches handed over are in an fsync that has begun.
 
@@ -160,12 +182,21 @@ class WalSyncer(Generic[T]):
                 group, self._pending = self._pending, []
                 self._busy = True
                 self._cond.notify_all()
-            try:
-                self._sync_and_publish(group)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+            self._process(group)
+
+    def _process(self, group: list[T]) -> None:
+        """Sync and publish ``group`` (the caller set ``_busy``); clear ``_busy`` after."""
+        try:
+            self._sync_and_publish(group)
+        except Exception as exc:  # a bug here must not leave the writer waiting forever
+            failure = self.fail_closed(f"the fsync thread failed: {exc!r}")
+            for item in group:
+                with contextlib.suppress(Exception):
+                    self._fail(item, failure)
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
     def _sync_and_publish(self, group: list[T]) -> None:
         failure = self.failure

@@ -416,8 +416,11 @@ class Writer:
             self._unsynced = self._fsync == "interval"
             self._publish(committed)
             return
-        self._syncer.hand_over(committed)
-        self._syncer.wait_taken()
+        # Nothing else waiting: fsync right here (a thread hand-off would only add latency).
+        # Otherwise the fsync thread syncs it while this thread commits what is waiting.
+        if not (self._queue.empty() and self._syncer.sync_inline(committed)):
+            self._syncer.hand_over(committed)
+            self._syncer.wait_taken()
         # A commit rewrites at least the messages, streams and producers pages it touched.
         self._wal_estimate += 3 + batch.nbytes // 4000
         if self._wal_estimate >= CHECKPOINT_FRAMES:
