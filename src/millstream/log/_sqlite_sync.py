@@ -24,7 +24,7 @@ Why an acknowledged batch is on disk:
 2. Checkpoints cannot take acknowledged (or merely committed) data away from the synced WAL
    before it is synced elsewhere. The writer turns automatic checkpoints off and runs
    ``PRAGMA wal_checkpoint(PASSIVE)`` itself, on its own thread, between batches (see
-   ``Writer._maybe_checkpoint``), so any error is seen and checkpoints never run on another
+   ``Writer._checkpoint``), so any error is seen and checkpoints never run on another
    connection concurrently with a write. With ``synchronous=NORMAL`` "the WAL file is
    synchronized before each checkpoint and the database file is synchronized after each
    completed checkpoint and the WAL file header is synchronized when a WAL file begins to be

@@ -56,9 +56,11 @@ JobKind = Literal["create", "append", "delete", "reclaim"]
 MAX_BATCH = 4096  # jobs per transaction; more wait for the next one
 INTERVAL_FSYNC_SECONDS = 0.1  # fsync="interval": the most acknowledged writes a crash can lose
 ACCESS_FLUSH_SECONDS = 5.0  # how often sliding-TTL renewals from reads reach the file
-#: fsync="always": checkpoint once about this many pages were written to the WAL (~16 MiB; the
-#: automatic checkpoint SQLite would otherwise run is at 1,000).
-CHECKPOINT_FRAMES = 4000
+#: fsync="always": checkpoint once about this many pages were written to the WAL (~4 MiB, where
+#: SQLite's automatic checkpoint would run). Small on purpose: once the WAL has been reset, new
+#: frames overwrite blocks the file already has, and an fdatasync with no size change to record
+#: measured ~40 % cheaper here (210 µs against 370 µs) than one on a growing 16 MiB WAL.
+CHECKPOINT_FRAMES = 1000
 
 
 @dataclass(slots=True, eq=False)
@@ -301,7 +303,7 @@ class Writer:
         self.wal = WalFile(wal_path)
         self._syncer: WalSyncer[_Committed] | None = None
         if fsync == "always":
-            # We checkpoint ourselves (``_maybe_checkpoint``): see _sqlite_sync's docstring.
+            # We checkpoint ourselves (``Writer._checkpoint``): see _sqlite_sync's docstring.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._syncer = WalSyncer(self.wal, self._publish, self._fail_committed)
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
