@@ -85,6 +85,14 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     show_default=True,
     help="Serve the subscription APIs under /v1/stream/__ds/ (PROTOCOL.md §6-7).",
 )
+@click.option(
+    "--http-fast-path/--no-http-fast-path",
+    default=True,
+    show_default=True,
+    envvar="MILLSTREAM_HTTP_FAST_PATH",
+    help="Answer appends, catch-up reads and HEADs in millstream's own HTTP protocol instead "
+    "of through ASGI (same responses, less CPU per request).",
+)
 @click.pass_context
 def serve_command(
     ctx: click.Context,
@@ -96,6 +104,7 @@ def serve_command(
     fsync: str,
     max_body_size: int,
     subscriptions: bool,
+    http_fast_path: bool,
 ) -> None:
     """Run the Durable Streams server (streams at http://HOST:PORT/v1/stream/<path>).
 
@@ -112,5 +121,6 @@ def serve_command(
         long_poll_timeout=long_poll_timeout,
         max_body_size=max_body_size,
         subscriptions=subscriptions,
+        http_fast_path=http_fast_path,
     )
     serve(store, options)

@@ -1,5 +1,8 @@
 """Running the HTTP app under uvicorn (uvloop + httptools) with a graceful SIGTERM.
 
+With ``http_fast_path`` (the default) the protocol is ``_fastpath``'s, which answers appends,
+catch-up GETs and HEADs without ASGI and passes everything else to the app.
+
 uvicorn waits for open connections before it sends the lifespan shutdown, so live readers would
 keep it waiting until their timeouts. On SIGTERM/SIGINT we therefore wake them at once: the
 store's notifier closes, long-polls answer 204 and SSE streams send a last control event and end.
@@ -17,6 +20,7 @@ import uvicorn
 
 from millstream.log import Store
 
+from ._fastpath import direct_protocol
 from .http import DEFAULT_MAX_BODY_SIZE, create_app
 
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "ServeOptions", "serve"]
@@ -76,6 +80,7 @@ class ServeOptions:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         subscriptions: bool = True,
         sse_reconnect_seconds: float = 60.0,
+        http_fast_path: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -83,6 +88,7 @@ class ServeOptions:
         self.max_body_size = max_body_size
         self.subscriptions = subscriptions
         self.sse_reconnect_seconds = sse_reconnect_seconds
+        self.http_fast_path = http_fast_path
 
 
 def serve(store: Store, options: ServeOptions, *, announce: bool = True) -> None:
@@ -100,7 +106,7 @@ def serve(store: Store, options: ServeOptions, *, announce: bool = True) -> None
         host=options.host,
         port=options.port,
         loop="uvloop",
-        http="httptools",
+        http=direct_protocol(app) if options.http_fast_path else "httptools",
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -12,26 +12,52 @@ import asyncio
 import contextlib
 import importlib
 import logging
+from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any, Protocol
 
 from millstream.log import LogError, Store
 
 from ._body import ClientDisconnected
 from ._errors import HttpError, from_log_error
-from ._headers import parse_read_query, request_headers
-from ._reads import handle_get, handle_head
-from ._responses import preflight, send_error, send_json
+from ._headers import (
+    ReadQuery,
+    RequestHeaders,
+    parse_query_string,
+    parse_read_query,
+    request_headers,
+)
+from ._reads import get_answer, handle_get, handle_head, head_answer
+from ._responses import Answer, error_answer, preflight, send_answer, send_json
 from ._settings import DEFAULT_MAX_BODY_SIZE, STREAM_PREFIX, Settings
 from ._sse import handle_sse
 from ._types import Receive, Scope, Send
-from ._writes import handle_create, handle_delete, handle_post
+from ._writes import (
+    AppendHeaders,
+    append_answer,
+    handle_create,
+    handle_delete,
+    handle_post,
+    parse_append_headers,
+)
 
-__all__ = ["DurableStreamsApp", "create_app"]
+__all__ = [
+    "DIRECT_BODY_LIMIT",
+    "DirectHandler",
+    "DurableStreamsApp",
+    "create_app",
+    "failure_answer",
+]
 
 logger = logging.getLogger("millstream.server.http")
 
 _RESERVED = "__ds"
+
+#: A request ``DurableStreamsApp.direct`` took: called with the complete body.
+DirectHandler = Callable[[bytes], Coroutine[Any, Any, "Answer | None"]]
 _RECLAIM_INTERVAL = 30.0
+#: Larger bodies (and chunked ones) always take the ASGI route, with its 413 handling.
+DIRECT_BODY_LIMIT = 64 << 10
 
 
 class SubscriptionHandler(Protocol):
@@ -65,6 +91,7 @@ class DurableStreamsApp:
         self._subscriptions: SubscriptionHandler | None = None
         self._started = False
         self._reclaimer: asyncio.Task[None] | None = None
+        self._direct_body_limit = min(settings.max_body_size, DIRECT_BODY_LIMIT)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -160,20 +187,75 @@ class DurableStreamsApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
-        head = method == "HEAD"
         try:
             await self._route(scope, receive, send, method)
-        except HttpError as exc:
-            await send_error(send, exc, head=head)
-        except LogError as exc:
-            await send_error(send, from_log_error(exc), head=head)
-        except ClientDisconnected:
-            return
-        except Exception:
-            logger.exception("unexpected error in %s %s", method, scope.get("path"))
-            error = HttpError(500, "internal_error", "the server failed to handle this request")
+        except Exception as exc:
+            reply = failure_answer(exc, method, scope.get("path"))
+            if reply is None:
+                return
+            if reply[0] != 500:
+                await send_answer(send, reply)
+                return
             with contextlib.suppress(Exception):
-                await send_error(send, error, head=head)
+                await send_answer(send, reply)
+
+    def direct(
+        self, method: str, path: str, query_string: bytes, headers: RequestHeaders
+    ) -> DirectHandler | None:
+        """For ``millstream serve``'s own HTTP protocol (``server._fastpath``): the handler of
+        a request it may answer without ASGI, or ``None`` to pass the request to the app.
+
+        Only appends, catch-up GETs and HEADs of a stream qualify, and only when the checks
+        ``_route`` makes before touching the store all pass (any 4xx they would raise is left
+        to the app). ``path`` is the decoded path without ``root_path``; the handler takes the
+        complete body and returns what ``_http`` would have sent (``None``: nothing).
+        """
+        if b"transfer-encoding" in headers or b"expect" in headers:
+            return None
+        if not path.startswith(STREAM_PREFIX):
+            return None
+        stream = path[len(STREAM_PREFIX) :]
+        if not stream or stream.startswith(_RESERVED) or not stream.isprintable():
+            return None
+        try:
+            if method == "POST":
+                parsed = parse_append_headers(headers)
+                declared = parsed.declared_length
+                if declared is not None and declared > self._direct_body_limit:
+                    return None
+                return partial(self._direct_post, stream, parsed, path)
+            if method == "GET":
+                query = parse_query_string(query_string)
+                if query.live:
+                    return None
+                return partial(self._direct_get, stream, query, headers, path)
+            if method == "HEAD":
+                return partial(self._direct_head, stream, path)
+        except HttpError:
+            return None
+        return None
+
+    async def _direct_get(
+        self, stream: str, query: ReadQuery, headers: RequestHeaders, path: str, body: bytes
+    ) -> Answer | None:
+        try:
+            return await get_answer(self.settings, stream, query, headers)
+        except Exception as exc:
+            return failure_answer(exc, "GET", path)
+
+    async def _direct_head(self, stream: str, path: str, body: bytes) -> Answer | None:
+        try:
+            return await head_answer(self.settings, stream)
+        except Exception as exc:
+            return failure_answer(exc, "HEAD", path)
+
+    async def _direct_post(
+        self, stream: str, parsed: AppendHeaders, path: str, body: bytes
+    ) -> Answer | None:
+        try:
+            return await append_answer(self.settings, stream, parsed, body)
+        except Exception as exc:
+            return failure_answer(exc, "POST", path)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
         root_path: str = scope.get("root_path", "")
@@ -263,6 +345,20 @@ class DurableStreamsApp:
         else:
             authority = "localhost"
         return f"{scope.get('scheme', 'http')}://{authority}{root_path}{STREAM_PREFIX}"
+
+
+def failure_answer(exc: Exception, method: str, path: object) -> Answer | None:
+    """What a request that raised ``exc`` is answered (``None``: the client is gone)."""
+    head = method == "HEAD"
+    if isinstance(exc, HttpError):
+        return error_answer(exc, head=head)
+    if isinstance(exc, LogError):
+        return error_answer(from_log_error(exc), head=head)
+    if isinstance(exc, ClientDisconnected):
+        return None
+    logger.error("unexpected error in %s %s", method, path, exc_info=exc)
+    error = HttpError(500, "internal_error", "the server failed to handle this request")
+    return error_answer(error, head=head)
 
 
 def create_app(

@@ -23,6 +23,7 @@ __all__ = [
     "parse_expires_at",
     "parse_fork_offset",
     "parse_producer",
+    "parse_query_string",
     "parse_read_query",
     "parse_strict_int",
     "request_headers",
@@ -130,7 +131,11 @@ class ReadQuery:
 
 
 def parse_read_query(scope: Scope) -> ReadQuery:
-    raw: bytes = scope.get("query_string", b"")
+    return parse_query_string(scope.get("query_string", b""))
+
+
+def parse_query_string(raw: bytes) -> ReadQuery:
+    """A GET's query string (raw bytes, as in ASGI's ``query_string``)."""
     offset_text: str | None = None
     live = ""
     cursor: str | None = None

@@ -12,12 +12,12 @@ from millstream.log import ReadResult, StreamConfig, StreamInfo, is_json_content
 from ._cursor import response_cursor
 from ._headers import ReadQuery, RequestHeaders
 from ._jsonmode import wrap_json
-from ._responses import COMMON_HEADERS, content_length, next_offset_header
+from ._responses import Answer, content_length, next_offset_header, send_answer
 from ._settings import Settings
 from ._types import Headers, Send
 from ._writes import stream_info_headers
 
-__all__ = ["handle_get", "handle_head"]
+__all__ = ["get_answer", "handle_get", "handle_head", "head_answer"]
 
 _NO_STORE = (b"cache-control", b"no-store")
 _UP_TO_DATE = (b"stream-up-to-date", b"true")
@@ -27,11 +27,14 @@ _CONFIG_CACHE_SIZE = 100_000
 
 
 async def handle_head(settings: Settings, path: str, send: Send) -> None:
+    await send_answer(send, await head_answer(settings, path))
+
+
+async def head_answer(settings: Settings, path: str) -> Answer:
     info = await settings.store.head(path)
     headers = stream_info_headers(info)
     headers.append(_NO_STORE)
-    await send({"type": "http.response.start", "status": 200, "headers": COMMON_HEADERS + headers})
-    await send({"type": "http.response.body", "body": b""})
+    return (200, headers, b"")
 
 
 def _cache_control(info_expires_at: float | None) -> tuple[bytes, bytes]:
@@ -62,7 +65,7 @@ def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
     return False
 
 
-async def _send_empty_live(send: Send, info_closed: bool, tail: int, query: ReadQuery) -> None:
+def _empty_live(info_closed: bool, tail: int, query: ReadQuery) -> Answer:
     """A long-poll that ends without data: 204 with the tail, up-to-date, EOF if closed."""
     headers: Headers = [
         next_offset_header(tail),
@@ -73,13 +76,19 @@ async def _send_empty_live(send: Send, info_closed: bool, tail: int, query: Read
         headers.append(_CLOSED)
     else:
         headers.append((b"stream-cursor", response_cursor(query.cursor).encode()))
-    await send({"type": "http.response.start", "status": 204, "headers": COMMON_HEADERS + headers})
-    await send({"type": "http.response.body", "body": b""})
+    return (204, headers, b"")
 
 
 async def handle_get(
     settings: Settings, path: str, query: ReadQuery, headers: RequestHeaders, send: Send
 ) -> None:
+    await send_answer(send, await get_answer(settings, path, query, headers))
+
+
+async def get_answer(
+    settings: Settings, path: str, query: ReadQuery, headers: RequestHeaders
+) -> Answer:
+    """A catch-up or long-poll GET (§5.6-5.7); long-polls wait here for data."""
     store = settings.store
     start = query.offset
     info: StreamInfo | None = None
@@ -88,18 +97,15 @@ async def handle_get(
         start = info.tail
         if not query.live or info.closed:
             read = await store.read(path, start)  # renews a sliding TTL
-            await _send_now(send, info, read, query)
-            return
+            return _now(info, read, query)
     read = await store.read(path, start)
     if query.live == "long-poll" and not read.payloads:
         if read.closed:
-            await _send_empty_live(send, True, read.tail, query)
-            return
+            return _empty_live(True, read.tail, query)
         await store.wait(path, start, settings.long_poll_timeout)
         read = await store.read(path, start)
         if not read.payloads:
-            await _send_empty_live(send, read.closed, read.tail, query)
-            return
+            return _empty_live(read.closed, read.tail, query)
     config = settings.configs.get(read.stream_id)
     if config is None:
         info = info if info is not None else await store.head(path)
@@ -108,14 +114,13 @@ async def handle_get(
             if len(settings.configs) >= _CONFIG_CACHE_SIZE:
                 settings.configs.clear()
             settings.configs[read.stream_id] = config
-    await _send_read(send, config, read, query, headers)
+    return _read_answer(config, read, query, headers)
 
 
-async def _send_now(send: Send, info: StreamInfo, read: ReadResult, query: ReadQuery) -> None:
+def _now(info: StreamInfo, read: ReadResult, query: ReadQuery) -> Answer:
     """``offset=now`` in catch-up mode (or on a closed stream): no data, the tail (§8)."""
     if query.live == "long-poll":
-        await _send_empty_live(send, read.closed, read.tail, query)
-        return
+        return _empty_live(read.closed, read.tail, query)
     content_type = info.config.content_type
     body = b"[]" if is_json_content_type(content_type) else b""
     answer: Headers = [
@@ -127,13 +132,12 @@ async def _send_now(send: Send, info: StreamInfo, read: ReadResult, query: ReadQ
     ]
     if read.closed:
         answer.append(_CLOSED)
-    await send({"type": "http.response.start", "status": 200, "headers": COMMON_HEADERS + answer})
-    await send({"type": "http.response.body", "body": body})
+    return (200, answer, body)
 
 
-async def _send_read(
-    send: Send, config: StreamConfig, read: ReadResult, query: ReadQuery, headers: RequestHeaders
-) -> None:
+def _read_answer(
+    config: StreamConfig, read: ReadResult, query: ReadQuery, headers: RequestHeaders
+) -> Answer:
     at_tail = read.next >= read.tail
     closed_at_tail = read.closed and at_tail
     etag = _etag(read, closed_at_tail)
@@ -154,11 +158,7 @@ async def _send_read(
         answer.append(_NO_STORE)
     if_none_match = headers.get(b"if-none-match")
     if if_none_match is not None and _etag_matches(if_none_match, etag):
-        await send(
-            {"type": "http.response.start", "status": 304, "headers": COMMON_HEADERS + answer}
-        )
-        await send({"type": "http.response.body", "body": b""})
-        return
+        return (304, answer, b"")
     if is_json_content_type(config.content_type):
         body = wrap_json(read.payloads)
     elif len(read.payloads) == 1:
@@ -167,5 +167,4 @@ async def _send_read(
         body = b"".join(read.payloads)
     answer.append((b"content-type", config.content_type.encode()))
     answer.append(content_length(body))
-    await send({"type": "http.response.start", "status": 200, "headers": COMMON_HEADERS + answer})
-    await send({"type": "http.response.body", "body": body})
+    return (200, answer, body)

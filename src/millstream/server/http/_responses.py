@@ -1,5 +1,9 @@
-"""Sending answers: the headers every response carries (CORS, §12.7 browser security) and
-small helpers that write a whole response in two ASGI messages."""
+"""Answers: the headers every response carries (CORS, §12.7 browser security), whole responses
+as values (``Answer``), and helpers that send one as two ASGI messages.
+
+Handlers compute an ``Answer``; the ASGI app sends it with ``send_answer`` and ``millstream
+serve``'s own HTTP protocol (``server._fastpath``) writes the same value in one ``write()``.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,14 @@ __all__ = [
     "COMMON_HEADERS",
     "JSON_CONTENT_TYPE",
     "NO_CONTENT_LENGTH",
+    "Answer",
+    "answer",
     "content_length",
+    "error_answer",
+    "json_answer",
     "next_offset_header",
     "preflight",
+    "send_answer",
     "send_error",
     "send_json",
     "send_response",
@@ -64,44 +73,53 @@ _PREFLIGHT: Headers = [
 ]
 
 
-async def send_response(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
-    """Send a complete response; ``headers`` must not repeat ``COMMON_HEADERS``."""
+#: A whole response: status, the headers after ``COMMON_HEADERS``, and the body exactly as sent
+#: (empty for HEAD, whose headers still give the length a GET would have).
+Answer = tuple[int, Headers, bytes]
+
+
+def answer(status: int, headers: Headers, body: bytes = b"") -> Answer:
+    """An answer carrying ``body`` with its ``Content-Length``; ``headers`` is extended."""
     headers.append(content_length(body))
+    return (status, headers, body)
+
+
+async def send_answer(send: Send, reply: Answer) -> None:
+    """Send ``reply`` as ``http.response.start`` + ``http.response.body``."""
+    status, headers, body = reply
     await send(
         {"type": "http.response.start", "status": status, "headers": COMMON_HEADERS + headers}
     )
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_json(send: Send, status: int, value: object, *, head: bool = False) -> None:
+async def send_response(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
+    """Send a complete response; ``headers`` must not repeat ``COMMON_HEADERS``."""
+    await send_answer(send, answer(status, headers, body))
+
+
+def json_answer(status: int, value: object, *, head: bool = False) -> Answer:
     body = orjson.dumps(value)
     headers: Headers = [JSON_CONTENT_TYPE, (b"cache-control", b"no-store")]
-    if head:
-        headers.append(content_length(body))
-        await send(
-            {"type": "http.response.start", "status": status, "headers": COMMON_HEADERS + headers}
-        )
-        await send({"type": "http.response.body", "body": b""})
-        return
-    await send_response(send, status, headers, body)
+    reply = answer(status, headers, body)
+    return (status, headers, b"") if head else reply
+
+
+async def send_json(send: Send, status: int, value: object, *, head: bool = False) -> None:
+    await send_answer(send, json_answer(status, value, head=head))
+
+
+def error_answer(error: HttpError, *, head: bool = False) -> Answer:
+    """``error`` as JSON (no body for HEAD, where HTTP forbids one)."""
+    body = orjson.dumps({"error": {"code": error.code, "message": error.message}})
+    headers: Headers = [JSON_CONTENT_TYPE, (b"cache-control", b"no-store"), *error.headers]
+    reply = answer(error.status, headers, body)
+    return (error.status, headers, b"") if head else reply
 
 
 async def send_error(send: Send, error: HttpError, *, head: bool = False) -> None:
     """Answer ``error`` as JSON (no body for HEAD, where HTTP forbids one)."""
-    body = orjson.dumps({"error": {"code": error.code, "message": error.message}})
-    headers: Headers = [JSON_CONTENT_TYPE, (b"cache-control", b"no-store"), *error.headers]
-    if head:
-        headers.append(content_length(body))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": COMMON_HEADERS + headers,
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
-        return
-    await send_response(send, error.status, headers, body)
+    await send_answer(send, error_answer(error, head=head))
 
 
 async def preflight(send: Send) -> None:

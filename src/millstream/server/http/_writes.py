@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from millstream.log import (
@@ -9,6 +10,7 @@ from millstream.log import (
     ContentTypeMismatch,
     CreateRequest,
     ForkSpec,
+    ProducerClaim,
     StreamClosed,
     StreamConfig,
     StreamInfo,
@@ -27,11 +29,19 @@ from ._headers import (
     parse_strict_int,
 )
 from ._jsonmode import json_messages
-from ._responses import next_offset_header, send_response
+from ._responses import Answer, answer, next_offset_header, send_answer, send_response
 from ._settings import Settings
 from ._types import Headers, Receive, Send
 
-__all__ = ["handle_create", "handle_delete", "handle_post", "stream_info_headers"]
+__all__ = [
+    "AppendHeaders",
+    "append_answer",
+    "handle_create",
+    "handle_delete",
+    "handle_post",
+    "parse_append_headers",
+    "stream_info_headers",
+]
 
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _CT_CACHE: dict[bytes, tuple[str, bool]] = {}  # raw Content-Type → (canonical, JSON?)
@@ -155,9 +165,19 @@ async def handle_create(
     await send_response(send, 201 if result.created else 200, answer)
 
 
-async def handle_post(
-    settings: Settings, path: str, headers: RequestHeaders, receive: Receive, send: Send
-) -> None:
+@dataclass(frozen=True, slots=True)
+class AppendHeaders:
+    """What an append's request headers say, validated before its body is read."""
+
+    producer: ProducerClaim | None
+    close: bool
+    stream_seq: str | None
+    raw_type: bytes
+    declared_length: int | None
+
+
+def parse_append_headers(headers: RequestHeaders) -> AppendHeaders:
+    """Validate a POST's headers (400 on bad ones, before any body is read)."""
     producer = parse_producer(headers)
     close = _is_true(headers, b"stream-closed")
     seq_raw = headers.get(b"stream-seq")
@@ -165,7 +185,25 @@ async def handle_post(
     if stream_seq is not None and not stream_seq:
         raise bad_request("Stream-Seq must not be empty")
     raw_type = headers.get(b"content-type", b"").strip()
-    body = await read_body(receive, settings.max_body_size, _declared_length(headers))
+    return AppendHeaders(producer, close, stream_seq, raw_type, _declared_length(headers))
+
+
+async def handle_post(
+    settings: Settings, path: str, headers: RequestHeaders, receive: Receive, send: Send
+) -> None:
+    parsed = parse_append_headers(headers)
+    body = await read_body(receive, settings.max_body_size, parsed.declared_length)
+    await send_answer(send, await append_answer(settings, path, parsed, body))
+
+
+async def append_answer(
+    settings: Settings, path: str, parsed: AppendHeaders, body: bytes
+) -> Answer:
+    """Append ``body`` (or close) as ``parsed`` says; the 200/204 answer (§5.2-5.3)."""
+    producer = parsed.producer
+    close = parsed.close
+    stream_seq = parsed.stream_seq
+    raw_type = parsed.raw_type
     store = settings.store
     if not body:
         if not close:
@@ -186,16 +224,16 @@ async def handle_post(
             messages = [body]
         request = AppendRequest(messages, content_type, stream_seq, producer, close)
     result = await store.append(path, request)
-    answer: Headers = [next_offset_header(result.tail)]
+    headers: Headers = [next_offset_header(result.tail)]
     if result.closed:
-        answer.append((b"stream-closed", b"true"))
+        headers.append((b"stream-closed", b"true"))
     status = 204
     if producer is not None:
-        answer.append((b"producer-epoch", str(result.producer_epoch).encode()))
-        answer.append((b"producer-seq", str(result.producer_seq).encode()))
+        headers.append((b"producer-epoch", str(result.producer_epoch).encode()))
+        headers.append((b"producer-seq", str(result.producer_seq).encode()))
         if result.outcome == "appended":
             status = 200
-    await send_response(send, status, answer)
+    return answer(status, headers)
 
 
 async def _check_appendable(settings: Settings, path: str, content_type: str) -> None:
