@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from millstream.log import MemoryStore
+from millstream.server._fastpath import direct_protocol
 from millstream.server.http import create_app
 
 # tests/servers.py (real server processes) lives one level up.
@@ -35,9 +36,25 @@ class LiveServer:
         return f"{self.url}/v1/stream/{path}"
 
 
-def start_server(app: Any, store: MemoryStore) -> tuple[LiveServer, threading.Thread]:
+def start_server(
+    app: Any, store: MemoryStore, *, http: Any = "auto", **options: Any
+) -> tuple[LiveServer, threading.Thread]:
+    """``http="direct"`` serves through ``millstream serve``'s own protocol (the fast path),
+    ``http="asgi"`` through uvicorn's httptools protocol (what ``--no-http-fast-path`` runs)."""
+    if http == "direct":
+        http = direct_protocol(app)
+    elif http == "asgi":
+        http = "httptools"
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, loop="asyncio", lifespan="on", log_level="warning"
+        app,
+        host="127.0.0.1",
+        port=0,
+        loop="asyncio",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,  # as ``millstream serve``; with an access log the fast path stands down
+        http=http,
+        **options,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -66,11 +83,12 @@ def stop_server(live: LiveServer, thread: threading.Thread) -> None:
     thread.join(10)
 
 
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
+@pytest.fixture(scope="module", params=["asgi", "direct"])
+def live(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Every test using it runs twice: plain uvicorn, and ``millstream serve``'s fast path."""
     store = MemoryStore()
     app = create_app(store, long_poll_timeout=0.5, max_body_size=1 << 20, manage_store=True)
-    server, thread = start_server(app, store)
+    server, thread = start_server(app, store, http=request.param)
     try:
         yield server
     finally:

@@ -6,7 +6,8 @@ ASGI: no scope dict, no ``receive``/``send`` messages, no ``asyncio.Event``, no 
 the handler finishes without waiting, and the whole response goes out in one ``write()``.
 Everything else (long-poll, SSE, PUT, DELETE, OPTIONS, subscriptions, ``/health``, chunked or
 large bodies, ``Expect``, upgrades, a request pipelined behind one still running, a paused
-writer) takes uvicorn's own path to the app, unchanged. Answers are the app's own ``Answer``
+writer, ``limit_concurrency``) takes uvicorn's own path to the app, unchanged. With an access
+log configured, direct answers log the same line uvicorn would. Answers are the app's own ``Answer``
 values, serialised the way uvicorn serialises them (same header order, ``Date``,
 ``connection: close``), so the bytes on the wire are the same either way.
 
@@ -19,7 +20,7 @@ import asyncio
 import logging
 import types
 from collections.abc import Coroutine, Generator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import unquote
 
 import httptools
@@ -28,8 +29,12 @@ from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
 )
+from uvicorn.protocols.utils import get_path_with_query_string
 
 from .http import DurableStreamsApp
+
+if TYPE_CHECKING:
+    from uvicorn._types import HTTPScope
 from .http._app import DirectHandler
 from .http._responses import COMMON_HEADERS, Answer
 
@@ -59,7 +64,15 @@ class _Direct:
     its ``RequestResponseCycle``, so pipelining, shutdown and connection loss (which read
     ``response_complete``, ``keep_alive``, ``disconnected``, ``message_event``) work as is."""
 
-    __slots__ = ("body", "disconnected", "handler", "head", "keep_alive", "response_complete")
+    __slots__ = (
+        "access",
+        "body",
+        "disconnected",
+        "handler",
+        "head",
+        "keep_alive",
+        "response_complete",
+    )
 
     message_event: ClassVar[_NoEvent] = _NO_EVENT
 
@@ -70,6 +83,7 @@ class _Direct:
         self.body: list[bytes] = []
         self.response_complete = False
         self.disconnected = False
+        self.access: tuple[str, str, str] | None = None  # method, path, query (access log on)
 
 
 @types.coroutine
@@ -134,6 +148,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
     sweeper: ClassVar[_Sweeper | None] = None
     idle_since: float | None = None
     _direct: _Direct | None = None
+    _path = ""  # the request target as the access log shows it (only with an access log)
 
     # -- parser callbacks ------------------------------------------------------------------
 
@@ -152,7 +167,6 @@ class DirectHttpProtocol(HttpToolsProtocol):
             method is None
             or (cycle is not None and not cycle.response_complete)
             or self.flow.write_paused
-            or self.access_log
             or self.limit_concurrency is not None
             or parser.should_upgrade()
         ):
@@ -168,8 +182,10 @@ class DirectHttpProtocol(HttpToolsProtocol):
         if handler is None:
             self._to_app()
             return
-        self._direct = _Direct(handler, keep_alive, method == "HEAD")
-        self.cycle = self._direct  # type: ignore[assignment]
+        direct = self._direct = _Direct(handler, keep_alive, method == "HEAD")
+        self.cycle = direct  # type: ignore[assignment]
+        if self.access_log:
+            direct.access = (method, self._path, parser.get_http_version())
 
     def _handler(self, method: str) -> DirectHandler | None:
         try:
@@ -179,7 +195,11 @@ class DirectHttpProtocol(HttpToolsProtocol):
             return None
         if "%" in path:
             path = unquote(path)
-        return self.direct_app.direct(method, path, parsed.query or b"", dict(self.headers))
+        query = parsed.query or b""
+        if self.access_log:
+            scope = {"path": self.root_path + path, "query_string": query}
+            self._path = get_path_with_query_string(cast("HTTPScope", scope))
+        return self.direct_app.direct(method, path, query, dict(self.headers))
 
     def _to_app(self) -> None:
         """Hand the request to uvicorn's ASGI machinery, as if it had parsed it alone."""
@@ -239,6 +259,12 @@ class DirectHttpProtocol(HttpToolsProtocol):
             transport.close()
             return
         transport.write(data)
+        if direct.access is not None:
+            method, path, version = direct.access
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else ""
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d', client, method, path, version, reply[0]
+            )
         if not direct.keep_alive:
             transport.close()
         self.on_response_complete()
