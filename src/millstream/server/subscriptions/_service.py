@@ -161,7 +161,9 @@ class SubscriptionEngine:
     # -- change notifications -------------------------------------------------------------
 
     def _on_change(self, path: str) -> None:
-        if self._closing or is_reserved_path(path):
+        # With no subscriptions nothing can reference ``path`` (a new subscription backfills
+        # existing streams at their tail), so the common case costs one dict check per append.
+        if not self._subs or self._closing or is_reserved_path(path):
             return
         self._dirty.add(path)
         self._dirty_event.set()
