@@ -257,10 +257,14 @@ def test_pipelined_requests_are_answered_in_order(pair: Pair) -> None:
             _request("HEAD", stream),
             _request("GET", stream + "?offset=-1", {"Connection": "close"}),
             _request("POST", stream, TEXT, b"never"),  # behind close: never run
+            _request("PUT", S + "never", TEXT),  # nor this one
         ]
     )
     direct = _responses(pair.direct, raw)
     assert direct == _responses(pair.asgi, raw)
+    for live in (pair.direct, pair.asgi):
+        [head] = _exchange(live, [_request("HEAD", S + "never")], [True])
+        assert head.startswith(b"HTTP/1.1 404 ")
     statuses = [answer[9:12] for answer in direct]
     assert statuses == [b"201", b"204", b"204", b"204", b"204", b"200", b"200", b"200"]
     assert direct[-1].endswith(b"\r\n\r\nabc")

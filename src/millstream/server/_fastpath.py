@@ -161,6 +161,11 @@ class DirectHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
+        keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+        if self.transport.is_closing():
+            # Pipelined behind ``Connection: close``: uvicorn never runs such a request either.
+            self._direct = _Direct(None, keep_alive, False)  # swallows its body, answers nothing
+            return
         method = _DIRECT_METHODS.get(parser.get_method())
         cycle = self.cycle
         if (
@@ -171,12 +176,6 @@ class DirectHttpProtocol(HttpToolsProtocol):
             or parser.should_upgrade()
         ):
             self._to_app()
-            return
-        keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
-        if self.transport.is_closing():
-            # A request pipelined behind ``Connection: close``: uvicorn never runs it either.
-            self._direct = _Direct(None, keep_alive, method == "HEAD")
-            self.cycle = self._direct  # type: ignore[assignment]
             return
         handler = self._handler(method)
         if handler is None:
