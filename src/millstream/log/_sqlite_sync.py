@@ -105,7 +105,13 @@ class WalSyncer(Generic[T]):
         self.wal = wal
         self._publish = publish
         self._fail = fail
-        self._cond = threading.Condition()
+        # One lock, two conditions, so each wake-up reaches only a thread that waits for it:
+        # ``_work`` wakes this thread (something handed over, or stop); ``_done`` wakes the
+        # writer (batches taken, an fsync finished). One shared condition woke this thread
+        # after every inline sync for nothing: a context switch and a GIL hand-off per batch.
+        lock = threading.Lock()
+        self._work = threading.Condition(lock)
+        self._done = threading.Condition(lock)
         self._pending: list[T] = []
         self._busy = False
         self._stopping = False
@@ -119,9 +125,9 @@ class WalSyncer(Generic[T]):
 
     def hand_over(self, item: T) -> None:
         """Queue a batch whose COMMIT has returned; it is acknowledged after the next fsync."""
-        with self._cond:
+        with self._work:
             self._pending.append(item)
-            self._cond.notify_all()
+            self._work.notify()
 
     def sync_inline(self, item: T) -> bool:
         """If no fsync is in flight or pending, sync and publish ``item`` on the calling thread.
@@ -130,7 +136,7 @@ class WalSyncer(Generic[T]):
         fsync with, and waking this thread would only add a thread hand-off to the latency.
         Returns ``False`` (and does nothing) if the item must be handed over instead.
         """
-        with self._cond:
+        with self._work:
             if self._pending or self._busy:
                 return False
             self._busy = True
@@ -144,44 +150,45 @@ class WalSyncer(Generic[T]):
         for the fsync in flight: the jobs arriving meanwhile pile up in the queue and form
         one larger next batch instead of many small commits (one commit per fsync).
         """
-        with self._cond:
+        with self._done:
             while self._pending and self.failure is None:
-                self._cond.wait()
+                self._done.wait()
 
     def drain(self) -> None:
         """Block until every batch handed over is acknowledged (or failed)."""
-        with self._cond:
+        with self._done:
             while self._pending or self._busy:
-                self._cond.wait()
+                self._done.wait()
 
     def stop(self) -> None:
         """Acknowledge what is pending, then end the thread (blocking)."""
-        with self._cond:
+        with self._work:
             self._stopping = True
-            self._cond.notify_all()
+            self._work.notify()
         self._thread.join()
 
     def fail_closed(self, reason: str) -> StorageError:
         """Refuse every later write (a sync failed here or in a checkpoint)."""
-        with self._cond:
+        with self._done:
             if self.failure is None:
                 self.failure = StorageError(
                     f"{reason}; the store stopped accepting writes because data it already wrote"
                     " may not be on disk (restart the server once the disk is healthy)"
                 )
+                self._done.notify_all()
             return self.failure
 
     def _run(self) -> None:
         while True:
-            with self._cond:
+            with self._work:
                 while not self._pending and not self._stopping:
-                    self._cond.wait()
+                    self._work.wait()
                 if not self._pending:
                     return
                 # Taken before the fsync starts: every batch here had committed already.
                 group, self._pending = self._pending, []
                 self._busy = True
-                self._cond.notify_all()
+                self._done.notify_all()
             self._process(group)
 
     def _process(self, group: list[T]) -> None:
@@ -194,9 +201,9 @@ class WalSyncer(Generic[T]):
                 with contextlib.suppress(Exception):
                     self._fail(item, failure)
         finally:
-            with self._cond:
+            with self._done:
                 self._busy = False
-                self._cond.notify_all()
+                self._done.notify_all()
 
     def _sync_and_publish(self, group: list[T]) -> None:
         failure = self.failure
