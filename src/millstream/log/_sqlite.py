@@ -151,6 +151,7 @@ class SqliteStore(Store):
         self._closed = True
         writer, self._writer = self._writer, None
         if writer is not None:
+            writer.flush()
             await asyncio.to_thread(writer.stop)
             await asyncio.sleep(0)  # let the last batch's answers reach their callers
         self.notifier.close()

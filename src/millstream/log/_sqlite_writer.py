@@ -53,7 +53,7 @@ __all__ = ["Job", "Writer"]
 
 JobKind = Literal["create", "append", "delete", "reclaim"]
 
-MAX_BATCH = 4096  # jobs per transaction; more wait for the next one
+MAX_BATCH = 4096  # jobs per transaction (plus one loop iteration's); more wait for the next one
 INTERVAL_FSYNC_SECONDS = 0.1  # fsync="interval": the most acknowledged writes a crash can lose
 ACCESS_FLUSH_SECONDS = 5.0  # how often sliding-TTL renewals from reads reach the file
 #: fsync="always": checkpoint once about this many pages were written to the WAL (~4 MiB, where
@@ -306,7 +306,8 @@ class Writer:
             # We checkpoint ourselves (``Writer._checkpoint``): see _sqlite_sync's docstring.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._syncer = WalSyncer(self.wal, self._publish, self._fail_committed)
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()
+        self._outbox: list[Job] = []  # submitted in this event-loop iteration, not yet queued
         self._unsynced = False
         self._last_sync = time.monotonic()
         self._last_access_flush = time.monotonic()
@@ -336,10 +337,29 @@ class Writer:
         self._thread.start()
 
     def submit(self, job: Job) -> None:
-        self._queue.put(job)
+        """On the event loop: queue ``job``; the writer gets it at the end of this iteration.
+
+        The jobs of one loop iteration reach the writer as one queue item: one wake-up of the
+        writer thread, once the loop is about to wait for I/O, instead of one per request
+        while the loop still has requests to parse (each costing a futex wake-up and a GIL
+        hand-off between the two threads).
+        """
+        outbox = self._outbox
+        outbox.append(job)
+        if len(outbox) == 1:
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """On the event loop: hand the jobs submitted so far to the writer thread."""
+        jobs, self._outbox = self._outbox, []
+        if jobs:
+            self._queue.put(jobs)
 
     def stop(self) -> None:
-        """Finish every queued job, persist TTL renewals, close the connection (blocking)."""
+        """Finish every queued job, persist TTL renewals, close the connection (blocking).
+
+        Call ``flush`` on the event loop first, so jobs submitted just before are included.
+        """
         self._queue.put(None)
         self._thread.join()
 
@@ -349,20 +369,20 @@ class Writer:
         stopping = False
         while not stopping:
             try:
-                job = self._queue.get(timeout=INTERVAL_FSYNC_SECONDS if self._unsynced else 1.0)
+                item = self._queue.get(timeout=INTERVAL_FSYNC_SECONDS if self._unsynced else 1.0)
             except queue.Empty:
                 self._housekeeping()
                 continue
             jobs: list[Job] = []
-            while job is not None:
-                jobs.append(job)
+            while item is not None:
+                jobs.extend(item)
                 if len(jobs) >= MAX_BATCH:
                     break
                 try:
-                    job = self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            stopping = job is None
+            stopping = item is None
             if jobs:
                 self._commit(jobs)
             self._housekeeping()
