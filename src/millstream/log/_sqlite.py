@@ -182,23 +182,35 @@ class SqliteStore(Store):
 
     # -- writes: through the writer thread ----------------------------------------------
 
-    async def _submit(self, kind: JobKind, path: str, request: Any) -> Any:
-        await self._ready()
+    def _enqueue(self, kind: JobKind, path: str, request: Any) -> asyncio.Future[Any]:
+        """Queue a job for the writer thread (started already); its future answers it.
+
+        Synchronous on purpose: ``append`` awaits the future directly, so an append costs the
+        event loop no coroutine frames besides its own (this path runs once per request).
+        """
         writer = self._writer
         if writer is None or self._closed:
             raise StorageError("the store is closed")
-        if writer.failure is not None:
-            raise writer.failure
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failure = writer.failure
+        if failure is not None:
+            raise failure
+        future: asyncio.Future[Any] = writer.loop.create_future()
         writer.submit(Job(kind, path, request, future))
-        return await future
+        return future
+
+    async def _submit(self, kind: JobKind, path: str, request: Any) -> Any:
+        if self._writer is None:
+            await self._ready()
+        return await self._enqueue(kind, path, request)
 
     async def create(self, path: str, request: CreateRequest) -> CreateResult:
         result: CreateResult = await self._submit("create", path, request)
         return result
 
     async def append(self, path: str, request: AppendRequest) -> AppendResult:
-        result: AppendResult = await self._submit("append", path, request)
+        if self._writer is None:
+            await self._ready()
+        result: AppendResult = await self._enqueue("append", path, request)
         return result
 
     async def delete(self, path: str) -> None:
@@ -228,13 +240,15 @@ class SqliteStore(Store):
         return state
 
     async def head(self, path: str) -> StreamInfo:
-        await self._ready()
+        if self._writer is None:
+            await self._ready()
         return self._live(path, time.time()).info()
 
     async def read(
         self, path: str, start: int, *, max_bytes: int = DEFAULT_MAX_READ_BYTES
     ) -> ReadResult:
-        await self._ready()
+        if self._writer is None:
+            await self._ready()
         now = time.time()
         state = self._live(path, now)
         tail, closed, sid = state.tail, state.closed, state.stream_id

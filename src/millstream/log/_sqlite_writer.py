@@ -297,7 +297,7 @@ class Writer:
         self._conn = conn
         self._table = table
         self._caches = caches
-        self._loop = loop
+        self._loop = self.loop = loop
         self._notify = notify
         self._fsync = fsync
         self.wal = WalFile(wal_path)
