@@ -33,6 +33,7 @@ __all__ = [
     "UPDATE_STREAM",
     "FsyncMode",
     "connect",
+    "insert_flat",
     "insert_many",
     "load_state",
     "prepare_schema",
@@ -231,11 +232,17 @@ def insert_many(conn: sqlite3.Connection, table: str, rows: Sequence[tuple[objec
     around each; while the event loop is busy, every re-take can wait for a whole GIL switch
     interval. One multi-row statement is one step.
     """
+    insert_flat(conn, table, [value for row in rows for value in row])
+
+
+def insert_flat(conn: sqlite3.Connection, table: str, values: Sequence[object]) -> None:
+    """``insert_many`` for rows already laid end to end (4 values per row), as bound."""
     head, width, tail = _MANY_PARTS[table]
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        key = (table, len(chunk))
+    step = width * _ROWS_PER_INSERT
+    for start in range(0, len(values), step):
+        chunk = values[start : start + step] if len(values) > step else values
+        key = (table, len(chunk) // width)
         sql = _MANY_SQL.get(key)
         if sql is None:
-            sql = _MANY_SQL[key] = _values_sql(head, width, len(chunk), tail)
-        conn.execute(sql, [value for row in chunk for value in row])
+            sql = _MANY_SQL[key] = _values_sql(head, width, key[1], tail)
+        conn.execute(sql, chunk)

@@ -26,7 +26,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ from ._sqlite_schema import (
     INSERT_STREAM,
     UPDATE_STREAM,
     FsyncMode,
+    insert_flat,
     insert_many,
     stream_row,
 )
@@ -82,7 +83,7 @@ class _Batch:
         self.now = now
         self.timestamp_ms = int(now * 1000)
         self.work: dict[str, StreamState | None] = {}  # None: removed in this batch
-        self.rows: list[tuple[int, int, bytes, int]] = []
+        self.values: list[object] = []  # messages rows end to end: stream_id, seq, data, ts
         self.dirty: set[str] = set()  # paths whose streams row needs an UPDATE
         self.producers: dict[tuple[int, str], tuple[int, int]] = {}
         self.dropped: set[int] = set()
@@ -99,10 +100,17 @@ class _Batch:
         working = self.work[path] = copy_state(state)
         return working
 
-    def _add_messages(self, state: StreamState, start: int, payloads: list[bytes]) -> None:
+    def _add_messages(self, state: StreamState, start: int, payloads: Sequence[bytes]) -> None:
         sid, ts = state.stream_id, self.timestamp_ms
-        self.rows.extend([(sid, start + i, data, ts) for i, data in enumerate(payloads)])
-        self.nbytes += sum(map(len, payloads))
+        if len(payloads) == 1:  # the common case, once per request: no loop, no copies
+            data = payloads[0]
+            self.values += (sid, start, data, ts)
+            self.nbytes += len(data)
+        else:
+            values = self.values
+            for i, data in enumerate(payloads):
+                values += (sid, start + i, data, ts)
+            self.nbytes += sum(map(len, payloads))
         entry = self.cached.get(sid)
         if entry is None:
             self.cached[sid] = (start, list(payloads))
@@ -119,7 +127,7 @@ class _Batch:
         if plan.outcome == "duplicate":
             return result
         if plan.outcome == "appended":
-            self._add_messages(state, start, list(request.messages))
+            self._add_messages(state, start, request.messages)
         if plan.producer is not None:
             claim = plan.producer
             self.producers[(state.stream_id, claim.producer_id)] = (claim.epoch, claim.seq)
@@ -252,9 +260,9 @@ class _Batch:
                     self.drop(source)
 
     def flush_rows(self) -> None:
-        if self.rows:
-            insert_many(self.conn, "messages", self.rows)
-            self.rows = []
+        if self.values:
+            insert_flat(self.conn, "messages", self.values)
+            self.values = []
 
     def flush(self) -> None:
         """Write everything the batch decided (messages, stream rows, producer state)."""
