@@ -240,3 +240,21 @@ async def test_a_failed_commit_fails_its_batch_and_state_is_reloaded(
     await store.aclose()
     store = sqlite_stores()
     assert (await read_all(store, "a")).count(b"p1") == 1
+
+
+async def test_appends_submitted_in_the_closing_iteration_are_committed(
+    sqlite_stores: Open,
+) -> None:
+    """Jobs wait in the writer's outbox until the end of their loop iteration; ``aclose`` in
+    that same iteration must still hand them over, commit and answer them."""
+    store = sqlite_stores()
+    await create(store, "a")
+    tasks = [asyncio.ensure_future(append(store, "a", f"m{i}".encode())) for i in range(5)]
+    await asyncio.sleep(0)  # each task runs up to its await: its job waits in the outbox
+    assert store._writer is not None
+    assert len(store._writer._outbox) == 5
+    await store.aclose()
+    results = await asyncio.wait_for(asyncio.gather(*tasks), 5)  # lost jobs: never answered
+    assert sorted(result.tail for result in results) == [1, 2, 3, 4, 5]
+    again = sqlite_stores()
+    assert await read_all(again, "a") == numbered("m", 5)
