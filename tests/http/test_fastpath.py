@@ -31,7 +31,7 @@ _DATE = re.compile(rb"\r\ndate: [^\r]*")
 class Pair:
     direct: LiveServer
     asgi: LiveServer
-    fast_answers: list[int]  # requests the direct server answered without ASGI
+    fast_answers: list[tuple[str, str]]  # (method, path) the direct server answered itself
 
 
 def _port(live: LiveServer) -> int:
@@ -41,7 +41,7 @@ def _port(live: LiveServer) -> int:
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair]:
     started: list[tuple[LiveServer, threading.Thread]] = []
-    counter: list[int] = []
+    counter: list[tuple[str, str]] = []
     try:
         for http in ("direct", "asgi"):
             store = MemoryStore()
@@ -49,10 +49,10 @@ def pair() -> Iterator[Pair]:
             if http == "direct":
                 original = app.direct
 
-                def counting(*args: Any, _original: Any = original) -> Any:
-                    handler = _original(*args)
+                def counting(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                    handler = _original(*args, **kwargs)
                     if handler is not None:
-                        counter.append(1)
+                        counter.append((args[0], args[1]))
                     return handler
 
                 app.direct = counting  # type: ignore[method-assign]
@@ -149,6 +149,8 @@ TABLE: list[tuple[str, str, dict[str, str], bytes]] = [
     ("PUT", S + "t", TEXT, b""),
     ("PUT", S + "j", JSON, b""),
     ("PUT", S + "c", TEXT, b""),
+    ("PUT", S + "t", TEXT, b""),  # idempotent: 200
+    ("PUT", S + "t", JSON, b""),  # another config: 409
     ("POST", S + "t", TEXT, b"hello"),
     ("POST", S + "t", {"Content-Type": "Text/Plain; Charset=utf-8"}, b"x" * 300),
     ("POST", S + "t", PRODUCER, b"p0"),
@@ -202,6 +204,85 @@ TABLE: list[tuple[str, str, dict[str, str], bytes]] = [
     ("POST", S + "j", JSON, b"[3]"),
     ("GET", S + "t?offset=-1", {"Connection": "close"}, b""),
 ]
+
+
+FORK = "Stream-Forked-From"
+ZERO = "0000000000000000_0000000000000000"
+#: Creates: (path, headers, body, fast?, status). ``fast``: whether ``direct`` takes it (bad
+#: headers and bodies it refuses go to the app); ``expect`` shows 100 before its 201.
+CREATES: list[tuple[str, dict[str, str], bytes, bool, int]] = [
+    ("plain", {}, b"", True, 201),
+    ("ttl", {**TEXT, "Stream-TTL": "3600"}, b"", True, 201),
+    ("ttl", {**TEXT, "Stream-TTL": "60"}, b"", True, 409),
+    ("exp", {**TEXT, "Stream-Expires-At": "2099-01-01T00:00:00Z"}, b"", True, 201),
+    ("exp", {**TEXT, "Stream-Expires-At": "2099-01-01T00:00:00Z"}, b"", True, 200),
+    ("shut", {**TEXT, "Stream-Closed": "true"}, b"", True, 201),
+    ("shut", {**TEXT, "Stream-Closed": "TRUE"}, b"", True, 200),
+    ("body", TEXT, b"first", True, 201),
+    ("jbody", JSON, b'[{"a": 1}, 2]', True, 201),
+    ("jempty", JSON, b"[]", True, 201),
+    ("jbad", JSON, b"{bad", True, 400),  # 400 from the body, found on the fast path
+    ("shutbody", {**TEXT, "Stream-Closed": "true"}, b"only", True, 201),
+    ("fork", {FORK: S + "n/body"}, b"", True, 201),
+    ("fork", {FORK: S + "n/body"}, b"", True, 200),
+    (
+        "fork0",
+        {FORK: "http://127.0.0.1" + S + "n/jbody", "Stream-Fork-Offset": ZERO},
+        b"",
+        True,
+        201,
+    ),
+    ("forkj", {FORK: S + "n/jbody"}, b"[3]", True, 201),  # JSON mode inherited from the source
+    ("forkt", {FORK: "n/body", **TEXT, "Stream-Fork-Sub-Offset": "0"}, b"more", True, 201),
+    ("forkshut", {FORK: S + "n/shut"}, b"", True, 201),
+    ("forkmiss", {FORK: S + "n/missing"}, b"", True, 404),
+    (
+        "forkfar",
+        {FORK: S + "n/body", "Stream-Fork-Offset": "0000000000000099_0000000000000000"},
+        b"",
+        True,
+        400,
+    ),
+    ("forkbad", {FORK: S + "n/body", "Stream-Fork-Offset": "bogus"}, b"", False, 400),
+    ("forkempty", {FORK: S}, b"", False, 400),
+    ("forksub", {FORK: S + "n/body", "Stream-Fork-Sub-Offset": "-1"}, b"", False, 400),
+    ("orphan", {**TEXT, "Stream-Fork-Offset": ZERO}, b"", False, 400),
+    ("badttl", {**TEXT, "Stream-TTL": "abc"}, b"", False, 400),
+    ("badttl", {**TEXT, "Stream-TTL": "010"}, b"", False, 400),
+    (
+        "both",
+        {**TEXT, "Stream-TTL": "1", "Stream-Expires-At": "2099-01-01T00:00:00Z"},
+        b"",
+        False,
+        400,
+    ),
+    ("badexp", {**TEXT, "Stream-Expires-At": "tomorrow"}, b"", False, 400),
+    ("badtype", {"Content-Type": "not a type"}, b"", False, 400),
+    ("chunked", {**TEXT, "Transfer-Encoding": "chunked"}, b"3\r\nabc\r\n0\r\n\r\n", False, 201),
+    ("expect", {**TEXT, "Expect": "100-continue"}, b"e", False, 100),
+    ("large", TEXT, b"L" * (70 << 10), False, 201),
+    ("__ds/x", TEXT, b"", False, 404),
+]
+
+
+def test_creates_take_the_fast_path_with_byte_identical_answers(pair: Pair) -> None:
+    table = [("PUT", S + "n/" + path, h, b) for path, h, b, _, _ in CREATES]
+    table += [
+        ("GET", S + "n/" + path + "?offset=-1", {}, b"") for path, _, _, fast, _ in CREATES if fast
+    ]
+    table += [("HEAD", S + "n/" + path, {}, b"") for path, _, _, _, _ in CREATES]
+    requests = [_request(m, p.replace("n/__ds", "__ds"), h, b) for m, p, h, b in table]
+    heads = [m == "HEAD" for m, _, _, _ in table]
+    before = len(pair.fast_answers)
+    direct = _exchange(pair.direct, requests, heads)
+    asgi = _exchange(pair.asgi, requests, heads)
+    for (method, path, _, _), one, other in zip(table, direct, asgi, strict=True):
+        assert one == other, f"{method} {path}"
+    fast_puts = [p for m, p in pair.fast_answers[before:] if m == "PUT"]
+    assert fast_puts == ["/v1/stream/n/" + path for path, _, _, fast, _ in CREATES if fast]
+    statuses = [int(answer[9:12]) for answer in direct[: len(CREATES)]]
+    assert statuses == [status for _, _, _, _, status in CREATES]
+    assert b"\r\nlocation: http://127.0.0.1/v1/stream/n/plain\r\n" in direct[0]
 
 
 def test_direct_and_asgi_answers_are_byte_identical(pair: Pair) -> None:

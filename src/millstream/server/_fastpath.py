@@ -1,10 +1,11 @@
 """``millstream serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol, answering the hottest
 requests itself.
 
-Appends, catch-up GETs and HEADs of a stream (what ``DurableStreamsApp.direct`` accepts) skip
-ASGI: no scope dict, no ``receive``/``send`` messages, no ``asyncio.Event``, no ``Task`` when
-the handler finishes without waiting, and the whole response goes out in one ``write()``.
-Everything else (long-poll, SSE, PUT, DELETE, OPTIONS, subscriptions, ``/health``, chunked or
+Creates, appends, catch-up GETs and HEADs of a stream (what ``DurableStreamsApp.direct``
+accepts) skip ASGI: no scope dict, no ``receive``/``send`` messages, no ``asyncio.Event``, no
+``Task`` when the handler finishes without waiting, and the whole response goes out in one
+``write()``.
+Everything else (long-poll, SSE, DELETE, OPTIONS, subscriptions, ``/health``, chunked or
 large bodies, ``Expect``, upgrades, a request pipelined behind one still running, a paused
 writer, ``limit_concurrency``) takes uvicorn's own path to the app, unchanged. With an access
 log configured, direct answers log the same line uvicorn would. Answers are the app's own ``Answer``
@@ -42,7 +43,7 @@ __all__ = ["direct_protocol"]
 
 logger = logging.getLogger("millstream.server.http")
 
-_DIRECT_METHODS = {b"GET": "GET", b"POST": "POST", b"HEAD": "HEAD"}
+_DIRECT_METHODS = {b"GET": "GET", b"POST": "POST", b"HEAD": "HEAD", b"PUT": "PUT"}
 _COMMON_BLOCK = b"".join(name + b": " + value + b"\r\n" for name, value in COMMON_HEADERS)
 _CLOSE = b"connection: close\r\n"
 
@@ -198,7 +199,15 @@ class DirectHttpProtocol(HttpToolsProtocol):
         if self.access_log:
             scope = {"path": self.root_path + path, "query_string": query}
             self._path = get_path_with_query_string(cast("HTTPScope", scope))
-        return self.direct_app.direct(method, path, query, dict(self.headers))
+        return self.direct_app.direct(
+            method,
+            path,
+            query,
+            dict(self.headers),
+            scheme=self.scheme or "http",
+            root_path=self.root_path,
+            server=self.server,
+        )
 
     def _to_app(self) -> None:
         """Hand the request to uvicorn's ASGI machinery, as if it had parsed it alone."""

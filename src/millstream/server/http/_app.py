@@ -34,11 +34,14 @@ from ._sse import handle_sse
 from ._types import Receive, Scope, Send
 from ._writes import (
     AppendHeaders,
+    CreateHeaders,
     append_answer,
+    create_answer,
     handle_create,
     handle_delete,
     handle_post,
     parse_append_headers,
+    parse_create_headers,
 )
 
 __all__ = [
@@ -200,15 +203,25 @@ class DurableStreamsApp:
                 await send_answer(send, reply)
 
     def direct(
-        self, method: str, path: str, query_string: bytes, headers: RequestHeaders
+        self,
+        method: str,
+        path: str,
+        query_string: bytes,
+        headers: RequestHeaders,
+        *,
+        scheme: str = "http",
+        root_path: str = "",
+        server: tuple[str, int | None] | None = None,
     ) -> DirectHandler | None:
         """For ``millstream serve``'s own HTTP protocol (``server._fastpath``): the handler of
         a request it may answer without ASGI, or ``None`` to pass the request to the app.
 
-        Only appends, catch-up GETs and HEADs of a stream qualify, and only when the checks
-        ``_route`` makes before touching the store all pass (any 4xx they would raise is left
-        to the app). ``path`` is the decoded path without ``root_path``; the handler takes the
-        complete body and returns what ``_http`` would have sent (``None``: nothing).
+        Only creates, appends, catch-up GETs and HEADs of a stream qualify, and only when the
+        checks ``_route`` makes before touching the store all pass (any 4xx they would raise is
+        left to the app). ``path`` is the decoded path without ``root_path``; ``scheme``,
+        ``root_path`` and ``server`` are the scope's (a create's ``Location`` needs them). The
+        handler takes the complete body and returns what ``_http`` would have sent (``None``:
+        nothing).
         """
         if b"transfer-encoding" in headers or b"expect" in headers:
             return None
@@ -231,6 +244,13 @@ class DurableStreamsApp:
                 return partial(self._direct_get, stream, query, headers, path)
             if method == "HEAD":
                 return partial(self._direct_head, stream, path)
+            if method == "PUT":
+                created = parse_create_headers(headers, root_path + STREAM_PREFIX)
+                declared = created.declared_length
+                if declared is not None and declared > self._direct_body_limit:
+                    return None
+                root = self._stream_url_root(headers.get(b"host"), scheme, server, root_path)
+                return partial(self._direct_put, stream, created, root + stream, path)
         except HttpError:
             return None
         return None
@@ -256,6 +276,14 @@ class DurableStreamsApp:
             return await append_answer(self.settings, stream, parsed, body)
         except Exception as exc:
             return failure_answer(exc, "POST", path)
+
+    async def _direct_put(
+        self, stream: str, parsed: CreateHeaders, location: str, path: str, body: bytes
+    ) -> Answer | None:
+        try:
+            return await create_answer(self.settings, stream, parsed, body, location)
+        except Exception as exc:
+            return failure_answer(exc, "PUT", path)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
         root_path: str = scope.get("root_path", "")
@@ -330,21 +358,23 @@ class DurableStreamsApp:
 
     def _stream_root(self, scope: Scope, root_path: str) -> str:
         """Absolute URL of the stream root, e.g. ``http://127.0.0.1:4437/v1/stream/``."""
+        host = request_headers(scope).get(b"host")
+        server = scope.get("server")
+        return self._stream_url_root(host, scope.get("scheme", "http"), server, root_path)
+
+    def _stream_url_root(self, host: bytes | None, scheme: str, server: Any, root_path: str) -> str:
+        """The stream root from its parts: ``public_url``, else the request's ``Host`` (the
+        last one sent, as ``request_headers`` keeps), else the address the server listens on."""
         if self.public_url:
             return self.public_url.rstrip("/") + root_path + STREAM_PREFIX
-        host = b""
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-                break
         if host:
             authority = host.decode("latin-1")
-        elif scope.get("server"):
-            server_host, server_port = scope["server"]
+        elif server:
+            server_host, server_port = server
             authority = f"{server_host}:{server_port}"
         else:
             authority = "localhost"
-        return f"{scope.get('scheme', 'http')}://{authority}{root_path}{STREAM_PREFIX}"
+        return f"{scheme}://{authority}{root_path}{STREAM_PREFIX}"
 
 
 def failure_answer(exc: Exception, method: str, path: object) -> Answer | None:

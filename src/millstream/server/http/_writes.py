@@ -35,11 +35,14 @@ from ._types import Headers, Receive, Send
 
 __all__ = [
     "AppendHeaders",
+    "CreateHeaders",
     "append_answer",
+    "create_answer",
     "handle_create",
     "handle_delete",
     "handle_post",
     "parse_append_headers",
+    "parse_create_headers",
     "stream_info_headers",
 ]
 
@@ -110,15 +113,19 @@ def source_path(raw: bytes, stream_root_path: str) -> str:
     return text
 
 
-async def handle_create(
-    settings: Settings,
-    path: str,
-    headers: RequestHeaders,
-    receive: Receive,
-    send: Send,
-    location: str,
-    stream_root_path: str,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class CreateHeaders:
+    """What a create's request headers say, validated before its body is read."""
+
+    config: StreamConfig
+    fork: ForkSpec | None
+    closed: bool
+    declared_length: int | None
+
+
+def parse_create_headers(headers: RequestHeaders, stream_root_path: str) -> CreateHeaders:
+    """Validate a PUT's headers (400 on bad ones, before any body is read); fork sources are
+    URL paths under ``stream_root_path``."""
     forked_raw = headers.get(b"stream-forked-from")
     raw_type = headers.get(b"content-type", b"").strip()
     if raw_type:
@@ -147,22 +154,46 @@ async def handle_create(
             raise bad_request("Stream-Fork-Sub-Offset must be a non-negative integer")
         fork = ForkSpec(source, offset, sub)
     closed = _is_true(headers, b"stream-closed")
-    body = await read_body(receive, settings.max_body_size, _declared_length(headers))
+    config = StreamConfig(content_type, ttl, expires_at)
+    return CreateHeaders(config, fork, closed, _declared_length(headers))
+
+
+async def handle_create(
+    settings: Settings,
+    path: str,
+    headers: RequestHeaders,
+    receive: Receive,
+    send: Send,
+    location: str,
+    stream_root_path: str,
+) -> None:
+    parsed = parse_create_headers(headers, stream_root_path)
+    body = await read_body(receive, settings.max_body_size, parsed.declared_length)
+    await send_answer(send, await create_answer(settings, path, parsed, body, location))
+
+
+async def create_answer(
+    settings: Settings, path: str, parsed: CreateHeaders, body: bytes, location: str
+) -> Answer:
+    """Create the stream at ``path`` (or fork it) as ``parsed`` says, with ``body`` as its
+    first messages; the 201 answer (200 for an idempotent repeat, §5.1)."""
+    config = parsed.config
+    fork = parsed.fork
     messages: list[bytes] = []
     if body:
-        body_type = content_type
+        body_type = config.content_type
         if not body_type and fork is not None:
             body_type = (await settings.store.head(fork.source)).config.content_type
         if is_json_content_type(body_type):
             messages = json_messages(body, allow_empty_array=True)
         else:
             messages = [body]
-    config = StreamConfig(content_type, ttl, expires_at)
-    result = await settings.store.create(path, CreateRequest(config, messages, closed, fork))
-    answer = stream_info_headers(result.info)
+    request = CreateRequest(config, messages, parsed.closed, fork)
+    result = await settings.store.create(path, request)
+    headers = stream_info_headers(result.info)
     if result.created:
-        answer.append((b"location", location.encode()))
-    await send_response(send, 201 if result.created else 200, answer)
+        headers.append((b"location", location.encode()))
+    return answer(201 if result.created else 200, headers)
 
 
 @dataclass(frozen=True, slots=True)
