@@ -262,6 +262,7 @@ CREATES: list[tuple[str, dict[str, str], bytes, bool, int]] = [
     ("expect", {**TEXT, "Expect": "100-continue"}, b"e", False, 100),
     ("large", TEXT, b"L" * (70 << 10), False, 201),
     ("__ds/x", TEXT, b"", False, 404),
+    ("proxied", {**TEXT, "X-Forwarded-Proto": "https"}, b"", False, 201),  # Location: https
 ]
 
 

@@ -245,6 +245,8 @@ class DurableStreamsApp:
             if method == "HEAD":
                 return partial(self._direct_head, stream, path)
             if method == "PUT":
+                if b"x-forwarded-proto" in headers and not self.public_url:
+                    return None  # uvicorn's proxy middleware may change the Location scheme
                 created = parse_create_headers(headers, root_path + STREAM_PREFIX)
                 declared = created.declared_length
                 if declared is not None and declared > self._direct_body_limit:
