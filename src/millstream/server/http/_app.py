@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 from millstream.log import LogError, Store
 
-from ._body import ClientDisconnected
+from .._body import BodyTooLarge, ClientDisconnected
+from .._types import Receive, Scope, Send
 from ._errors import HttpError, from_log_error
 from ._headers import (
     ReadQuery,
@@ -31,7 +32,6 @@ from ._reads import get_answer, handle_get, handle_head, head_answer
 from ._responses import Answer, error_answer, preflight, send_answer, send_json
 from ._settings import DEFAULT_MAX_BODY_SIZE, STREAM_PREFIX, Settings
 from ._sse import handle_sse
-from ._types import Receive, Scope, Send
 from ._writes import (
     AppendHeaders,
     CreateHeaders,
@@ -386,6 +386,8 @@ def failure_answer(exc: Exception, method: str, path: object) -> Answer | None:
         return error_answer(exc, head=head)
     if isinstance(exc, LogError):
         return error_answer(from_log_error(exc), head=head)
+    if isinstance(exc, BodyTooLarge):
+        return error_answer(HttpError(413, "payload_too_large", str(exc)), head=head)
     if isinstance(exc, ClientDisconnected):
         return None
     logger.error("unexpected error in %s %s", method, path, exc_info=exc)

@@ -9,12 +9,12 @@ import time
 
 from millstream.log import ReadResult, StreamConfig, StreamInfo, is_json_content_type
 
+from .._types import Headers, Send
 from ._cursor import response_cursor
 from ._headers import ReadQuery, RequestHeaders
 from ._jsonmode import wrap_json
 from ._responses import Answer, content_length, next_offset_header, send_answer
 from ._settings import Settings
-from ._types import Headers, Send
 from ._writes import stream_info_headers
 
 __all__ = ["get_answer", "handle_get", "handle_head", "head_answer"]

@@ -18,7 +18,8 @@ from millstream.log import (
     normalize_content_type,
 )
 
-from ._body import read_body
+from .._body import read_body
+from .._types import Headers, Receive, Send
 from ._errors import HttpError, bad_request
 from ._headers import (
     RequestHeaders,
@@ -31,7 +32,6 @@ from ._headers import (
 from ._jsonmode import json_messages
 from ._responses import Answer, answer, next_offset_header, send_answer, send_response
 from ._settings import Settings
-from ._types import Headers, Receive, Send
 
 __all__ = [
     "AppendHeaders",

@@ -14,7 +14,6 @@ Every answer is JSON; errors are ``{"error": {"code": ..., "message": ...}}``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,6 +22,8 @@ import orjson
 from millstream.log import LogError
 from millstream.log import Store as LogStore
 
+from .._body import BodyTooLarge, ClientDisconnected, read_body
+from .._types import Receive, Scope, Send
 from ._config import parse_config, parse_stream_path
 from ._errors import SubscriptionError
 from ._service import SubscriptionEngine, WakeRequest
@@ -31,18 +32,9 @@ __all__ = ["SubscriptionService"]
 
 log = logging.getLogger("millstream.subscriptions")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 MAX_BODY_BYTES = 1 << 20
 MAX_ID_LENGTH = 256
 _ACTIONS = ("callback", "claim", "ack", "release")
-
-
-class _Disconnected(Exception):
-    """The client went away before sending its whole body."""
 
 
 class SubscriptionService:
@@ -71,7 +63,7 @@ class SubscriptionService:
             status, body, headers = await self._dispatch(
                 scope, method, subpath, receive, stream_root
             )
-        except _Disconnected:
+        except ClientDisconnected:
             return
         except SubscriptionError as exc:
             status, body, headers = exc.status, exc.body(), {}
@@ -183,22 +175,10 @@ def _bearer(scope: Scope) -> str | None:
 
 async def _read_json(receive: Receive, *, empty_ok: bool = False) -> Any:
     """The request body parsed as JSON, at most ``MAX_BODY_BYTES``."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise SubscriptionError(
-                "PAYLOAD_TOO_LARGE", f"the body is larger than {MAX_BODY_BYTES} bytes"
-            )
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    raw = b"".join(chunks)
+    try:
+        raw = await read_body(receive, MAX_BODY_BYTES, None)
+    except BodyTooLarge as exc:
+        raise SubscriptionError("PAYLOAD_TOO_LARGE", str(exc)) from exc
     if not raw.strip():
         if empty_ok:
             return {}

@@ -1,4 +1,4 @@
-"""ASGI type aliases shared by the HTTP modules (the shapes of the ASGI 3 spec)."""
+"""ASGI type aliases shared by the server's HTTP and subscription routes (ASGI 3 shapes)."""
 
 from __future__ import annotations
 
