@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck pytest conformance bench bench-quick clean
+.PHONY: serve test lint typecheck pytest conformance bench bench-quick clean debian-packages
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ node/node_modules/.installed: node/package.json node/package-lock.json
 	cd node && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Real peers the tests run against (kcat, chromium, postgresql): tools/debian-packages.txt.
+debian-packages:
+	tools/ensure-debian-packages
+
 serve: $(STAMP)
 	$(BIN)/millstream serve
 
@@ -30,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) node/node_modules/.installed
+pytest: $(STAMP) node/node_modules/.installed debian-packages
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

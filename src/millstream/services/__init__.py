@@ -1,0 +1,9 @@
+"""Services that run inside a millstream node (LLM gateway, Sentinel, subscriptions).
+
+A service uses the log through the ``Store`` it is given (never through a front door), keeps its
+state in the store, and offers HTTP routes that the node mounts on the HTTP door.
+"""
+
+from ._service import Route, Service
+
+__all__ = ["Route", "Service"]
