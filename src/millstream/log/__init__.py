@@ -5,8 +5,11 @@ Nothing here knows HTTP or Kafka; both front doors translate their protocol into
 
 from ._errors import (
     ContentTypeMismatch,
+    DuplicateSequence,
     InvalidRequest,
+    KvConflict,
     LogError,
+    OffsetOutOfRange,
     ProducerSequenceGap,
     StaleProducerEpoch,
     StorageError,
@@ -20,10 +23,15 @@ from ._memory import MemoryStore
 from ._model import (
     AppendRequest,
     AppendResult,
+    BatchReadResult,
     CreateRequest,
     CreateResult,
     ForkSpec,
+    KafkaBatch,
+    KvItem,
+    KvWrite,
     ProducerClaim,
+    ProduceResult,
     ReadResult,
     StreamConfig,
     StreamInfo,
@@ -31,6 +39,13 @@ from ._model import (
     normalize_content_type,
 )
 from ._offsets import OFFSET_BEGINNING, OFFSET_NOW, format_offset, parse_offset
+from ._paths import (
+    is_internal,
+    is_partition_path,
+    is_topic_name,
+    partition_path,
+    split_partition_path,
+)
 from ._sqlite import SqliteStore
 from ._store import DEFAULT_MAX_READ_BYTES, Store
 
@@ -40,13 +55,21 @@ __all__ = [
     "OFFSET_NOW",
     "AppendRequest",
     "AppendResult",
+    "BatchReadResult",
     "ContentTypeMismatch",
     "CreateRequest",
     "CreateResult",
+    "DuplicateSequence",
     "ForkSpec",
     "InvalidRequest",
+    "KafkaBatch",
+    "KvConflict",
+    "KvItem",
+    "KvWrite",
     "LogError",
     "MemoryStore",
+    "OffsetOutOfRange",
+    "ProduceResult",
     "ProducerClaim",
     "ProducerSequenceGap",
     "ReadResult",
@@ -62,7 +85,12 @@ __all__ = [
     "StreamNotFound",
     "StreamSeqConflict",
     "format_offset",
+    "is_internal",
     "is_json_content_type",
+    "is_partition_path",
+    "is_topic_name",
     "normalize_content_type",
     "parse_offset",
+    "partition_path",
+    "split_partition_path",
 ]

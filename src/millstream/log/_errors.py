@@ -8,8 +8,11 @@ LogError
 ├── ContentTypeMismatch       append content type differs from the stream's (409)
 ├── StreamSeqConflict         Stream-Seq not strictly increasing (409)
 ├── StaleProducerEpoch        producer epoch below the stream's (403, zombie fencing)
-├── ProducerSequenceGap       producer seq skips ahead (409)
+├── ProducerSequenceGap       producer seq skips ahead (409; Kafka OUT_OF_ORDER_SEQUENCE_NUMBER)
+├── DuplicateSequence         Kafka: a retry older than the batches the log remembers
+├── KvConflict                a key-value expectation failed; nothing was written
 ├── InvalidRequest            the request is malformed for the log (400)
+│   └── OffsetOutOfRange      a position below the log start or past the tail
 └── StorageError              the store could not do its job (retryable, 503)
 """
 
@@ -17,8 +20,11 @@ from __future__ import annotations
 
 __all__ = [
     "ContentTypeMismatch",
+    "DuplicateSequence",
     "InvalidRequest",
+    "KvConflict",
     "LogError",
+    "OffsetOutOfRange",
     "ProducerSequenceGap",
     "StaleProducerEpoch",
     "StorageError",
@@ -90,8 +96,37 @@ class ProducerSequenceGap(LogError):
         self.received = received
 
 
+class DuplicateSequence(LogError):
+    """Kafka idempotence: the batch repeats sequence numbers the producer already used, but
+    older than the last batches the log remembers (so its original offset is unknown)."""
+
+    code = "duplicate_sequence"
+
+
+class KvConflict(LogError):
+    """A ``KvWrite`` expectation failed (``key`` in ``namespace``); the whole write was refused."""
+
+    code = "kv_conflict"
+
+    def __init__(self, message: str, *, namespace: str, key: str) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.key = key
+
+
 class InvalidRequest(LogError):
     code = "invalid_request"
+
+
+class OffsetOutOfRange(InvalidRequest):
+    """A read or truncation names a position outside ``[log_start, tail]``."""
+
+    code = "offset_out_of_range"
+
+    def __init__(self, message: str, *, log_start: int, tail: int) -> None:
+        super().__init__(message)
+        self.log_start = log_start
+        self.tail = tail
 
 
 class StorageError(LogError):
