@@ -166,8 +166,11 @@ class _Batch:
     def _stamp(self, state: StreamState, seq: int, stamp: int) -> None:
         """Keep the stream's highest timestamp, and index it sparsely (see ``time_index``)."""
         if stamp > state.max_timestamp:
-            if stamp >= state.time_indexed + TIME_INDEX_STEP_MS:
+            # The first entry needs no index row: a lookup starts at the log start anyway.
+            if state.max_timestamp >= 0 and stamp >= state.time_indexed + TIME_INDEX_STEP_MS:
                 self.index_values += (state.stream_id, stamp, seq)
+                state.time_indexed = stamp
+            elif state.max_timestamp < 0:
                 state.time_indexed = stamp
             state.max_timestamp = stamp
 
@@ -713,6 +716,7 @@ class Writer:
         if self._unsynced and time.monotonic() - self._last_sync >= INTERVAL_FSYNC_SECONDS:
             self._sync_interval()
         self._flush_access()
+        self._table.trim(time.time())
 
     def _sync_interval(self) -> None:
         """fsync="interval": push committed WAL frames to disk (SQLite's NORMAL does not)."""
