@@ -34,9 +34,7 @@ from typing import Any, Literal
 from ._batches import stamp_batch, with_base_offset
 from ._create import plan_create
 from ._errors import (
-    InvalidRequest,
     LogError,
-    OffsetOutOfRange,
     StorageError,
     StreamGone,
     StreamNotFound,
@@ -61,6 +59,7 @@ from ._rules import (
     plan_append,
     plan_kv,
     plan_produce,
+    plan_truncate,
 )
 from ._sqlite_schema import (
     INSERT_STREAM,
@@ -224,16 +223,8 @@ class _Batch:
 
     def truncate(self, path: str, before: int) -> int:
         state = self._live(path)
-        target = state.tail if before == -1 else before
-        if target < 0 or target > state.tail:
-            raise OffsetOutOfRange(
-                f"offset {before} is past the tail {state.tail}",
-                log_start=state.log_start,
-                tail=state.tail,
-            )
-        if state.refcount > 0:
-            raise InvalidRequest("forks still read this stream's data; it cannot be truncated")
-        if target <= state.log_start:
+        target = plan_truncate(state, before)
+        if target is None:
             return state.log_start
         self.flush_rows()
         sid = state.stream_id
