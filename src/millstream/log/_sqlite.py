@@ -30,6 +30,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from ._batch import Counters, Job, JobKind
 from ._errors import InvalidRequest, OffsetOutOfRange, StorageError, StreamGone, StreamNotFound
 from ._model import (
     AppendRequest,
@@ -58,7 +59,7 @@ from ._sqlite_schema import (
     read_counters,
 )
 from ._sqlite_state import StateTable, TailCaches
-from ._sqlite_writer import Counters, Job, JobKind, Writer
+from ._sqlite_writer import Writer
 from ._store import DEFAULT_MAX_READ_BYTES, Store
 from ._views import (
     BatchCache,
