@@ -7,22 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from millstream.log import MemoryStore, SqliteStore, Store
+from millstream.log import MemoryStore, PostgresStore, SqliteStore, Store
 
-STORE_KINDS = ["memory", "sqlite"]
+STORE_KINDS = ["memory", "sqlite", "postgres"]
 
 
-def make_store(kind: str, data_dir: Path) -> Store:
+def make_store(kind: str, data_dir: Path, request: pytest.FixtureRequest) -> Store:
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
         return SqliteStore(data_dir)
+    if kind == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")
+        return PostgresStore(dsn, schema=request.getfixturevalue("postgres_schema"))
     raise ValueError(kind)
 
 
 @pytest.fixture(params=STORE_KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    instance = make_store(request.param, tmp_path / "data")
+    instance = make_store(request.param, tmp_path / "data", request)
     await instance.start()
     try:
         yield instance

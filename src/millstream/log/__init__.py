@@ -64,6 +64,7 @@ from ._paths import (
     partition_path,
     split_partition_path,
 )
+from ._postgres import PostgresStore
 from ._sqlite import SqliteStore
 from ._store import DEFAULT_MAX_READ_BYTES, Store
 from ._topics import DEFAULT_TOPIC_CONFIGS, TOPICS_NAMESPACE, TopicInfo, Topics
@@ -95,6 +96,7 @@ __all__ = [
     "LogError",
     "MemoryStore",
     "OffsetOutOfRange",
+    "PostgresStore",
     "ProduceResult",
     "ProducerClaim",
     "ProducerSequenceGap",
