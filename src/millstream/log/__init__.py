@@ -19,6 +19,7 @@ from ._errors import (
     StreamNotFound,
     StreamSeqConflict,
 )
+from ._expiry import RECLAIM_INTERVAL, reclaim_forever
 from ._memory import MemoryStore
 from ._model import (
     AppendRequest,
@@ -53,6 +54,7 @@ __all__ = [
     "DEFAULT_MAX_READ_BYTES",
     "OFFSET_BEGINNING",
     "OFFSET_NOW",
+    "RECLAIM_INTERVAL",
     "AppendRequest",
     "AppendResult",
     "BatchReadResult",
@@ -92,5 +94,6 @@ __all__ = [
     "normalize_content_type",
     "parse_offset",
     "partition_path",
+    "reclaim_forever",
     "split_partition_path",
 ]
