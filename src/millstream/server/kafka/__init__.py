@@ -1,0 +1,1 @@
+"""The Kafka front door. ``codec`` is its sans-IO wire codec (frames, headers, messages)."""
