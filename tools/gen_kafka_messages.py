@@ -13,6 +13,7 @@ from what this script writes, so edit this script (or the versions table), never
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -23,10 +24,23 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "millstream" / "server" / "kafka" / "codec"
-sys.path.insert(0, str(ROOT / "src"))
 
-from millstream.server.kafka.codec._fields import parse_versions  # noqa: E402
-from millstream.server.kafka.codec._versions import SUPPORTED_VERSIONS, ApiKey  # noqa: E402
+
+def _load(name: str) -> Any:
+    """A codec module by path: importing the package would import the modules we write."""
+    spec = importlib.util.spec_from_file_location(name, PACKAGE / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while building a class
+    spec.loader.exec_module(module)
+    return module
+
+
+parse_versions = _load("_fields").parse_versions
+_versions = _load("_versions")
+SUPPORTED_VERSIONS = _versions.SUPPORTED_VERSIONS
+ApiKey = _versions.ApiKey
 
 # module → the schema names (without Request/Response) it holds, one module per API family
 FAMILIES: dict[str, tuple[str, ...]] = {

@@ -2,9 +2,10 @@
 
 For each (message class, version) this writes straight-line Python source for the message and
 every struct nested in it, compiles it once and caches the functions. Consecutive fixed-width
-fields become one ``struct`` call; strings, arrays and tagged fields go through the small
-helpers below. Generated code is what makes the codec fast in pure Python (figures in
-``docs/kafka-codec.md``, from ``benchmarks/kafka_codec.py``).
+fields, and the length or count that follows them, become one ``struct`` call; string, bytes
+and varint handling is inlined. Generated code is what makes a pure-Python codec fast enough
+(figures in ``docs/kafka-codec.md``, from ``benchmarks/kafka_codec.py``); read the source a
+unit produces with ``_Unit(version, flexible)``, ``.decoder(cls)``, ``"\\n".join(.lines)``.
 
 Wire rules (Kafka protocol guide; KIP-482 for flexible versions):
 - integers big-endian; ``bool`` one byte; ``uuid`` 16 bytes;
@@ -14,11 +15,12 @@ Wire rules (Kafka protocol guide; KIP-482 for flexible versions):
   every struct ends with a tagged-fields section: uvarint count, then (uvarint tag, uvarint
   size, value) sorted by tag. Unknown tags are skipped.
 
-Decoders are ``decode(buf: bytes, pos) -> (value, pos)``; they never slice or allocate from a
-length before checking it against the bytes left, and any inconsistency raises
-``DecodeError``. Encoders are ``encode(value, out: bytearray, chunks: list[bytes])``: they
-append to ``out``; record data of at least ``CHUNK_MIN`` bytes is not copied but handed over
-as its own chunk (``out`` is flushed to ``chunks`` first), so the caller can ``writelines``.
+Decoders are ``decode(buf: bytes, pos) -> (value, pos)``; they check every length and count
+against the bytes left before slicing or allocating, and raise ``DecodeError`` (or, for a
+read past the end, ``IndexError``/``struct.error``, which ``_api`` turns into ``DecodeError``).
+Encoders are ``encode(value, out: bytearray, chunks: list[bytes])``: they append to ``out``;
+record data of at least ``CHUNK_MIN`` bytes is not copied but handed over as chunks of its own
+(``out`` is flushed to ``chunks`` first), so the caller can ``writelines`` the lot.
 """
 
 from __future__ import annotations
@@ -31,174 +33,64 @@ from typing import Any, Final
 from uuid import UUID
 
 from ._errors import DecodeError
-from ._fields import INT_TYPES, Field
+from ._fields import INT_TYPES, LAST_VERSION, Field
 
-__all__ = ["CHUNK_MIN", "Decoder", "Encoder", "decoder", "encoder"]
+__all__ = ["CHUNK_MIN", "Decoder", "Encoder", "decoder", "encoder", "read_uvarint"]
 
 Decoder = Callable[[bytes, int], tuple[Any, int]]
 Encoder = Callable[[Any, bytearray, list[bytes]], None]
 
 CHUNK_MIN: Final = 8192  # record data below this is copied into the frame: cheaper than a chunk
 
-_I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
-_NULL16: Final = b"\xff\xff"
 _NULL32: Final = b"\xff\xff\xff\xff"
-_NULL_COMPACT: Final = b"\x00"
+_VAR_KINDS: Final = frozenset({"string", "bytes", "records", "array"})
 
 
-# --- decoding helpers: (buf, pos) -> (value, pos) ---------------------------------------------
-
-
-def _short(what: str) -> DecodeError:
-    return DecodeError(f"truncated or oversized {what}")
+# --- helpers the generated code calls -----------------------------------------------------------
 
 
 def read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    """An unsigned varint of at most 5 bytes (Kafka's uint32 varint)."""
-    value = 0
-    shift = 0
-    while True:
-        if pos >= len(buf):
-            raise _short("varint")
+    """An unsigned varint of at most 5 bytes (Kafka's uint32 varint) at ``pos``."""
+    return _uvarint_tail(buf, pos + 1, buf[pos])
+
+
+def _uvarint_tail(buf: bytes, pos: int, first: int) -> tuple[int, int]:
+    """The rest of a varint whose first byte ``first`` was read (``pos`` is just after it)."""
+    value = first & 0x7F
+    shift = 7
+    b = first
+    while b & 0x80:
+        if shift > 28:
+            raise DecodeError("varint longer than 5 bytes")
         b = buf[pos]
         pos += 1
         value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
         shift += 7
-        if shift > 28:
-            raise DecodeError("varint longer than 5 bytes")
-
-
-def _read_string(buf: bytes, pos: int) -> tuple[str | None, int]:
-    (n,) = _I16.unpack_from(buf, pos)
-    pos += 2
-    if n < 0:
-        if n == -1:
-            return None, pos
-        raise DecodeError(f"negative string length {n}")
-    end = pos + n
-    if end > len(buf):
-        raise _short("string")
-    return buf[pos:end].decode(), end
-
-
-def _read_compact_string(buf: bytes, pos: int) -> tuple[str | None, int]:
-    n, pos = read_uvarint(buf, pos)
-    if n == 0:
-        return None, pos
-    end = pos + n - 1
-    if end > len(buf):
-        raise _short("string")
-    return buf[pos:end].decode(), end
-
-
-def _read_bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
-    (n,) = _I32.unpack_from(buf, pos)
-    pos += 4
-    if n < 0:
-        if n == -1:
-            return None, pos
-        raise DecodeError(f"negative bytes length {n}")
-    end = pos + n
-    if end > len(buf):
-        raise _short("bytes")
-    return buf[pos:end], end
-
-
-def _read_compact_bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
-    n, pos = read_uvarint(buf, pos)
-    if n == 0:
-        return None, pos
-    end = pos + n - 1
-    if end > len(buf):
-        raise _short("bytes")
-    return buf[pos:end], end
-
-
-def _read_uuid(buf: bytes, pos: int) -> tuple[UUID, int]:
-    end = pos + 16
-    if end > len(buf):
-        raise _short("uuid")
-    return UUID(bytes=buf[pos:end]), end
-
-
-def _read_count(buf: bytes, pos: int) -> tuple[int, int]:
-    (n,) = _I32.unpack_from(buf, pos)
-    return n, pos + 4
-
-
-def _read_compact_count(buf: bytes, pos: int) -> tuple[int, int]:
-    n, pos = read_uvarint(buf, pos)
-    return n - 1, pos
-
-
-def _not_null(reader: Decoder, what: str) -> Decoder:
-    def read(buf: bytes, pos: int) -> tuple[Any, int]:
-        value, pos = reader(buf, pos)
-        if value is None:
-            raise DecodeError(f"null {what} where the version allows none")
-        return value, pos
-
-    return read
+    return value, pos
 
 
 def _skip_tags(buf: bytes, pos: int) -> int:
+    """Skip a tagged-fields section of tags this version does not know."""
     count, pos = read_uvarint(buf, pos)
     if count > len(buf) - pos:
-        raise _short("tagged fields")
+        raise DecodeError("more tagged fields than bytes")
     for _ in range(count):
         _, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
         pos += size
-        if pos > len(buf):
-            raise _short("tagged field")
+    if pos > len(buf):
+        raise DecodeError("tagged field runs past the end")
     return pos
 
 
-# --- encoding helpers: (value, out) -> None ----------------------------------------------------
-
-
 def write_uvarint(n: int, out: bytearray) -> None:
+    if n < 0:
+        raise ValueError(f"negative varint {n}")
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
-
-
-def _write_string(s: str | None, out: bytearray) -> None:
-    if s is None:
-        out += _NULL16
-        return
-    b = s.encode()
-    out += _I16.pack(len(b))
-    out += b
-
-
-def _write_compact_string(s: str | None, out: bytearray) -> None:
-    if s is None:
-        out.append(0)
-        return
-    b = s.encode()
-    write_uvarint(len(b) + 1, out)
-    out += b
-
-
-def _write_bytes(b: bytes | None, out: bytearray) -> None:
-    if b is None:
-        out += _NULL32
-        return
-    out += _I32.pack(len(b))
-    out += b
-
-
-def _write_compact_bytes(b: bytes | None, out: bytearray) -> None:
-    if b is None:
-        out.append(0)
-        return
-    write_uvarint(len(b) + 1, out)
-    out += b
 
 
 def _write_records(
@@ -208,7 +100,7 @@ def _write_records(
         out += b"\x00" if compact else _NULL32
         return
     parts = (data,) if isinstance(data, bytes) else data
-    size = sum(map(len, parts)) if len(parts) != 1 else len(parts[0])
+    size = sum(map(len, parts))
     if compact:
         write_uvarint(size + 1, out)
     else:
@@ -222,23 +114,21 @@ def _write_records(
     chunks.extend(parts)
 
 
-def _write_uuid(u: UUID, out: bytearray) -> None:
-    out += u.bytes
-
-
 # --- code generation ----------------------------------------------------------------------------
-
-_FIXED_SIZES: Final = {kind: size for kind, (_, size) in INT_TYPES.items()}
 
 
 def _fields(cls: type) -> list[tuple[str, Field]]:
     """(name, marker) of each dataclass field, in declaration (= wire) order."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    out = []
-    for f in dataclasses.fields(cls):
-        marker = hints[f.name].__metadata__[0]
-        out.append((f.name, marker))
-    return out
+    return [(f.name, hints[f.name].__metadata__[0]) for f in dataclasses.fields(cls)]
+
+
+def _default_of(cls: type, fname: str) -> object:
+    return next(f.default for f in dataclasses.fields(cls) if f.name == fname)
+
+
+def _indent(lines: list[str], pad: str = "    ") -> list[str]:
+    return [pad + line for line in lines]
 
 
 class _Unit:
@@ -250,19 +140,40 @@ class _Unit:
         self.lines: list[str] = []
         self.ns: dict[str, Any] = {
             "DecodeError": DecodeError,
+            "UUID": UUID,
+            "_uvarint_tail": _uvarint_tail,
             "read_uvarint": read_uvarint,
             "write_uvarint": write_uvarint,
             "_skip_tags": _skip_tags,
             "_write_records": _write_records,
+            "_unpack_from": struct.unpack_from,
+            "_pack": struct.pack,
+            "_new": object.__new__,
         }
         self.done: dict[tuple[str, type], str] = {}
         self.min_sizes: dict[type, int] = {}
-        self._consts = 0
+        self._consts: dict[object, str] = {}
 
     def const(self, value: object) -> str:
-        name = f"_k{self._consts}"
-        self._consts += 1
-        self.ns[name] = value
+        """A name in the generated code's namespace bound to ``value``."""
+        key = (type(value), value) if _hashable(value) else id(value)
+        name = self._consts.get(key)
+        if name is None:
+            name = self._consts[key] = f"_k{len(self._consts)}"
+            self.ns[name] = value
+        return name
+
+    def unpacker(self, fmt: str) -> str:
+        return self._struct(fmt, "unpack_from")
+
+    def packer(self, fmt: str) -> str:
+        return self._struct(fmt, "pack")
+
+    def _struct(self, fmt: str, method: str) -> str:
+        name = self._consts.get((method, fmt))
+        if name is None:
+            name = self.const(getattr(struct.Struct(fmt), method))
+            self._consts[(method, fmt)] = name
         return name
 
     def layout(self, cls: type) -> tuple[list[tuple[str, Field]], list[tuple[str, Field]]]:
@@ -282,274 +193,318 @@ class _Unit:
         return self.min_sizes[cls]
 
     def _field_min(self, f: Field) -> int:
-        if f.kind in _FIXED_SIZES:
-            return _FIXED_SIZES[f.kind]
+        if f.kind in INT_TYPES:
+            return INT_TYPES[f.kind][1]
         if f.kind == "uuid":
             return 16
         if f.kind == "struct":
             assert f.struct is not None
             return self.min_size(f.struct)
+        return self._length_size(f.kind)
+
+    def _length_size(self, kind: str) -> int:
         if self.flexible:
             return 1
-        return 2 if f.kind == "string" else 4
+        return 2 if kind == "string" else 4
 
-    # -- decoding --
+    def compile(self) -> None:
+        source = "\n".join(self.lines)
+        exec(compile(source, f"<kafka codec v{self.version}>", "exec"), self.ns)
 
-    def reader(self, f: Field, what: str) -> str:
-        """Name of a (buf, pos) -> (value, pos) reader for a non-array, non-fixed field."""
-        v = self.version
-        flex = self.flexible
-        if f.kind == "struct":
-            assert f.struct is not None
-            base = self.decoder(f.struct)
-        elif f.kind == "string":
-            base = self.const(_read_compact_string if flex else _read_string)
-        elif f.kind in ("bytes", "records"):
-            base = self.const(_read_compact_bytes if flex else _read_bytes)
-        elif f.kind == "uuid":
-            return self.const(_read_uuid)
-        elif f.kind in INT_TYPES:
-            unpack = struct.Struct(">" + INT_TYPES[f.kind][0]).unpack_from
-            size = INT_TYPES[f.kind][1]
-            return self.const(lambda buf, pos: (unpack(buf, pos)[0], pos + size))
-        else:
-            raise TypeError(f"no reader for {f.kind}")
-        if f.kind == "struct":
-            if f.nullable_in(v):
-                raise TypeError("nullable structs are not used by any supported message")
-            return base
-        if f.nullable_in(v):
-            return base
-        return self.const(_not_null(self.ns[base], what))
+    # -- decoding --------------------------------------------------------------------------------
 
     def decoder(self, cls: type) -> str:
+        """Name of the generated ``d_<cls>(buf, pos) -> (value, pos)``."""
         key = ("d", cls)
         if key in self.done:
             return self.done[key]
-        name = f"d_{cls.__name__}"
-        self.done[key] = name
+        name = self.done[key] = f"d_{cls.__name__}"
         untagged, tagged = self.layout(cls)
-        body: list[str] = []
-        run: list[tuple[str, Field]] = []
-        assigned: list[tuple[str, str]] = []  # (field name, local)
+        body: list[str] = ["blen = len(buf)"]
+        run: list[tuple[str, int, str]] = []  # pending fixed reads: (code, size, target)
 
         def flush() -> None:
-            if not run:
-                return
-            fmt = ">" + "".join(INT_TYPES[f.kind][0] for _, f in run)
-            size = sum(INT_TYPES[f.kind][1] for _, f in run)
-            unpack = self.const(struct.Struct(fmt).unpack_from)
-            locals_ = [f"v_{n}" for n, _ in run]
-            body.append(f"{', '.join(locals_)}, = {unpack}(buf, pos)")
-            body.append(f"pos += {size}")
-            assigned.extend((n, f"v_{n}") for n, _ in run)
-            run.clear()
+            if run:
+                fmt = ">" + "".join(code for code, _, _ in run)
+                targets = "".join(f"{t}, " for _, _, t in run)
+                body.append(f"{targets}= {self.unpacker(fmt)}(buf, pos)")
+                body.append(f"pos += {sum(size for _, size, _ in run)}")
+                run.clear()
 
         for fname, f in untagged:
+            target = f"v_{fname}"
+            what = f"{cls.__name__}.{fname}"
             if f.kind in INT_TYPES:
-                run.append((fname, f))
-                continue
-            flush()
-            body.extend(self._decode_field(fname, f, f"v_{fname}", cls.__name__))
-            assigned.append((fname, f"v_{fname}"))
+                run.append((INT_TYPES[f.kind][0], INT_TYPES[f.kind][1], target))
+            elif f.kind in _VAR_KINDS and not self.flexible:
+                size = self._length_size(f.kind)
+                run.append(("h" if size == 2 else "i", size, "n"))
+                flush()
+                body.extend(self._var_body(f, target, what, "n"))
+            else:
+                flush()
+                body.extend(self._decode_one(f, target, what, "n"))
         flush()
         if self.flexible:
-            if tagged:
-                body.extend(self._decode_tags(cls, tagged))
-                assigned.extend((n, f"v_{n}") for n, _ in tagged)
-            else:
-                body.append("pos = _skip_tags(buf, pos)")
-        cls_name = self.const(cls)
-        args = ", ".join(f"{n}={local}" for n, local in assigned)
-        body.append(f"return {cls_name}({args}), pos")
+            body.extend(self._decode_tags(cls, tagged) if tagged else self._no_tags())
+        body.extend(self._construct(cls, {n for n, _ in untagged + tagged}))
+        body.append("return o, pos")
         self.lines.append(f"def {name}(buf, pos):")
-        self.lines.extend("    " + line for line in body)
+        self.lines.extend(_indent(body))
         self.lines.append("")
         return name
 
-    def _decode_field(self, fname: str, f: Field, target: str, owner: str) -> list[str]:
-        what = f"{owner}.{fname}"
+    def _construct(self, cls: type, decoded: set[str]) -> list[str]:
+        """Build ``o`` by storing into its slots: a third of the time of the frozen dataclass
+        ``__init__`` (measured), which goes through ``object.__setattr__`` per field."""
+        lines = [f"o = _new({self.const(cls)})"]
+        for f in dataclasses.fields(cls):
+            setter = self.const(cls.__dict__[f.name].__set__)
+            value = f"v_{f.name}" if f.name in decoded else self.const(f.default)
+            lines.append(f"{setter}(o, {value})")
+        return lines
+
+    def _read_length(self, f: Field, var: str) -> list[str]:
+        """Read a length or count into ``var``, -1 meaning null (compact lengths are +1)."""
+        if not self.flexible:
+            size = self._length_size(f.kind)
+            return [
+                f"{var}, = {self.unpacker('>h' if size == 2 else '>i')}(buf, pos)",
+                f"pos += {size}",
+            ]
+        return [
+            f"{var} = buf[pos]",
+            "pos += 1",
+            f"if {var} > 127:",
+            f"    {var}, pos = _uvarint_tail(buf, pos, {var})",
+            f"{var} -= 1",
+        ]
+
+    def _decode_one(self, f: Field, target: str, what: str, var: str) -> list[str]:
+        """Statements decoding one field at ``pos`` into ``target``."""
+        if f.kind in INT_TYPES:
+            code, size = INT_TYPES[f.kind]
+            return [f"{target}, = {self.unpacker('>' + code)}(buf, pos)", f"pos += {size}"]
+        if f.kind == "uuid":
+            return [
+                "if pos + 16 > blen:",
+                f"    raise DecodeError('{what} runs past the end')",
+                f"{target} = UUID(bytes=buf[pos:pos + 16])",
+                "pos += 16",
+            ]
+        if f.kind == "struct":
+            assert f.struct is not None
+            if f.nullable_in(self.version):
+                raise TypeError("nullable structs are not used by any supported message")
+            return [f"{target}, pos = {self.decoder(f.struct)}(buf, pos)"]
+        return self._read_length(f, var) + self._var_body(f, target, what, var)
+
+    def _var_body(self, f: Field, target: str, what: str, var: str) -> list[str]:
+        """Statements after a length/count was read into ``var``: null check, then content."""
+        if f.nullable_in(self.version):
+            head = [
+                f"if {var} == -1:",
+                f"    {target} = None",
+                f"elif {var} < -1:",
+                f"    raise DecodeError('negative length in {what}')",
+                "else:",
+            ]
+            return head + _indent(self._content(f, target, what, var))
+        return [
+            f"if {var} < 0:",
+            f"    raise DecodeError('null or negative length in {what}')",
+            *self._content(f, target, what, var),
+        ]
+
+    def _content(self, f: Field, target: str, what: str, var: str) -> list[str]:
         if f.kind != "array":
-            return [f"{target}, pos = {self.reader(f, what)}(buf, pos)"]
-        count = self.const(_read_compact_count if self.flexible else _read_count)
-        lines = [f"n, pos = {count}(buf, pos)"]
-        null = "None" if f.nullable_in(self.version) else None
-        lines.append("if n < 0:")
-        if null is not None:
-            lines.append("    if n != -1:")
-            lines.append(f"        raise DecodeError('negative count in {what}')")
-            lines.append(f"    {target} = None")
-        else:
-            lines.append(f"    raise DecodeError('null or negative count in {what}')")
-        lines.append("else:")
+            lines = [
+                f"end = pos + {var}",
+                "if end > blen:",
+                f"    raise DecodeError('{what} runs past the end')",
+                f"{target} = buf[pos:end]" + (".decode()" if f.kind == "string" else ""),
+                "pos = end",
+            ]
+            return lines
         element = f.element
         assert element is not None
         if element == "struct":
             assert f.struct is not None
             least = max(1, self.min_size(f.struct))
-            read = self.decoder(f.struct)
         elif element in INT_TYPES:
             least = INT_TYPES[element][1]
-            read = ""
         else:
-            least = 1 if self.flexible else (2 if element == "string" else 4)
-            read = self.reader(Field(element, (0, 0x7FFF)), what)
-        lines.append(f"    if n * {least} > len(buf) - pos:")
-        lines.append(f"        raise DecodeError('count {{}} too large in {what}'.format(n))")
+            least = self._length_size(element)
+        lines = [
+            f"if {var} * {least} > blen - pos:",
+            f"    raise DecodeError('{what}: count ' + str({var}) + ' exceeds the bytes left')",
+        ]
         if element in INT_TYPES:
-            code = INT_TYPES[element][0]
-            lines.append(f"    {target} = list(_unpack_from('>%d{code}' % n, buf, pos))")
-            lines.append(f"    pos += n * {least}")
-            self.ns["_unpack_from"] = struct.unpack_from
+            code, size = INT_TYPES[element]
+            return [
+                *lines,
+                f"{target} = list(_unpack_from('>%d{code}' % {var}, buf, pos))",
+                f"pos += {var} * {size}",
+            ]
+        if element == "struct":
+            assert f.struct is not None
+            read = [f"x, pos = {self.decoder(f.struct)}(buf, pos)"]
         else:
-            lines.append(f"    {target} = []")
-            lines.append(f"    append = {target}.append")
-            lines.append("    for _ in range(n):")
-            lines.append(f"        x, pos = {read}(buf, pos)")
-            lines.append("        append(x)")
-        return lines
+            read = self._decode_one(Field(element, (0, LAST_VERSION)), "x", what, "m")
+        return [
+            *lines,
+            f"{target} = []",
+            "append = " + target + ".append",
+            f"for _ in range({var}):",
+            *_indent(read),
+            "    append(x)",
+        ]
+
+    def _no_tags(self) -> list[str]:
+        # the common case, a single 0 byte, without a call
+        return ["if buf[pos]:", "    pos = _skip_tags(buf, pos)", "else:", "    pos += 1"]
 
     def _decode_tags(self, cls: type, tagged: list[tuple[str, Field]]) -> list[str]:
         owner = cls.__name__
         lines = [f"v_{n} = {self.const(_default_of(cls, n))}" for n, _ in tagged]
-        lines.append("ntags, pos = read_uvarint(buf, pos)")
-        lines.append("if ntags > len(buf) - pos:")
-        lines.append(f"    raise DecodeError('too many tagged fields in {owner}')")
-        lines.append("for _ in range(ntags):")
-        lines.append("    tag, pos = read_uvarint(buf, pos)")
-        lines.append("    size, pos = read_uvarint(buf, pos)")
-        lines.append("    end = pos + size")
-        lines.append("    if end > len(buf):")
-        lines.append(f"        raise DecodeError('truncated tagged field in {owner}')")
+        lines += [
+            "ntags, pos = read_uvarint(buf, pos)",
+            "if ntags > blen - pos:",
+            f"    raise DecodeError('more tagged fields than bytes in {owner}')",
+            "for _ in range(ntags):",
+            "    tag, pos = read_uvarint(buf, pos)",
+            "    size, pos = read_uvarint(buf, pos)",
+            "    tag_end = pos + size",
+            "    if tag_end > blen:",
+            f"        raise DecodeError('tagged field runs past the end of {owner}')",
+        ]
         for i, (fname, f) in enumerate(tagged):
-            # a value that runs past its declared size is caught by the check below
             lines.append(f"    {'if' if i == 0 else 'elif'} tag == {f.tag}:")
-            lines.extend(
-                "        " + line for line in self._decode_field(fname, f, f"v_{fname}", owner)
-            )
-            lines.append("        if pos != end:")
-            lines.append(f"            raise DecodeError('tagged field {fname} size mismatch')")
-        lines.append("    pos = end")
+            decode = self._decode_one(f, f"v_{fname}", f"{owner}.{fname}", "n")
+            lines.extend(_indent(decode, "        "))
+            lines.append("        if pos != tag_end:")
+            lines.append(f"            raise DecodeError('tagged {owner}.{fname}: wrong size')")
+        lines.append("    pos = tag_end")
         return lines
 
-    # -- encoding --
-
-    def writer_expr(self, f: Field, value: str, out: str) -> list[str]:
-        """Statements that append ``value`` (an expression) as field ``f`` to ``out``."""
-        flex = self.flexible
-        if f.kind in INT_TYPES:
-            pack = self.const(struct.Struct(">" + INT_TYPES[f.kind][0]).pack)
-            return [f"{out} += {pack}({value})"]
-        if f.kind == "string":
-            return [
-                f"{self.const(_write_compact_string if flex else _write_string)}({value}, {out})"
-            ]
-        if f.kind == "bytes":
-            return [f"{self.const(_write_compact_bytes if flex else _write_bytes)}({value}, {out})"]
-        if f.kind == "records":
-            return [f"_write_records({value}, {out}, chunks, {flex})"]
-        if f.kind == "uuid":
-            return [f"{self.const(_write_uuid)}({value}, {out})"]
-        if f.kind == "struct":
-            assert f.struct is not None
-            return [f"{self.encoder(f.struct)}({value}, {out}, chunks)"]
-        if f.kind == "array":
-            return self._encode_array(f, value, out)
-        raise TypeError(f"no writer for {f.kind}")
-
-    def _encode_array(self, f: Field, value: str, out: str) -> list[str]:
-        lines = [f"a = {value}"]
-        if f.nullable_in(self.version):
-            lines.append("if a is None:")
-            null = self.const(_NULL_COMPACT if self.flexible else _NULL32)
-            lines.append(f"    {out} += {null}")
-            lines.append("else:")
-            pad = "    "
-        else:
-            pad = ""
-        if self.flexible:
-            lines.append(f"{pad}write_uvarint(len(a) + 1, {out})")
-        else:
-            lines.append(f"{pad}{out} += {self.const(_I32.pack)}(len(a))")
-        element = f.element
-        assert element is not None
-        if element in INT_TYPES:
-            self.ns["_pack"] = struct.pack
-            code = INT_TYPES[element][0]
-            lines.append(f"{pad}{out} += _pack('>%d{code}' % len(a), *a)")
-            return lines
-        if element == "struct":
-            assert f.struct is not None
-            item = Field("struct", (0, 0x7FFF), struct=f.struct)
-        else:
-            item = Field(element, (0, 0x7FFF))
-        lines.append(f"{pad}for x in a:")
-        lines.extend(f"{pad}    {line}" for line in self.writer_expr(item, "x", out))
-        return lines
+    # -- encoding --------------------------------------------------------------------------------
 
     def encoder(self, cls: type) -> str:
+        """Name of the generated ``e_<cls>(value, out, chunks)``."""
         key = ("e", cls)
         if key in self.done:
             return self.done[key]
-        name = f"e_{cls.__name__}"
-        self.done[key] = name
+        name = self.done[key] = f"e_{cls.__name__}"
         untagged, tagged = self.layout(cls)
         body: list[str] = []
-        run: list[str] = []
+        run: list[tuple[str, str]] = []  # pending fixed writes: (code, expression)
 
         def flush() -> None:
-            if not run:
-                return
-            fmt = ">" + "".join(INT_TYPES[_kind(cls, n)][0] for n in run)
-            pack = self.const(struct.Struct(fmt).pack)
-            body.append(f"out += {pack}({', '.join(f'o.{n}' for n in run)})")
-            run.clear()
+            if run:
+                fmt = ">" + "".join(code for code, _ in run)
+                body.append(f"out += {self.packer(fmt)}({', '.join(e for _, e in run)})")
+                run.clear()
 
         for fname, f in untagged:
+            value = f"o.{fname}"
             if f.kind in INT_TYPES:
-                run.append(fname)
-                continue
-            flush()
-            body.extend(self.writer_expr(f, f"o.{fname}", "out"))
+                run.append((INT_TYPES[f.kind][0], value))
+            elif f.kind == "array" and not self.flexible and not f.nullable_in(self.version):
+                # the count joins the fixed fields before it
+                body.append(f"a_{fname} = {value}")
+                run.append(("i", f"len(a_{fname})"))
+                flush()
+                body.extend(self._array_items(f, f"a_{fname}", "out"))
+            else:
+                flush()
+                body.extend(self._encode_one(f, value, "out"))
         flush()
         if self.flexible:
-            if not tagged:
-                body.append("out.append(0)")
-            else:
-                body.extend(self._encode_tags(cls, tagged))
+            body.extend(self._encode_tags(cls, tagged) if tagged else ["out.append(0)"])
         self.lines.append(f"def {name}(o, out, chunks):")
-        self.lines.extend("    " + line for line in (body or ["pass"]))
+        self.lines.extend(_indent(body or ["pass"]))
         self.lines.append("")
         return name
+
+    def _write_length(self, kind: str, expr: str, out: str) -> list[str]:
+        if self.flexible:
+            return [
+                f"n = {expr} + 1",
+                "if n < 128:",
+                f"    {out}.append(n)",
+                "else:",
+                f"    write_uvarint(n, {out})",
+            ]
+        fmt = ">h" if self._length_size(kind) == 2 else ">i"
+        return [f"{out} += {self.packer(fmt)}({expr})"]
+
+    def _encode_one(self, f: Field, value: str, out: str) -> list[str]:
+        """Statements appending ``value`` (an expression) as field ``f`` to ``out``."""
+        if f.kind in INT_TYPES:
+            return [f"{out} += {self.packer('>' + INT_TYPES[f.kind][0])}({value})"]
+        if f.kind == "uuid":
+            return [f"{out} += {value}.bytes"]
+        if f.kind == "struct":
+            assert f.struct is not None
+            return [f"{self.encoder(f.struct)}({value}, {out}, chunks)"]
+        if f.kind == "records":
+            return [f"_write_records({value}, {out}, chunks, {self.flexible})"]
+        null = self.const(b"\x00" if self.flexible else b"\xff" * self._length_size(f.kind))
+        if f.kind == "array":
+            var = "a"
+            content = [*self._write_length("array", "len(a)", out), *self._array_items(f, "a", out)]
+        else:
+            var = "s"
+            data = "s.encode()" if f.kind == "string" else "s"
+            content = [f"b = {data}", *self._write_length(f.kind, "len(b)", out), f"{out} += b"]
+        if f.nullable_in(self.version):
+            return [
+                f"{var} = {value}",
+                f"if {var} is None:",
+                f"    {out} += {null}",
+                "else:",
+                *_indent(content),
+            ]
+        return [f"{var} = {value}", *content]
+
+    def _array_items(self, f: Field, array: str, out: str) -> list[str]:
+        element = f.element
+        assert element is not None
+        if element in INT_TYPES:
+            code = INT_TYPES[element][0]
+            return [f"{out} += _pack('>%d{code}' % len({array}), *{array})"]
+        item = Field(element, (0, LAST_VERSION), struct=f.struct)
+        return [f"for x in {array}:", *_indent(self._encode_one(item, "x", out))]
 
     def _encode_tags(self, cls: type, tagged: list[tuple[str, Field]]) -> list[str]:
         lines = ["tags = []"]
         for fname, f in tagged:
             if f.kind == "records":
                 raise TypeError("tagged records are not supported")
-            default = self.const(_default_of(cls, fname))
-            lines.append(f"if o.{fname} != {default}:")
+            default = _default_of(cls, fname)
+            if f.kind == "array" and default == ():
+                lines.append(f"if o.{fname}:")  # Kafka sends a tagged array when not empty
+            else:
+                lines.append(f"if o.{fname} != {self.const(default)}:")
             lines.append("    t = bytearray()")
-            lines.extend("    " + line for line in self.writer_expr(f, f"o.{fname}", "t"))
+            lines.extend(_indent(self._encode_one(f, f"o.{fname}", "t")))
             lines.append(f"    tags.append(({f.tag}, t))")
-        lines.append("write_uvarint(len(tags), out)")
-        lines.append("for tag, t in tags:")
-        lines.append("    write_uvarint(tag, out)")
-        lines.append("    write_uvarint(len(t), out)")
-        lines.append("    out += t")
-        return lines
-
-    def compile(self) -> None:
-        source = "\n".join(self.lines)
-        exec(compile(source, f"<kafka codec v{self.version}>", "exec"), self.ns)
+        return [
+            *lines,
+            "write_uvarint(len(tags), out)",
+            "for tag, t in tags:",
+            "    write_uvarint(tag, out)",
+            "    write_uvarint(len(t), out)",
+            "    out += t",
+        ]
 
 
-def _kind(cls: type, fname: str) -> str:
-    return next(f.kind for n, f in _fields(cls) if n == fname)
-
-
-def _default_of(cls: type, fname: str) -> object:
-    return next(f.default for f in dataclasses.fields(cls) if f.name == fname)
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _is_flexible(cls: type, version: int) -> bool:
@@ -563,25 +518,21 @@ _encoders: dict[tuple[type, int], Encoder] = {}
 
 def decoder(cls: type, version: int) -> Decoder:
     """The decoder of message ``cls`` at ``version`` (compiled on first use)."""
-    try:
-        return _decoders[(cls, version)]
-    except KeyError:
+    fn = _decoders.get((cls, version))
+    if fn is None:
         unit = _Unit(version, _is_flexible(cls, version))
         name = unit.decoder(cls)
         unit.compile()
-        fn: Decoder = unit.ns[name]
-        _decoders[(cls, version)] = fn
-        return fn
+        fn = _decoders[(cls, version)] = unit.ns[name]
+    return fn
 
 
 def encoder(cls: type, version: int) -> Encoder:
     """The encoder of message ``cls`` at ``version`` (compiled on first use)."""
-    try:
-        return _encoders[(cls, version)]
-    except KeyError:
+    fn = _encoders.get((cls, version))
+    if fn is None:
         unit = _Unit(version, _is_flexible(cls, version))
         name = unit.encoder(cls)
         unit.compile()
-        fn: Encoder = unit.ns[name]
-        _encoders[(cls, version)] = fn
-        return fn
+        fn = _encoders[(cls, version)] = unit.ns[name]
+    return fn
