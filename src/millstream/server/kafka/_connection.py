@@ -1,9 +1,9 @@
 """One Kafka client connection: frames in, answers out in request order.
 
-The transport part of the door and nothing else: it cuts the byte stream into size-prefixed
-frames (``INT32`` length, then the request), bounds them (``max_request_size``: a larger or
-negative size closes the connection, as a Kafka broker does), hands each frame to the door's
-``dispatch`` and writes the answers in the order the requests came, as Kafka requires.
+The transport part of the door and nothing else: the codec's ``FrameBuffer`` cuts the byte
+stream into size-prefixed frames, bounded by ``max_request_size`` (a larger or negative size
+closes the connection, as a Kafka broker does); each frame goes to the broker's ``dispatch``,
+and the answers are written in the order the requests came, as Kafka requires.
 
 Requests run one after another, except that requests ``dispatch`` marks ``overlap`` (Produce)
 start as soon as every earlier non-overlapping request is answered, without waiting for each
@@ -28,22 +28,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._settings import KafkaSettings
+from .codec import FrameBuffer, FrameError
 
 __all__ = ["Dispatch", "Job", "KafkaConnection"]
 
 logger = logging.getLogger("millstream.server.kafka")
 
-_MIN_FRAME = 8  # api key, api version, correlation id: anything shorter is not a request
-
-
 @dataclass(frozen=True, slots=True)
 class Job:
     """A dispatched request: ``answer`` (a coroutine, not yet started) resolves to the response
-    frame without its size prefix, or ``None`` for no response (acks=0). ``overlap``: it may run
+    frame as chunks (size prefix included, for ``writelines``), or ``None`` for no response
+    (acks=0). ``overlap``: it may run
     beside other overlapping requests (see the module docstring). ``close``: close the
     connection once this is answered (or skipped, when ``answer`` gives ``None``)."""
 
-    answer: Awaitable[bytes | None]
+    answer: Awaitable[list[bytes] | None]
     overlap: bool = False
     close: bool = False
 
@@ -65,7 +64,7 @@ class KafkaConnection(asyncio.Protocol):
         self._dispatch = dispatch
         self._connections = connections
         self._loop = asyncio.get_running_loop()
-        self._buffer = bytearray()
+        self._buffer = FrameBuffer(settings.max_request_size)
         self._frames: deque[bytes] = deque()
         self._answers: deque[Job] = deque()
         self._frame_ready = asyncio.Event()
@@ -103,28 +102,17 @@ class KafkaConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._stopping:
             return
-        buffer = self._buffer
-        buffer += data
-        limit = self._settings.max_request_size
-        start = 0
-        end = len(buffer)
-        while end - start >= 4:
-            size = int.from_bytes(buffer[start : start + 4], "big", signed=True)
-            if size < _MIN_FRAME or size > limit:
-                logger.info(
-                    "closing %s: frame size %d outside [%d, %d]", self.peer, size, _MIN_FRAME, limit
-                )
-                self.close()
-                return
-            if end - start - 4 < size:
-                break
-            self._frames.append(bytes(buffer[start + 4 : start + 4 + size]))
-            start += 4 + size
-        if start:
-            del buffer[:start]
+        try:
+            frames = self._buffer.feed(data)
+        except FrameError as exc:
+            logger.info("closing %s: %s", self.peer, exc)
+            self.close()
+            return
+        if frames:
+            self._frames.extend(frames)
             self._frame_ready.set()
             self._cancel_idle()
-        if buffer:
+        if self._buffer.buffered:
             if self._frame_timer is None:
                 self._frame_timer = self._loop.call_later(
                     self._settings.frame_timeout, self._frame_timed_out
@@ -212,7 +200,7 @@ class KafkaConnection(asyncio.Protocol):
                 if transport is None or transport.is_closing():
                     return
                 if response is not None:
-                    transport.write(len(response).to_bytes(4, "big") + response)
+                    transport.writelines(response)
                 if job.close:
                     self.close()
                     return
@@ -245,7 +233,7 @@ class KafkaConnection(asyncio.Protocol):
             transport.resume_reading()
 
     def _arm_idle(self) -> None:
-        if self._idle_timer is None and not self._buffer and not self._frames:
+        if self._idle_timer is None and not self._buffer.buffered and not self._frames:
             self._idle_timer = self._loop.call_later(self._settings.idle_timeout, self._idle)
 
     def _cancel_idle(self) -> None:
