@@ -128,3 +128,11 @@ def test_kafka_doc_examples(capsys: pytest.CaptureFixture[str]) -> None:
         session = fenced(section(REPO / "docs" / "kafka.md", "Try it"), "console")
         (block,) = session
         run_console(block, server.url)
+
+
+async def test_log_doc_example() -> None:
+    text = (REPO / "docs" / "log.md").read_text()
+    body = textwrap.indent(fenced(text, "python")[0], "    ")
+    namespace: dict[str, Any] = {}
+    exec(compile(f"async def example():\n{body}", "<docs/log.md>", "exec"), namespace)
+    await namespace["example"]()
