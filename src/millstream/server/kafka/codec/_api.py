@@ -259,8 +259,9 @@ def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes]:
     """The whole response frame (size prefix, response header, body) as chunks for
     ``transport.writelines``; large record data is passed through uncopied.
 
-    The body is encoded at ``header.api_version``, except an ApiVersions response to a version
-    outside ``SUPPORTED_VERSIONS``, which is encoded as v0 (the KIP-511 fallback). Fields that
+    The body is encoded at ``header.api_version``, except an ApiVersions response with an
+    error (such as the answer to a version outside ``SUPPORTED_VERSIONS``), which is encoded as
+    v0: clients parse it that way whatever they asked for (KIP-511). Fields that
     do not exist in that version are left out; the response header is flexible (v1) when the
     version is, except for ApiVersions (always v0).
     """
@@ -270,8 +271,10 @@ def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes]:
         raise EncodeError(f"{type(body).__name__} does not answer API key {key}")
     if key == ApiKey.API_VERSIONS:
         low, high = SUPPORTED_VERSIONS[ApiKey.API_VERSIONS]
-        if not low <= version <= high:
-            version = 0
+        if not low <= version <= high or (
+            isinstance(body, ApiVersionsResponse) and body.error_code
+        ):
+            version = 0  # clients read any ApiVersions error as a v0 body (KIP-511)
         flexible_header = False
     else:
         flexible_from = body.FLEXIBLE_FROM
@@ -315,7 +318,10 @@ def decode_response(api_key: int, api_version: int, frame: bytes) -> tuple[int, 
     try:
         (correlation_id,) = _CORRELATION.unpack_from(frame, 0)
         pos = 4
-        if flexible and api_key != ApiKey.API_VERSIONS:
+        if api_key == ApiKey.API_VERSIONS:
+            if _I16.unpack_from(frame, pos)[0]:
+                api_version = 0  # an error comes with a v0 body, as encode_response writes it
+        elif flexible:
             pos = _skip_header_tags(frame, pos)
         body, pos = decoder(cls, api_version)(frame, pos)
     except _MALFORMED as exc:
