@@ -142,8 +142,8 @@ def to_kafka_python(value: Any, target: Any, version: int) -> Any:
                 item = to_kafka_python(item, inner, version)
             elif item is not None:
                 item = [to_kafka_python(x, inner, version) for x in item]
-        elif f.kind == "records" and item is not None and not isinstance(item, bytes):
-            item = b"".join(item)
+        elif f.kind == "records" and item is not None:
+            item = bytes(item) if isinstance(item, bytes | memoryview) else b"".join(item)
         kwargs[kp_name] = item
     if issubclass(target, ApiMessage):
         return target[version](**kwargs)
@@ -192,8 +192,8 @@ def normalized(value: Any) -> Any:
         out = {}
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
-            if hints[f.name].kind == "records" and item is not None and not isinstance(item, bytes):
-                item = b"".join(item)
+            if hints[f.name].kind == "records" and item is not None:
+                item = bytes(item) if isinstance(item, bytes | memoryview) else b"".join(item)
             out[f.name] = normalized(item)
         return (type(value).__name__, out)
     if isinstance(value, list | tuple):

@@ -67,7 +67,7 @@ def test_response_encoded_by_us_decodes_in_kafka_python_to_the_same_value(
     value = data.draw(values(response_cls, version, chunks=True))
     header = codec.RequestHeader(key, version, correlation_id, "client")
     chunks = codec.encode_response(header, value)
-    assert all(type(chunk) is bytes for chunk in chunks)
+    assert all(isinstance(chunk, bytes | memoryview) for chunk in chunks)
     frame = b"".join(chunks)
 
     (size,) = struct.unpack_from(">i", frame)

@@ -93,7 +93,10 @@ def test_produce_v3_records_stay_the_bytes_sent() -> None:
     produce = request.body
     assert isinstance(produce, codec.ProduceRequest)
     assert produce.acks == -1
-    assert produce.topic_data[0].partition_data[0].records == batch
+    records = produce.topic_data[0].partition_data[0].records
+    assert records == batch
+    assert isinstance(records, memoryview)
+    assert records.obj is frame  # a view of the frame: record data is never copied
     assert codec.expects_response(request)
 
 

@@ -255,7 +255,7 @@ def _skip_header_tags(frame: bytes, pos: int) -> int:
     return pos
 
 
-def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes]:
+def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes | memoryview]:
     """The whole response frame (size prefix, response header, body) as chunks for
     ``transport.writelines``; large record data is passed through uncopied.
 
@@ -333,9 +333,9 @@ def decode_response(api_key: int, api_version: int, frame: bytes) -> tuple[int, 
     return correlation_id, body
 
 
-def _frame(out: bytearray, encode: Encoder, body: object) -> list[bytes]:
+def _frame(out: bytearray, encode: Encoder, body: object) -> list[bytes | memoryview]:
     """Encode ``body`` after the header in ``out`` (which starts with 4 bytes for the size)."""
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     try:
         encode(body, out, chunks)
     except (struct.error, TypeError, AttributeError, ValueError, OverflowError) as exc:
