@@ -37,6 +37,7 @@ from ._errors import (
     TopicNotFound,
     UnknownProducerId,
 )
+from ._expiry import RECLAIM_INTERVAL, reclaim_forever
 from ._memory import MemoryStore
 from ._model import (
     AppendRequest,
@@ -75,6 +76,7 @@ __all__ = [
     "DEFAULT_TOPIC_CONFIGS",
     "OFFSET_BEGINNING",
     "OFFSET_NOW",
+    "RECLAIM_INTERVAL",
     "TOPICS_NAMESPACE",
     "AppendRequest",
     "AppendResult",
@@ -129,6 +131,7 @@ __all__ = [
     "parse_batch",
     "parse_offset",
     "partition_path",
+    "reclaim_forever",
     "record_values",
     "split_batches",
     "split_partition_path",
