@@ -30,7 +30,13 @@ _FSYNC_HELP = (
 )
 
 
-def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
+def _open_store(memory: bool, data_dir: Path, fsync: str, url: str | None) -> Store:
+    if url is not None:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise click.UsageError("--store takes a postgresql://USER@HOST:PORT/DATABASE URL")
+        from millstream.log import PostgresStore
+
+        return PostgresStore(url)
     if memory:
         return MemoryStore()
     try:
@@ -61,6 +67,14 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Where the SQLite store keeps its files.",
 )
 @click.option("--memory", is_flag=True, help="Keep everything in memory: nothing survives exit.")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="postgresql://USER@HOST:PORT/DATABASE",
+    envvar="MILLSTREAM_STORE",
+    help="Keep the log in PostgreSQL, shared with every node given the same URL (scale-out: "
+    "docs/scale-out.md; needs pip install 'millstream[postgres]').",
+)
 @click.option(
     "--long-poll-timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -143,6 +157,7 @@ def serve_command(
     port: int,
     data_dir: Path,
     memory: bool,
+    store_url: str | None,
     long_poll_timeout: float,
     fsync: str,
     max_body_size: int,
@@ -165,7 +180,9 @@ def serve_command(
     explicit_dir = ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE
     if memory and explicit_dir:
         raise click.UsageError("--memory and --data-dir exclude each other")
-    store = _open_store(memory, data_dir, fsync)
+    if store_url is not None and (memory or explicit_dir):
+        raise click.UsageError("--store excludes --memory and --data-dir")
+    store = _open_store(memory, data_dir, fsync, store_url)
     options = NodeOptions(
         host=host,
         port=port,

@@ -291,6 +291,10 @@ class PostgresStore(Store):
 
         if not self._started or self._closed:
             await self._ready()
+        if asyncio.current_task() is None:
+            # The HTTP fast path starts handlers outside a Task until they first wait, and
+            # asyncpg's pool needs one (asyncio.timeout) when it opens a connection: wait once.
+            await asyncio.sleep(0)
         try:
             async with self._pool.acquire() as conn:
                 return await getattr(conn, method)(sql, *args)
