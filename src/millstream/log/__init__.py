@@ -38,6 +38,7 @@ from ._errors import (
     UnknownProducerId,
 )
 from ._expiry import RECLAIM_INTERVAL, reclaim_forever
+from ._lease import LEASES_NAMESPACE, Lease
 from ._memory import MemoryStore
 from ._model import (
     AppendRequest,
@@ -74,6 +75,7 @@ __all__ = [
     "COMPRESSION_NAMES",
     "DEFAULT_MAX_READ_BYTES",
     "DEFAULT_TOPIC_CONFIGS",
+    "LEASES_NAMESPACE",
     "OFFSET_BEGINNING",
     "OFFSET_NOW",
     "RECLAIM_INTERVAL",
@@ -95,6 +97,7 @@ __all__ = [
     "KvConflict",
     "KvItem",
     "KvWrite",
+    "Lease",
     "LogError",
     "MemoryStore",
     "OffsetOutOfRange",
