@@ -264,8 +264,9 @@ class RemoteLog(GenerationLog):
         return None
 
     def check_offset(self, offset: str) -> None:
-        # Offsets are opaque here; the server judges them. Refuse only what no server sends.
-        if not offset or len(offset) > 256 or not offset.isprintable():
+        # Offsets are opaque here; the server judges them. Refuse what we never send: the
+        # protocol's sentinels (-1, now) and what no server's offsets look like.
+        if offset in ("-1", "now") or len(offset) > 256 or not offset.isprintable():
             raise LastEventIdError(f"Last-Event-ID {offset!r} is not an event id of this endpoint")
 
     async def read(
