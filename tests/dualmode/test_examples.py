@@ -121,12 +121,15 @@ def test_example_4_backpressure() -> None:
         assert [e.event for e in timeouts] == ["message", "message", "timeout"] * 2
 
         # Both streams hold a slot from their response head on (and hang up on leaving).
-        with client.stream("GET", "/stream/limited", params={"count": 40}) as one:
-            with client.stream("GET", "/stream/limited", params={"count": 40}) as two:
-                assert one.status_code == two.status_code == 200
-                third = client.get("/stream/limited")
-                assert third.status_code == 429
-                assert third.headers["retry-after"] == "1"
+        long = {"count": 40}
+        with (
+            client.stream("GET", "/stream/limited", params=long) as one,
+            client.stream("GET", "/stream/limited", params=long) as two,
+        ):
+            assert one.status_code == two.status_code == 200
+            third = client.get("/stream/limited")
+            assert third.status_code == 429
+            assert third.headers["retry-after"] == "1"
         deadline = time.monotonic() + 10
         while client.get("/stream/limited", params={"count": 1}).status_code == 429:
             assert time.monotonic() < deadline, "the slots were never given back"
@@ -160,6 +163,10 @@ def test_exercise_solutions_pass_their_checker(exercise: object, solution: str) 
 
 
 def test_an_exercise_checker_can_fail(basic: httpx.Client) -> None:
-    for check in (exercise_1_weather.check, exercise_2_progress.check, exercise_3_completions.check):
+    for check in (
+        exercise_1_weather.check,
+        exercise_2_progress.check,
+        exercise_3_completions.check,
+    ):
         with pytest.raises(ExerciseFailed):
             check(basic)

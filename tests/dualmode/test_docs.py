@@ -1,0 +1,79 @@
+"""Every example in docs/dualmode.md runs: each Python block is executed, its ``app`` served by
+uvicorn, and the console session after it must print what the document shows (the document's
+URLs swapped for the test servers')."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from servers import REPO, ServerProcess, millstream_server
+from test_docs_examples import console_steps
+
+from .conftest import serving
+
+DOC = REPO / "docs" / "dualmode.md"
+APP_URL = "http://127.0.0.1:8000"
+NODE_URL = "http://127.0.0.1:4437"
+BLOCK = re.compile(r"```(python|console)\n(.*?)```", re.S)
+
+
+def examples() -> list[tuple[str, str | None]]:
+    """(python block, the console block right after it or None), in document order."""
+    pairs: list[tuple[str, str | None]] = []
+    for language, body in BLOCK.findall(DOC.read_text()):
+        if language == "python":
+            pairs.append((body, None))
+        elif pairs and pairs[-1][1] is None:
+            pairs[-1] = (pairs[-1][0], body)
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[ServerProcess]:
+    with millstream_server("--memory") as process:
+        yield process
+
+
+def run_console(block: str, urls: dict[str, str]) -> None:
+    for command, expected in console_steps(block):
+        if command.startswith("uvicorn "):
+            continue  # the test serves the app
+        for doc_url, real in urls.items():
+            command = command.replace(doc_url, real)
+        done = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+        assert done.stdout.strip("\n") == expected, f"{command}\n{done.stdout!r}"
+
+
+def test_the_first_example_is_durable() -> None:
+    first, console = examples()[0]
+    assert "durable=True" in first
+    assert console is not None
+    assert "Last-Event-ID" in console
+
+
+@pytest.mark.parametrize("index", range(len(examples())))
+async def test_example(index: int, request: pytest.FixtureRequest) -> None:
+    code, console = examples()[index]
+    urls = {}
+    if NODE_URL in code + (console or ""):
+        urls[NODE_URL] = request.getfixturevalue("node").url
+    for doc_url, real in urls.items():
+        code = code.replace(doc_url, real)
+    namespace: dict[str, Any] = {"__name__": f"dualmode_doc_{index}"}
+    exec(compile(code, f"<docs/dualmode.md example {index}>", "exec"), namespace)
+    app = namespace.get("app")
+    if app is None:
+        assert console is None, "a console session needs an app"
+        return
+    async with serving(app) as url:
+        if console is not None:
+            await asyncio.to_thread(run_console, console, {APP_URL: url, **urls})
