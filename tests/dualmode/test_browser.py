@@ -46,14 +46,14 @@ source.addEventListener("word", (event) => {
   seen.push(JSON.parse(event.data).word);
   ids.push(event.lastEventId);
   fetch("/progress", {method: "POST", body: JSON.stringify({n: seen.length})});
-  if (seen.length >= %d) {
+  if (seen.length >= WORDS) {
     source.close();
     fetch("/report", {method: "POST", body: JSON.stringify({seen, ids, errors})});
   }
 });
 source.onerror = () => { errors += 1; };
 </script>
-""" % WORDS
+""".replace("WORDS", str(WORDS))
 
 
 class RecordHeaders:
