@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks import _peers
 
-__all__ = ["SERVERS", "RunningServer", "ServerSpec", "ServerUnavailable"]
+__all__ = ["SERVERS", "SUITES", "RunningServer", "ServerSpec", "ServerUnavailable"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +39,8 @@ class ServerSpec:
     endpoints: Mapping[str, str]  # protocol -> regex on its output; group 1 is the target
     target_suffix: Mapping[str, str] = field(default_factory=dict)  # e.g. where streams live
     compare_to: str = ""  # the millstream spec this peer is paired with ("" for millstream)
+    also_compare_to: tuple[str, ...] = ()  # more millstream specs to show a ratio against
+    suite: str = "durable-streams"  # which table it belongs to (``--suite``)
     cwd: Path = REPO
     env: Mapping[str, str] = field(default_factory=dict)
     prepare: Callable[[], None] = lambda: None  # install; raises ServerUnavailable
@@ -138,6 +140,27 @@ def _node(*args: str) -> Callable[[Path], list[str]]:
     return argv
 
 
+def _sse_app(name: str) -> Callable[[Path], list[str]]:
+    def argv(scratch: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "benchmarks.sse_apps",
+            name,
+            "--port",
+            "0",
+            "--scratch",
+            str(scratch),
+        ]
+
+    return argv
+
+
+_SSE_READY = {"sse-app": r"Uvicorn running on (http://127\.0\.0\.1:\d+)"}
+_DURABLE_SUBJECTS = ("dualmode-durable-memory", "dualmode-durable-sqlite")
+_FASTAPI = _peers.ensure_packages("fastapi")
+
+
 def _rakaia(scratch: Path) -> list[str]:
     # The package's own `python -m rakaia` cannot bind port 0 and report it, and logs every
     # request; uvicorn run directly can, with access logging off as for millstream.
@@ -204,5 +227,54 @@ SERVERS: dict[str, ServerSpec] = {
             prepare=_peers.ensure_rakaia,
             versions=_peers.rakaia_versions,
         ),
+        ServerSpec(
+            name="dualmode",
+            label="millstream.dualmode",
+            argv=_sse_app("dualmode"),
+            endpoints=_SSE_READY,
+            suite="dualmode",
+            prepare=_FASTAPI,
+            versions=_peers.sse_app_versions,
+        ),
+        ServerSpec(
+            name="dualmode-durable-memory",
+            label="dualmode durable (MemoryStore)",
+            argv=_sse_app("dualmode-durable-memory"),
+            endpoints=_SSE_READY,
+            suite="dualmode",
+            prepare=_FASTAPI,
+            versions=_peers.sse_app_versions,
+        ),
+        ServerSpec(
+            name="dualmode-durable-sqlite",
+            label="dualmode durable (SQLite, fsync)",
+            argv=_sse_app("dualmode-durable-sqlite"),
+            endpoints=_SSE_READY,
+            suite="dualmode",
+            prepare=_FASTAPI,
+            versions=_peers.sse_app_versions,
+        ),
+        ServerSpec(
+            name="sse-starlette",
+            label="sse-starlette EventSourceResponse",
+            argv=_sse_app("sse-starlette"),
+            endpoints=_SSE_READY,
+            compare_to="dualmode",
+            also_compare_to=_DURABLE_SUBJECTS,
+            suite="dualmode",
+            prepare=_peers.ensure_packages("fastapi", "sse-starlette"),
+            versions=_peers.sse_app_versions,
+        ),
+        ServerSpec(
+            name="streaming-response",
+            label="FastAPI StreamingResponse",
+            argv=_sse_app("streaming-response"),
+            endpoints=_SSE_READY,
+            compare_to="dualmode",
+            suite="dualmode",
+            prepare=_FASTAPI,
+            versions=_peers.sse_app_versions,
+        ),
     )
 }
+SUITES = sorted({spec.suite for spec in SERVERS.values()})

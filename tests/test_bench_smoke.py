@@ -56,6 +56,43 @@ def test_smoke_run_against_millstream(tmp_path: Path) -> None:
     assert doc["harness"]["aiohttp"]
 
 
+def test_smoke_run_of_the_dualmode_suite(tmp_path: Path) -> None:
+    """``--suite dualmode``: the SSE apps run, every event is checked, ratios are printed, and
+    the files do not overwrite the Durable Streams suite's."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--suite",
+            "dualmode",
+            "--smoke",
+            "--servers",
+            "dualmode,streaming-response",
+            "--scenarios",
+            "sse-1-connection",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads((tmp_path / "latest-smoke-dualmode.json").read_text())
+    for server in ("dualmode", "streaming-response"):
+        result = doc["results"][server]["sse-1-connection"]
+        assert result["status"] == "ok", result
+        assert (result["requests"], result["errors"]) == (2000, 0)
+        assert result["values"]["events_per_s"] > 0
+    markdown = (tmp_path / "latest-smoke-dualmode.md").read_text()
+    assert "dualmode ÷ streaming-response" in markdown
+    assert doc["suite"] == "dualmode"
+    assert not (tmp_path / "latest-smoke.json").exists()
+
+
 def _doc(subject: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
     figure = {"key": "msgs_per_s", "label": "append", "unit": "msg/s", "higher_is_better": True}
     return {

@@ -154,9 +154,9 @@ async def test_wait_pauses_the_generator_for_a_client_that_never_reads() -> None
     print(f"wait: paused after {seen['produced']} events, RSS grew {grown / MIB:.1f} MiB")
     assert seen["produced"] < 100_000  # paused at what the socket buffers and 64 events hold
     assert seen["cancelled"] is True
-    assert stats.waits >= 1
+    # No buffer under ``wait``: the generator sends its own events and is held by the socket.
+    assert stats.events - stats.sent <= 1
     assert stats.dropped == 0
-    assert stats.max_buffered_events <= 64
     assert grown < 64 * MIB
 
 

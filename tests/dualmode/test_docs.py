@@ -10,12 +10,13 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from servers import REPO, ServerProcess, millstream_server
 from test_docs_examples import console_steps
 
-from .conftest import serving
+from .conftest import parse_sse, serving
 
 DOC = REPO / "docs" / "dualmode.md"
 APP_URL = "http://127.0.0.1:8000"
@@ -77,3 +78,17 @@ async def test_example(index: int, request: pytest.FixtureRequest) -> None:
     async with serving(app) as url:
         if console is not None:
             await asyncio.to_thread(run_console, console, {APP_URL: url, **urls})
+
+
+async def test_readme_section() -> None:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Dual-mode endpoints") : text.index("## The server")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    namespace: dict[str, Any] = {"__name__": "dualmode_readme"}
+    exec(compile(code, "<README.md>", "exec"), namespace)
+    async with serving(namespace["app"]) as url, httpx.AsyncClient(base_url=url) as client:
+        params = {"chat_id": "c1", "prompt": "hello dual mode"}
+        batch = await client.get("/chat", params=params)
+        assert batch.json() == [{"token": "hello"}, {"token": "dual"}, {"token": "mode"}]
+        stream = await client.get("/chat", params=params, headers={"accept": "text/event-stream"})
+        assert [e.data for e in parse_sse(stream.content)][-1] == '{"token":"mode"}'

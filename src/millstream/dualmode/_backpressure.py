@@ -1,18 +1,18 @@
-"""The bounded buffer between a generator and a slow client, and what happens when it is full.
+"""What happens when a client reads slower than its generator produces.
 
-The generator runs in a task of its own and puts encoded events here; the response takes
-everything buffered at once and sends it as one chunk, so a fast generator costs one ``send``
-per batch, not per event. When the buffer holds ``max_events`` events or ``max_bytes`` bytes:
+- ``wait`` (default): the generator waits. It needs no buffer: the generator's task sends each
+  event itself, and the server's ``send`` waits while the socket's buffers are full, so a
+  client that never reads holds its generator paused (and its connection open) indefinitely.
+  Nothing is lost and memory stays bounded.
+- ``drop_oldest``: the generator never waits; the oldest events in a bounded buffer are
+  dropped (``dropped`` counts them). For live feeds where only recent events matter.
+- ``disconnect``: the generator waits for room in the buffer, and a client that has read
+  nothing for ``timeout`` seconds is disconnected (``disconnects``) and its generator cancelled.
 
-- ``wait`` (default): the generator waits for room. Memory stays bounded and nothing is lost;
-  a client that never reads holds its generator paused, and the connection open, indefinitely.
-- ``drop_oldest``: the oldest buffered events are dropped (``dropped`` counts them); the
-  generator never waits. For live feeds where only recent events matter.
-- ``disconnect``: the generator waits for room, and a client that has read nothing for
-  ``timeout`` seconds is disconnected (``disconnects`` counts them) and its generator cancelled.
-
-An empty buffer always takes one event, however large, so the bound is ``max_events`` events
-and ``max_bytes`` plus one event.
+The buffer of the last two (and of durable mode's writer) is ``EventBuffer``: the generator's
+task puts encoded events in, the response takes everything buffered at once and sends it as one
+chunk. It holds ``max_events`` events and ``max_bytes`` bytes; an empty buffer always takes one
+event, however large, so the bound is ``max_bytes`` plus one event.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class StreamStatistics:
     sent: int = 0  # events handed to the server for sending
     logged: int = 0  # durable mode: events appended to the log
     dropped: int = 0  # events dropped by ``drop_oldest``
-    waits: int = 0  # times a generator waited for room
+    waits: int = 0  # times a generator waited for room in a buffer
     disconnects: int = 0  # clients dropped by ``disconnect`` for not reading
     client_disconnects: int = 0  # clients that went away by themselves mid-stream
     errors: int = 0  # generators that raised

@@ -327,6 +327,7 @@ class DualModeResponse(Response):
         # FastAPI adds the headers of a ``response: Response`` parameter to these.
         self.raw_headers = raw_headers(headers or {})
         self.disconnected = False
+        self._last_send = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.mode is ResponseMode.STREAM:
@@ -355,15 +356,94 @@ class DualModeResponse(Response):
         stats = self.statistics
         stats.streams += 1
         stats.active += 1
-        buffer = EventBuffer(self.settings.backpressure, stats)
-        producer = asyncio.create_task(self._produce(buffer))
-        watcher = asyncio.create_task(self._watch(receive, producer, buffer))
         try:
             await start_event_stream(send, self.raw_headers, self.settings.retry)
-            if await self._pump(buffer, send):
+            if self.settings.backpressure.policy == "wait":
+                complete = await self._stream_direct(receive, send)
+            else:
+                complete = await self._stream_buffered(receive, send)
+            if complete:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             stats.active -= 1
+
+    # The default policy, ``wait``, needs no buffer: the generator runs in one task that sends
+    # each event itself, so the client's pace (uvicorn waits for a paused transport in
+    # ``send``) holds the generator, and an event costs one task step and one ``send``.
+
+    async def _stream_direct(self, receive: Receive, send: Send) -> bool:
+        """The generator sends its own events; a second task sends heartbeats and waits for
+        the disconnect. True when the stream ended by itself."""
+        loop = asyncio.get_running_loop()
+        self._last_send = loop.time()
+        pump = asyncio.create_task(self._pump_direct(send))
+        control = asyncio.create_task(self._control(receive, send, pump))
+        try:
+            await asyncio.wait((pump,))
+        finally:
+            control.cancel()  # it may be waiting to send a heartbeat: never after the end
+            if not pump.done():
+                pump.cancel()
+            await asyncio.gather(pump, control, return_exceptions=True)
+        return not self.disconnected
+
+    async def _pump_direct(self, send: Send) -> None:
+        source, stats = self.source, self.statistics
+        loop = asyncio.get_running_loop()
+        cancelled = False
+        try:
+            async for item in source:
+                frame = encode_event(item)
+                stats.events += 1
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                self._last_send = loop.time()
+                stats.sent += 1
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        except Exception as exc:
+            stats.errors += 1
+            logger.error("dual-mode generator failed mid-stream", exc_info=exc)
+            frame = error_frame(error_data(exc))
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        finally:
+            await close_generator(source, cancelled)
+
+    async def _control(self, receive: Receive, send: Send, pump: asyncio.Task[None]) -> None:
+        """Heartbeats while the generator is quiet; on disconnect, cancel it."""
+        heartbeat = self.settings.heartbeat
+        loop = asyncio.get_running_loop()
+        while True:
+            if heartbeat is None:
+                message = await receive()
+            else:
+                wait = self._last_send + heartbeat - loop.time()
+                try:
+                    async with asyncio.timeout(max(wait, 0.0)):
+                        message = await receive()
+                except TimeoutError:
+                    if loop.time() - self._last_send >= heartbeat:
+                        body = {"type": "http.response.body", "body": HEARTBEAT, "more_body": True}
+                        await send(body)
+                        self._last_send = loop.time()
+                    continue
+            if message["type"] == "http.disconnect":
+                break
+        self.disconnected = True
+        if not pump.done():
+            self.statistics.client_disconnects += 1
+            pump.cancel()
+
+    # The other policies put a bounded buffer between a producer task and this task, which
+    # sends everything buffered at once and applies the policy when the client falls behind.
+
+    async def _stream_buffered(self, receive: Receive, send: Send) -> bool:
+        buffer = EventBuffer(self.settings.backpressure, self.statistics)
+        producer = asyncio.create_task(self._produce(buffer))
+        watcher = asyncio.create_task(self._watch(receive, producer, buffer))
+        try:
+            return await self._pump(buffer, send)
+        finally:
             watcher.cancel()
             if not producer.done():
                 producer.cancel()
@@ -383,7 +463,8 @@ class DualModeResponse(Response):
         await produce(self.source, buffer, encode_event, self.statistics)
 
     async def _pump(self, buffer: EventBuffer, send: Send) -> bool:
-        """Send until the buffer is drained and closed; False if the client was dropped."""
+        """Send until the buffer is drained and closed; False if the client is gone or was
+        dropped for not reading."""
         heartbeat = self.settings.heartbeat
         limits = self.settings.backpressure
         timeout = limits.timeout if limits.policy == "disconnect" else None
