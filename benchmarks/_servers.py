@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks import _peers
 
@@ -158,7 +159,20 @@ def _sse_app(name: str) -> Callable[[Path], list[str]]:
 
 _SSE_READY = {"sse-app": r"Uvicorn running on (http://127\.0\.0\.1:\d+)"}
 _DURABLE_SUBJECTS = ("dualmode-durable-memory", "dualmode-durable-sqlite")
-_FASTAPI = _peers.ensure_packages("fastapi")
+
+
+def _sse_spec(name: str, label: str, **options: Any) -> ServerSpec:
+    """One app of the dual-mode suite (``benchmarks/sse_apps.py``)."""
+    options.setdefault("prepare", _peers.ensure_packages("fastapi"))
+    return ServerSpec(
+        name=name,
+        label=label,
+        argv=_sse_app(name),
+        endpoints=_SSE_READY,
+        suite="dualmode",
+        versions=_peers.sse_app_versions,
+        **options,
+    )
 
 
 def _rakaia(scratch: Path) -> list[str]:
@@ -227,54 +241,17 @@ SERVERS: dict[str, ServerSpec] = {
             prepare=_peers.ensure_rakaia,
             versions=_peers.rakaia_versions,
         ),
-        ServerSpec(
-            name="dualmode",
-            label="millstream.dualmode",
-            argv=_sse_app("dualmode"),
-            endpoints=_SSE_READY,
-            suite="dualmode",
-            prepare=_FASTAPI,
-            versions=_peers.sse_app_versions,
-        ),
-        ServerSpec(
-            name="dualmode-durable-memory",
-            label="dualmode durable (MemoryStore)",
-            argv=_sse_app("dualmode-durable-memory"),
-            endpoints=_SSE_READY,
-            suite="dualmode",
-            prepare=_FASTAPI,
-            versions=_peers.sse_app_versions,
-        ),
-        ServerSpec(
-            name="dualmode-durable-sqlite",
-            label="dualmode durable (SQLite, fsync)",
-            argv=_sse_app("dualmode-durable-sqlite"),
-            endpoints=_SSE_READY,
-            suite="dualmode",
-            prepare=_FASTAPI,
-            versions=_peers.sse_app_versions,
-        ),
-        ServerSpec(
-            name="sse-starlette",
-            label="sse-starlette EventSourceResponse",
-            argv=_sse_app("sse-starlette"),
-            endpoints=_SSE_READY,
+        _sse_spec("dualmode", "millstream.dualmode"),
+        _sse_spec("dualmode-durable-memory", "dualmode durable (MemoryStore)"),
+        _sse_spec("dualmode-durable-sqlite", "dualmode durable (SQLite, fsync)"),
+        _sse_spec(
+            "sse-starlette",
+            "sse-starlette EventSourceResponse",
             compare_to="dualmode",
             also_compare_to=_DURABLE_SUBJECTS,
-            suite="dualmode",
             prepare=_peers.ensure_packages("fastapi", "sse-starlette"),
-            versions=_peers.sse_app_versions,
         ),
-        ServerSpec(
-            name="streaming-response",
-            label="FastAPI StreamingResponse",
-            argv=_sse_app("streaming-response"),
-            endpoints=_SSE_READY,
-            compare_to="dualmode",
-            suite="dualmode",
-            prepare=_FASTAPI,
-            versions=_peers.sse_app_versions,
-        ),
+        _sse_spec("streaming-response", "FastAPI StreamingResponse", compare_to="dualmode"),
     )
 }
 SUITES = sorted({spec.suite for spec in SERVERS.values()})

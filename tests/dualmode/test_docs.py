@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from servers import REPO, ServerProcess, millstream_server
-from test_docs_examples import console_steps
+from test_docs_examples import run_console
 
 from .conftest import parse_sse, serving
 
@@ -41,19 +40,6 @@ def node() -> Iterator[ServerProcess]:
         yield process
 
 
-def run_console(block: str, urls: dict[str, str]) -> None:
-    for command, expected in console_steps(block):
-        if command.startswith("uvicorn "):
-            continue  # the test serves the app
-        for doc_url, real in urls.items():
-            command = command.replace(doc_url, real)
-        done = subprocess.run(
-            ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=False
-        )
-        assert done.returncode == 0, f"{command}\n{done.stderr}"
-        assert done.stdout.strip("\n") == expected, f"{command}\n{done.stdout!r}"
-
-
 def test_the_first_example_is_durable() -> None:
     first, console = examples()[0]
     assert "durable=True" in first
@@ -77,7 +63,14 @@ async def test_example(index: int, request: pytest.FixtureRequest) -> None:
         return
     async with serving(app) as url:
         if console is not None:
-            await asyncio.to_thread(run_console, console, {APP_URL: url, **urls})
+            # The document's Durable Streams server (port 4437) is run_console's own DOC_URL.
+            await asyncio.to_thread(
+                run_console,
+                console,
+                urls.get(NODE_URL, url),
+                doc_urls={APP_URL: url},
+                started=("uvicorn ",),
+            )
 
 
 async def test_readme_section() -> None:

@@ -2,9 +2,11 @@
 Server-Sent Events, and with ``durable=True`` resumes streams from a millstream log.
 
 Layers, top to bottom: ``_endpoint`` (``@dual_mode``) builds ``_response``'s
-``DualModeResponse`` or ``_durable``'s ``DurableResponse``; they use ``_backpressure`` (the
-bounded buffer), ``_log`` (generations in a ``millstream.log.Store`` or on a Durable Streams
-server through ``millstream.client``), ``_sse`` (formatting) and ``_modes`` (mode detection).
+``DualModeResponse`` or ``_durable``'s ``DurableResponse``; they share ``_batch`` (batch
+answers), ``_events`` (the SSE answer and the generator's lifecycle), ``_backpressure`` (the
+bounded buffer) and ``_settings``; durable mode keeps generations in ``_log`` (a
+``millstream.log.Store`` or a Durable Streams server through ``millstream.client``); ``_sse``
+formats events and ``_modes`` detects the mode.
 ``_streaming`` holds the seed's helpers for hand-written endpoints. FastAPI is needed here only:
 install ``millstream[dualmode]``.
 """
@@ -36,7 +38,8 @@ from ._modes import (
     detect_response_mode,
     negotiate_mode,
 )
-from ._response import DualModeResponse, StreamSettings
+from ._response import DualModeResponse
+from ._settings import StreamSettings
 from ._sse import SSEEvent, format_sse_data, format_sse_event
 from ._streaming import (
     StreamBuffer,

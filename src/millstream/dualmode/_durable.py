@@ -15,7 +15,6 @@ of memory and never slows the generator.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -24,33 +23,28 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ._backpressure import EventBuffer, StreamStatistics
+from ._batch import BatchBuilder, BatchCollector, GeneratorFailed, answer_batch, json_response
 from ._errors import (
     DualModeError,
     GenerationConflictError,
     GenerationLogError,
     GenerationNotFoundError,
 )
-from ._log import GenerationLog, GenerationWriter, event_tail
-from ._modes import ResponseMode
-from ._response import (
-    BatchBuilder,
-    BatchCollector,
-    GeneratorFailed,
-    StreamSettings,
-    answer_batch,
+from ._events import (
     error_data,
     error_frame,
-    json_response,
+    logger,
     produce,
     raw_headers,
     run_until_disconnect,
     start_event_stream,
 )
+from ._log import GenerationLog, GenerationWriter, event_tail
+from ._modes import ResponseMode
+from ._settings import StreamSettings
 from ._sse import HEARTBEAT, SSEEvent, data_text, encode_frame, to_json
 
 __all__ = ["DurableResponse", "Generations", "record_frame", "record_tail"]
-
-logger = logging.getLogger("millstream.dualmode")
 
 
 def record_tail(item: Any) -> bytes:
@@ -226,12 +220,15 @@ class DurableResponse(Response):
                         raise GeneratorFailed(record.get("data") or {})
                     collector.add(record.get("data"))
 
-        work = await run_until_disconnect(receive, collect())
-        if work is None:
-            self.statistics.client_disconnects += 1
-            return
         await answer_batch(
-            scope, receive, send, work, collector, self.batch, self.raw_headers, self.statistics
+            scope,
+            receive,
+            send,
+            collect(),
+            collector,
+            self.batch,
+            self.raw_headers,
+            self.statistics,
         )
 
     async def _stream(self, receive: Receive, send: Send) -> None:

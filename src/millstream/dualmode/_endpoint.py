@@ -23,11 +23,14 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from ._backpressure import Backpressure, StreamStatistics
+from ._batch import BatchBuilder
 from ._durable import DurableResponse, Generations
 from ._errors import DualModeError, IdempotencyKeyError
+from ._events import raw_headers
 from ._log import GenerationLog, RemoteLog, StoreLog
 from ._modes import ModeDetector, ResponseMode
-from ._response import BatchBuilder, DualModeResponse, StreamSettings, raw_headers
+from ._response import DualModeResponse
+from ._settings import StreamSettings
 from ._sse import to_json
 
 if typing.TYPE_CHECKING:

@@ -1,298 +1,46 @@
 """``DualModeResponse``: one async iterator answered as a JSON body or as Server-Sent Events.
 
-Stream mode runs the generator in a task of its own that fills an ``EventBuffer``; the response
-sends whatever is buffered as one chunk, a comment every ``heartbeat`` seconds while nothing
-comes, and a third task waits for ``http.disconnect``. A disconnect cancels the generator at
-once: ``CancelledError`` is raised where it awaits (or thrown in at its ``yield``), so its
-``except``/``finally`` blocks run before the response returns. An exception from the generator
-becomes an ``event: error`` with ``{"error", "type"}`` and ends the stream.
+Stream mode, default policy (``wait``): the generator runs in a task that sends each event
+itself, so a slow client holds it (the server's ``send`` waits while the socket is full); a
+second task sends a comment every ``heartbeat`` seconds while nothing comes and waits for
+``http.disconnect``. Other policies put ``EventBuffer`` between a producer task and the
+response, which sends everything buffered at once. A disconnect cancels the generator at once
+and its ``except``/``finally`` blocks run before the response returns; an exception from the
+generator becomes an ``event: error`` with ``{"error", "type"}`` and ends the stream.
 
-Batch mode collects the items (``SSEEvent`` items give their ``data``) into a JSON array, or
-into whatever ``batch(items)`` builds, up to ``max_batch_items``/``max_batch_bytes`` (past them:
-406 with a hint to ask for the stream); it too stops the generator if the client goes away.
+Batch mode collects the items into a JSON array, or into whatever ``batch(items)`` builds
+(``_batch``), and stops the generator too if the client goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from ._backpressure import Backpressure, EventBuffer, StreamStatistics
-from ._errors import BatchTooLargeError, DualModeError
+from ._backpressure import EventBuffer, StreamStatistics
+from ._batch import BatchBuilder, BatchCollector, answer_batch
+from ._events import (
+    SSE_HEADERS,
+    close_generator,
+    encode_event,
+    error_data,
+    error_frame,
+    logger,
+    produce,
+    raw_headers,
+    start_event_stream,
+    watch_disconnect,
+)
 from ._modes import ResponseMode
-from ._sse import HEARTBEAT, SSEEvent, data_text, encode_frame, to_json
+from ._settings import StreamSettings
+from ._sse import HEARTBEAT
 
-__all__ = [
-    "SSE_HEADERS",
-    "BatchBuilder",
-    "BatchCollector",
-    "DualModeResponse",
-    "GeneratorFailed",
-    "StreamSettings",
-    "answer_batch",
-    "close_generator",
-    "encode_event",
-    "error_data",
-    "error_frame",
-    "json_response",
-    "produce",
-    "raw_headers",
-    "run_until_disconnect",
-    "start_event_stream",
-    "watch_disconnect",
-]
-
-T = TypeVar("T")
-logger = logging.getLogger("millstream.dualmode")
-
-#: Headers of every SSE answer: no caching, and no buffering by nginx-style proxies.
-SSE_HEADERS: Mapping[str, str] = {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    "connection": "keep-alive",
-    "x-accel-buffering": "no",
-}
-
-_SSE_RAW = [(k.encode(), v.encode()) for k, v in SSE_HEADERS.items()]
-
-#: ``batch(items)`` builds the JSON answer (or a ``Response``) from the items; may be async.
-BatchBuilder = Callable[[list[Any]], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSettings:
-    """How a dual-mode answer is sent."""
-
-    #: Seconds without an event after which a comment line is sent (None: never).
-    heartbeat: float | None = 15.0
-    #: Reconnection delay (ms) sent to clients as ``retry:`` (None: the client's default).
-    retry: int | None = None
-    backpressure: Backpressure = field(default_factory=Backpressure)
-    max_batch_items: int = 10_000
-    max_batch_bytes: int = 8 * 1024 * 1024
-
-    def __post_init__(self) -> None:
-        if self.heartbeat is not None and not self.heartbeat > 0:
-            raise ValueError("heartbeat must be a positive number of seconds, or None")
-        if self.retry is not None and (isinstance(self.retry, bool) or self.retry < 0):
-            raise ValueError("retry must be a non-negative int of milliseconds")
-        if self.max_batch_items < 1 or self.max_batch_bytes < 1:
-            raise ValueError("max_batch_items and max_batch_bytes must be at least 1")
-
-
-def encode_event(item: Any) -> bytes:
-    """One yielded item as SSE bytes: an ``SSEEvent`` as it says, anything else as data."""
-    if isinstance(item, SSEEvent):
-        return item.format().encode()
-    return encode_frame(data_text(item)).encode()
-
-
-def error_data(exc: BaseException) -> dict[str, str]:
-    """What an ``event: error`` carries (the seed's shape)."""
-    return {"error": str(exc), "type": type(exc).__name__}
-
-
-async def close_generator(source: AsyncIterator[Any], cancelled: bool) -> None:
-    """Finish ``source``: throw ``CancelledError`` in when cancelled (so ``except
-    CancelledError`` cleanup runs even at a ``yield``), then ``aclose`` it."""
-    athrow = getattr(source, "athrow", None)
-    if cancelled and athrow is not None:
-        try:
-            await athrow(asyncio.CancelledError())
-        except (asyncio.CancelledError, StopAsyncIteration):
-            return
-        except Exception:
-            logger.exception("async generator raised while being cancelled")
-            return
-    aclose = getattr(source, "aclose", None)
-    if aclose is not None:
-        try:
-            await aclose()
-        except Exception:
-            logger.exception("async generator raised while being closed")
-
-
-async def watch_disconnect(receive: Receive) -> None:
-    """Return when the client disconnects (request body messages are skipped)."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-def raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-
-
-async def json_response(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    """A complete JSON answer."""
-    raw = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *(headers or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def run_until_disconnect(
-    receive: Receive, work: Coroutine[Any, Any, T]
-) -> asyncio.Task[T] | None:
-    """Run ``work`` while watching for a disconnect; if the client goes first, cancel it and
-    return None, else return the finished task (holding its result or exception)."""
-    task = asyncio.create_task(work)
-    watcher = asyncio.create_task(watch_disconnect(receive))
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone = not task.done()
-        if gone:
-            task.cancel()
-        watcher.cancel()
-        await asyncio.gather(task, watcher, return_exceptions=True)
-    return None if gone else task
-
-
-async def start_event_stream(
-    send: Send, headers: list[tuple[bytes, bytes]], retry: int | None
-) -> None:
-    """The SSE answer's head (``SSE_HEADERS`` and ``headers``), and ``retry:`` when set."""
-    raw = [*_SSE_RAW, *headers]
-    await send({"type": "http.response.start", "status": 200, "headers": raw})
-    if retry is not None:
-        body = f"retry: {retry}\n\n".encode()
-        await send({"type": "http.response.body", "body": body, "more_body": True})
-
-
-def error_frame(data: dict[str, Any]) -> bytes:
-    """The ``event: error`` that ends a stream whose generator raised."""
-    return encode_frame(to_json(data).decode(), "error").encode()
-
-
-async def produce(
-    source: AsyncIterator[Any],
-    buffer: EventBuffer,
-    encode: Callable[[Any], bytes],
-    statistics: StreamStatistics,
-    error: Callable[[dict[str, Any]], bytes] = error_frame,
-) -> None:
-    """Run ``source`` into ``buffer`` (each item through ``encode``); an exception becomes
-    ``error(error_data(exc))`` as the last item. Closes the buffer and the generator."""
-    cancelled = False
-    try:
-        async for item in source:
-            await buffer.put(encode(item))
-    except asyncio.CancelledError:
-        cancelled = True
-        raise
-    except Exception as exc:
-        if not buffer.closed:
-            statistics.errors += 1
-            logger.error("dual-mode generator failed", exc_info=exc)
-            buffer.force(error(error_data(exc)))
-    finally:
-        buffer.close()
-        await close_generator(source, cancelled)
-
-
-class GeneratorFailed(Exception):
-    """A generator raised; ``data`` is its ``error_data`` (kept in the log in durable mode)."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__(data.get("error", ""))
-        self.data = data
-
-
-class BatchCollector:
-    """Batch mode: the items (data values) and their JSON, within the caps."""
-
-    def __init__(self, settings: StreamSettings) -> None:
-        self.settings = settings
-        self.items: list[Any] = []
-        self.parts: list[bytes] = []
-        self.size = 2
-
-    def add(self, value: Any) -> None:
-        part = to_json(value)
-        self.size += len(part) + 1
-        if len(self.items) >= self.settings.max_batch_items:
-            raise BatchTooLargeError(f"the answer has more than {len(self.items)} items")
-        if self.size > self.settings.max_batch_bytes:
-            raise BatchTooLargeError(
-                f"the answer is larger than {self.settings.max_batch_bytes} bytes"
-            )
-        self.items.append(value)
-        self.parts.append(part)
-
-    def body(self) -> bytes:
-        return b"[" + b",".join(self.parts) + b"]"
-
-    async def run(self, source: AsyncIterator[Any]) -> None:
-        cancelled = False
-        try:
-            async for item in source:
-                self.add(item.data if isinstance(item, SSEEvent) else item)
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
-        finally:
-            await close_generator(source, cancelled)
-
-
-async def answer_batch(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    work: asyncio.Task[None],
-    collector: BatchCollector,
-    builder: BatchBuilder | None,
-    headers: list[tuple[bytes, bytes]],
-    statistics: StreamStatistics,
-) -> None:
-    """Send the batch answer once ``work`` (which filled ``collector``) has finished."""
-    try:
-        work.result()
-    except DualModeError as exc:
-        await json_response(send, exc.status, to_json(exc.as_json()))
-        return
-    except Exception as exc:
-        if isinstance(exc, GeneratorFailed):
-            data = exc.data
-        else:
-            statistics.errors += 1
-            logger.error("dual-mode generator failed", exc_info=exc)
-            data = error_data(exc)
-        await json_response(send, 500, to_json({"error": {"code": "generator_failed", **data}}))
-        return
-    if builder is None:
-        await json_response(send, 200, collector.body(), headers)
-        return
-    built = await build_batch(builder, collector.items)
-    if isinstance(built, Response):
-        built.raw_headers.extend(headers)
-        await built(scope, receive, send)
-    else:
-        await json_response(send, 200, built, headers)
-
-
-async def build_batch(builder: BatchBuilder, items: list[Any]) -> Response | bytes:
-    """Run ``builder`` (sync or async): a ``Response`` as it is, anything else as JSON."""
-    result = builder(items)
-    if inspect.isawaitable(result):
-        result = await result
-    if isinstance(result, Response):
-        return result
-    return to_json(result)
+__all__ = ["DualModeResponse"]
 
 
 class DualModeResponse(Response):
@@ -341,14 +89,17 @@ class DualModeResponse(Response):
 
     async def _batch(self, scope: Scope, receive: Receive, send: Send) -> None:
         collector = BatchCollector(self.settings)
-        work = await run_until_disconnect(receive, collector.run(self.source))
-        if work is None:
-            self.disconnected = True
-            self.statistics.client_disconnects += 1
-            return
-        await answer_batch(
-            scope, receive, send, work, collector, self.batch, self.raw_headers, self.statistics
+        answered = await answer_batch(
+            scope,
+            receive,
+            send,
+            collector.run(self.source),
+            collector,
+            self.batch,
+            self.raw_headers,
+            self.statistics,
         )
+        self.disconnected = not answered
 
     # -- stream -------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from starlette.responses import StreamingResponse
 
-from ._response import SSE_HEADERS, error_data
+from ._events import SSE_HEADERS, error_data
 from ._sse import format_sse_event
 
 __all__ = [
