@@ -101,6 +101,9 @@ def test_format_and_parse_back(
 
 def test_format_sse_data_is_an_unnamed_event() -> None:
     assert format_sse_data({"k": "v"}) == 'data: {"k":"v"}\n\n'
+    assert format_sse_data({1: "int keys become strings"}) == (
+        'data: {"1":"int keys become strings"}\n\n'
+    )
     assert format_sse_data("two\nlines") == "data: two\ndata: lines\n\n"
 
 

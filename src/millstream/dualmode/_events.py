@@ -50,7 +50,9 @@ def encode_event(item: Any) -> bytes:
     """One yielded item as SSE bytes: an ``SSEEvent`` as it says, anything else as data."""
     if isinstance(item, SSEEvent):
         return item.format().encode()
-    return encode_frame(data_text(item)).encode()
+    if isinstance(item, str | bytes | bytearray):
+        return encode_frame(data_text(item)).encode()
+    return b"data: " + to_json(item) + b"\n\n"  # JSON text never holds a raw CR or LF
 
 
 def error_data(exc: BaseException) -> dict[str, str]:

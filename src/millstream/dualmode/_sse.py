@@ -44,8 +44,12 @@ def _default(value: Any) -> Any:
 
 
 def to_json(value: Any) -> bytes:
-    """``value`` as compact JSON (dataclasses, datetimes, UUIDs and pydantic models included)."""
-    return orjson.dumps(value, default=_default, option=_JSON_OPTIONS)
+    """``value`` as compact JSON (dataclasses, datetimes, UUIDs and pydantic models included;
+    dict keys that are not strings become strings, as with ``json.dumps``)."""
+    try:
+        return orjson.dumps(value, default=_default)
+    except TypeError:  # non-str dict keys: the option is slower, so only when needed
+        return orjson.dumps(value, default=_default, option=_JSON_OPTIONS)
 
 
 def data_text(data: Any) -> str:
