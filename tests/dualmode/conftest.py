@@ -20,17 +20,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 @asynccontextmanager
 async def serving(app: Any, **options: Any) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn (httptools, as in production) until the block ends."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        access_log=False,
-        http="httptools",
-        timeout_graceful_shutdown=2,
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "log_level": "warning",
+        "lifespan": "off",
+        "access_log": False,
+        "http": "httptools",
+        "timeout_graceful_shutdown": 2,
         **options,
-    )
+    }
+    config = uvicorn.Config(app, **settings)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

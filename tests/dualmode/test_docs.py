@@ -61,7 +61,7 @@ async def test_example(index: int, request: pytest.FixtureRequest) -> None:
     if app is None:
         assert console is None, "a console session needs an app"
         return
-    async with serving(app) as url:
+    async with serving(app, lifespan="on") as url:
         if console is not None:
             # The document's Durable Streams server (port 4437) is run_console's own DOC_URL.
             await asyncio.to_thread(

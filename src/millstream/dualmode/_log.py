@@ -179,7 +179,8 @@ class StoreLog(GenerationLog):
             if result.payloads:
                 position = result.next
                 yield _events(result.payloads)
-                continue
+                if not result.up_to_date:
+                    continue  # more is there already; else wait before reading again
             if result.closed:
                 return
             if store.notifier.closing:
