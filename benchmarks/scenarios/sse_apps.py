@@ -11,14 +11,13 @@ import contextlib
 import random
 import time
 import uuid
-from typing import Any
 
 import aiohttp
 import orjson
 
-from benchmarks._model import Context, Figure, Outcome, Scenario, read_rss_bytes, register
+from benchmarks._model import Context, Figure, Outcome, read_rss_bytes
 from benchmarks.scenarios._sse import SSEReader
-from benchmarks.scenarios.durable_streams import MIB, _percentile, _session
+from benchmarks.scenarios.durable_streams import MIB, _percentile, _scenario, _session
 
 __all__ = ["PROTOCOL"]
 
@@ -133,29 +132,8 @@ async def _many_clients(ctx: Context) -> Outcome:
     )
 
 
-def _register(
-    name: str,
-    title: str,
-    run: Any,
-    figures: tuple[Figure, ...],
-    params: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
-    fresh_server: bool = False,
-) -> None:
-    register(
-        Scenario(
-            name=name,
-            protocol=PROTOCOL,
-            title=title,
-            figures=figures,
-            run=run,
-            params=dict(zip(("smoke", "quick", "full"), params, strict=True)),
-            timeout={"smoke": 30, "quick": 90, "full": 180},
-            fresh_server=fresh_server,
-        )
-    )
-
-
-_register(
+_TIMEOUTS = (30.0, 90.0, 180.0)
+_scenario(
     "sse-1-connection",
     "one SSE connection, 100-byte events as fast as they go",
     _one_connection,
@@ -163,13 +141,13 @@ _register(
         Figure("events_per_s", "SSE events/s, 1 connection", "events/s", True),
         Figure("server_us_per_event", "server CPU per event, 1 connection", "µs", False),
     ),
-    (
-        {"events": 2000, "size": 100},
-        {"events": 50_000, "size": 100},
-        {"events": 300_000, "size": 100},
-    ),
+    {"events": 2000, "size": 100},
+    {"events": 50_000, "size": 100},
+    {"events": 300_000, "size": 100},
+    timeout=_TIMEOUTS,
+    protocol=PROTOCOL,
 )
-_register(
+_scenario(
     "sse-1000-clients",
     "1,000 SSE clients, an event every 0.2 s each",
     _many_clients,
@@ -179,10 +157,10 @@ _register(
         Figure("rss_mib", "server RSS, 1,000 SSE clients", "MiB", False),
         Figure("server_us_per_event", "server CPU per event, 1,000 clients", "µs", False),
     ),
-    (
-        {"clients": 50, "events": 3, "interval": 0.2, "warmup": 0.5},
-        {"clients": 1000, "events": 10, "interval": 0.2, "warmup": 3.0},
-        {"clients": 1000, "events": 20, "interval": 0.2, "warmup": 3.0},
-    ),
+    {"clients": 50, "events": 3, "interval": 0.2, "warmup": 0.5},
+    {"clients": 1000, "events": 10, "interval": 0.2, "warmup": 3.0},
+    {"clients": 1000, "events": 20, "interval": 0.2, "warmup": 3.0},
+    timeout=_TIMEOUTS,
     fresh_server=True,
+    protocol=PROTOCOL,
 )
