@@ -26,6 +26,11 @@ from .http import DEFAULT_MAX_BODY_SIZE, create_app
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "ServeOptions", "serve"]
 
 GRACEFUL_SHUTDOWN_SECONDS = 10  # after this, uvicorn cancels whatever still runs
+#: Idle keep-alive connections are closed after this long. Well above the idle timeouts of
+#: clients (Node's undici: 4 s, httpx: 5 s), so a client never sends a request on a connection
+#: the server is closing at the same moment (uvicorn's 5 s lost that race under load; a POST is
+#: then not retried and fails with "other side closed"). An idle connection costs a few KiB.
+KEEP_ALIVE_SECONDS = 30
 
 
 class _Server(uvicorn.Server):
@@ -111,6 +116,7 @@ def serve(store: Store, options: ServeOptions, *, announce: bool = True) -> None
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         server_header=False,
         backlog=4096,
     )
