@@ -26,6 +26,8 @@ def join(
     *,
     protocols: tuple[str, ...] = ("range",),
     rebalance_ms: int = 1000,
+    session_ms: int = 1000,
+    protocol_type: str = "consumer",
     known: bool = False,
 ) -> asyncio.Future:  # type: ignore[type-arg]
     return group.join(
@@ -33,9 +35,9 @@ def join(
         group_instance_id=None,
         client_id="c",
         client_host="h",
-        session_timeout_ms=1000,
+        session_timeout_ms=session_ms,
         rebalance_timeout_ms=rebalance_ms,
-        protocol_type="consumer",
+        protocol_type=protocol_type,
         protocols=[(name, name.encode()) for name in protocols],
         require_known_id=known,
     )
@@ -67,29 +69,9 @@ async def test_protocols_are_voted_and_mismatches_refused() -> None:
     assert (await first).protocol_name == (await second).protocol_name == "roundrobin"
     refused = await join(group, protocols=("cooperative-sticky",))
     assert refused.error == E.INCONSISTENT_GROUP_PROTOCOL
-    bad_type = await group.join(
-        "",
-        group_instance_id=None,
-        client_id="c",
-        client_host="h",
-        session_timeout_ms=1000,
-        rebalance_timeout_ms=1000,
-        protocol_type="connect",
-        protocols=[("range", b"")],
-        require_known_id=False,
-    )
+    bad_type = await join(group, protocol_type="connect")
     assert bad_type.error == E.INCONSISTENT_GROUP_PROTOCOL
-    too_short = await group.join(
-        "",
-        group_instance_id=None,
-        client_id="c",
-        client_host="h",
-        session_timeout_ms=10,
-        rebalance_timeout_ms=1000,
-        protocol_type="consumer",
-        protocols=[("range", b"")],
-        require_known_id=False,
-    )
+    too_short = await join(group, session_ms=10)
     assert too_short.error == E.INVALID_SESSION_TIMEOUT
 
 
