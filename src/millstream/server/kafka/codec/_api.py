@@ -285,7 +285,9 @@ def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes | m
             version = 0  # clients read any ApiVersions error as a v0 body (KIP-511)
         flexible_header = False
     else:
-        flexible_from = body.FLEXIBLE_FROM
+        low, high, _, flexible_from = _ROUTES[key]
+        if not low <= version <= high:
+            raise EncodeError(f"API key {key} version {version} is outside {low}-{high}")
         flexible_header = flexible_from is not None and version >= flexible_from
     out = bytearray(_HEAD_RESPONSE.pack(0, header.correlation_id))
     if flexible_header:
