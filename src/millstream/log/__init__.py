@@ -37,6 +37,7 @@ from ._errors import (
     TopicNotFound,
     UnknownProducerId,
 )
+from ._expiry import RECLAIM_INTERVAL, reclaim_forever
 from ._memory import MemoryStore
 from ._model import (
     AppendRequest,
@@ -74,6 +75,7 @@ __all__ = [
     "DEFAULT_TOPIC_CONFIGS",
     "OFFSET_BEGINNING",
     "OFFSET_NOW",
+    "RECLAIM_INTERVAL",
     "TOPICS_NAMESPACE",
     "AppendRequest",
     "AppendResult",
@@ -127,6 +129,7 @@ __all__ = [
     "parse_batch",
     "parse_offset",
     "partition_path",
+    "reclaim_forever",
     "record_values",
     "split_batches",
     "split_partition_path",
