@@ -39,6 +39,7 @@ from ._errors import (
 )
 from ._expiry import RECLAIM_INTERVAL, reclaim_forever
 from ._lease import LEASES_NAMESPACE, Lease
+from ._members import MEMBERS_NAMESPACE, Membership, NodeRecord
 from ._memory import MemoryStore
 from ._model import (
     AppendRequest,
@@ -76,6 +77,7 @@ __all__ = [
     "DEFAULT_MAX_READ_BYTES",
     "DEFAULT_TOPIC_CONFIGS",
     "LEASES_NAMESPACE",
+    "MEMBERS_NAMESPACE",
     "OFFSET_BEGINNING",
     "OFFSET_NOW",
     "RECLAIM_INTERVAL",
@@ -99,7 +101,9 @@ __all__ = [
     "KvWrite",
     "Lease",
     "LogError",
+    "Membership",
     "MemoryStore",
+    "NodeRecord",
     "OffsetOutOfRange",
     "PostgresStore",
     "ProduceResult",

@@ -51,6 +51,8 @@ class Lease:
         self.holder = holder
         self.ttl = ttl
         self.version = 0  # of the lease record while held (the fencing token); 0: not held
+        #: the holder as of this node's last look (``None``: nobody, or not looked yet)
+        self.leader: str | None = None
         self._held = asyncio.Event()
         self._lost = asyncio.Event()
         self._lost.set()
@@ -81,6 +83,7 @@ class Lease:
         if found is not None:
             holder, until, item = found
             if holder != self.holder and until > moment:
+                self.leader = holder
                 self._set(0)
                 return False
             expect = item.version
@@ -92,8 +95,10 @@ class Lease:
                 [KvWrite(LEASES_NAMESPACE, self.name, value, expect_version=expect)]
             )
         except KvConflict:  # another node wrote it between our read and our write
+            self.leader = None  # whoever it was: the next look tells
             self._set(0)
             return False
+        self.leader = self.holder
         self._set(version)
         return True
 
@@ -105,6 +110,7 @@ class Lease:
             await self.store.kv_write(
                 [KvWrite(LEASES_NAMESPACE, self.name, None, expect_version=self.version)]
             )
+        self.leader = None
         self._set(0)
 
     def _set(self, version: int) -> None:
@@ -137,6 +143,7 @@ class Lease:
                     renewed = time.monotonic()
             except LogError:
                 if self.held and time.monotonic() - renewed > self.ttl - interval:
+                    self.leader = None
                     self._set(0)
             await asyncio.sleep(interval)
 

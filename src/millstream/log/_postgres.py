@@ -106,6 +106,8 @@ class PostgresStore(Store):
     tails live readers wait on are re-read in case a notification was missed.
     """
 
+    shared = True
+
     def __init__(
         self,
         dsn: str,
