@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
-from millstream.log import Store
+from millstream.log import Membership, Store
 
 from ._broker import Broker
 from ._connection import KafkaConnection
@@ -26,13 +26,20 @@ logger = logging.getLogger("millstream.server.kafka")
 
 
 class KafkaDoor:
-    """Serves the Kafka protocol for ``store`` on ``settings.host:port``."""
+    """Serves the Kafka protocol for ``store`` on ``settings.host:port``; one broker of a
+    cluster with ``members`` (``_brokers``)."""
 
-    def __init__(self, store: Store, settings: KafkaSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: KafkaSettings | None = None,
+        *,
+        members: Membership | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings = settings or KafkaSettings()
         self.connections: set[KafkaConnection] = set()
-        self.broker = Broker(store, settings)
+        self.broker = Broker(store, settings, members)
         self._server: asyncio.Server | None = None
         self._port = settings.port
         self._force = asyncio.Event()
@@ -50,7 +57,7 @@ class KafkaDoor:
             backlog=1024,
         )
         for sock in self._server.sockets:
-            self._port = broker.port = int(sock.getsockname()[1])
+            self._port = broker.brokers.port = int(sock.getsockname()[1])
             break
 
     # -- addresses -----------------------------------------------------------------------------

@@ -3,13 +3,15 @@
 Each partition's batches go to ``store.produce`` (header and CRC-32C checked by
 ``log.split_batches``, records never decoded); the partitions of one request are produced
 concurrently, so they share the store's group commit. acks=0 is answered with nothing, acks=1
-and acks=all alike once the store has committed (one node: the leader is every replica).
+and acks=all alike once the store has committed (the database is every replica). In a cluster a
+partition led by another node is answered NOT_LEADER_OR_FOLLOWER (``_brokers``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from millstream.log import (
@@ -37,6 +39,7 @@ from .codec import (
 
 if TYPE_CHECKING:
     from ._broker import Broker
+    from ._connection import KafkaConnection
 
 __all__ = ["init_producer_id", "produce"]
 
@@ -45,21 +48,40 @@ logger = logging.getLogger("millstream.server.kafka")
 _VALID_ACKS = (-1, 0, 1)
 
 
-async def produce(broker: Broker, body: ProduceRequest) -> ProduceResponse:
-    """Write every partition's batches; one ``PartitionProduceResponse`` each, in order."""
-    refused: ErrorCode | None = None
-    if body.acks not in _VALID_ACKS:
-        refused = ErrorCode.INVALID_REQUIRED_ACKS
-    elif body.transactional_id is not None:
-        refused = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED  # no transactions here
+async def produce(
+    broker: Broker, body: ProduceRequest, connection: KafkaConnection
+) -> ProduceResponse:
+    """Write every partition's batches; one ``PartitionProduceResponse`` each, in order.
+
+    Pipelined produces of one connection run side by side (they share a commit), but their
+    store calls are issued in request order, as an idempotent producer's sequence numbers
+    require: each request waits, before its first store call, until the previous one of the
+    connection has issued all of its own (its topic lookups may take longer than ours)."""
+    # Take our turn now, before the first await: requests start in the order they came.
+    previous: asyncio.Future[None] | None = connection.state.get(_ISSUED)
+    mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    connection.state[_ISSUED] = mine
+    pending = _Issued(mine, sum(len(topic.partition_data) for topic in body.topic_data))
+    try:
+        refused: ErrorCode | None = None
+        if body.acks not in _VALID_ACKS:
+            refused = ErrorCode.INVALID_REQUIRED_ACKS
+        elif body.transactional_id is not None:
+            refused = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED  # no transactions here
+        found = [refused or await _topic(broker, topic.name) for topic in body.topic_data]
+        if previous is not None:
+            await previous
+    except BaseException:
+        pending.cancel()  # the next request must not wait for ours forever
+        raise
     jobs: list[asyncio.Future[PartitionProduceResponse]] = []
-    for topic in body.topic_data:
-        found = refused or await _topic(broker, topic.name)
+    for topic, info in zip(body.topic_data, found, strict=True):
         for part in topic.partition_data:
-            if isinstance(found, TopicInfo):
-                jobs.append(asyncio.ensure_future(_produce_partition(broker, found, part)))
+            if isinstance(info, TopicInfo):
+                jobs.append(asyncio.ensure_future(_produce_partition(broker, info, part, pending)))
             else:
-                jobs.append(_done(PartitionProduceResponse(index=part.index, error_code=found)))
+                pending.one()
+                jobs.append(_done(PartitionProduceResponse(index=part.index, error_code=info)))
     results = await asyncio.gather(*jobs)
     responses: list[TopicProduceResponse] = []
     index = 0
@@ -72,6 +94,31 @@ async def produce(broker: Broker, body: ProduceRequest) -> ProduceResponse:
         )
         index += count
     return ProduceResponse(responses=responses)
+
+
+_ISSUED = "produce.issued"  # connection state: the last produce's "store calls issued"
+
+
+class _Issued:
+    """Resolves ``future`` once ``count`` partitions have issued their last store call."""
+
+    __slots__ = ("count", "future")
+
+    def __init__(self, future: asyncio.Future[None], count: int) -> None:
+        self.future = future
+        self.count = count
+        if count <= 0 and not future.done():
+            future.set_result(None)
+
+    def one(self) -> None:
+        self.count -= 1
+        if self.count <= 0 and not self.future.done():
+            self.future.set_result(None)
+
+    def cancel(self) -> None:
+        self.count = 0
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 async def _topic(broker: Broker, name: str) -> TopicInfo | ErrorCode:
@@ -87,13 +134,34 @@ async def _topic(broker: Broker, name: str) -> TopicInfo | ErrorCode:
 
 
 async def _produce_partition(
-    broker: Broker, topic: TopicInfo, part: PartitionProduceData
+    broker: Broker, topic: TopicInfo, part: PartitionProduceData, pending: _Issued
+) -> PartitionProduceResponse:
+    """Produce one partition's batches; ``pending.one()`` once its last store call is issued
+    (the stores enqueue a call before its first await), or at the end when there is none."""
+    called = False
+
+    def issued() -> None:
+        nonlocal called
+        if not called:
+            called = True
+            pending.one()
+
+    try:
+        return await _produce_batches(broker, topic, part, issued)
+    finally:
+        issued()
+
+
+async def _produce_batches(
+    broker: Broker, topic: TopicInfo, part: PartitionProduceData, issued: Callable[[], None]
 ) -> PartitionProduceResponse:
     index = part.index
     if not 0 <= index < topic.partitions:
         return PartitionProduceResponse(
             index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         )
+    if not broker.brokers.leads(topic.name, index):
+        return PartitionProduceResponse(index=index, error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER)
     records = part.records
     if not records:
         return PartitionProduceResponse(index=index, error_code=ErrorCode.CORRUPT_MESSAGE)
@@ -110,9 +178,12 @@ async def _produce_partition(
     try:
         # records is a view of the request frame; split_batches reads any buffer and copies
         # each batch once (its annotation says bytes: log-api, please widen it).
-        for batch in split_batches(cast(bytes, records)):
+        batches = split_batches(cast(bytes, records))
+        for k, batch in enumerate(batches):
             if topic.log_append_time:
                 batch = _with_log_append_time(batch)
+            if k == len(batches) - 1:
+                issued()  # the call below enqueues before it first waits
             result = await broker.store.produce(path, batch)
             if first is None:
                 first = result
