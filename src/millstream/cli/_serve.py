@@ -96,6 +96,20 @@ def _open_store(memory: bool, data_dir: Path, fsync: str, url: str | None) -> St
     help="Largest request body in bytes; larger appends get 413.",
 )
 @click.option(
+    "--node-name",
+    envvar="MILLSTREAM_NODE_NAME",
+    help="This node's name in a cluster (--store): leases and /health show it "
+    "[default: HOST-PID-RANDOM].",
+)
+@click.option(
+    "--cluster-ttl",
+    type=click.FloatRange(min=0.5),
+    default=6.0,
+    show_default=True,
+    help="Seconds after which a node of a cluster that stopped heartbeating is out: its Kafka "
+    "partitions and groups and the services it ran move to the others.",
+)
+@click.option(
     "--subscriptions/--no-subscriptions",
     default=True,
     show_default=True,
@@ -160,6 +174,8 @@ def serve_command(
     long_poll_timeout: float,
     fsync: str,
     max_body_size: int,
+    node_name: str | None,
+    cluster_ttl: float,
     subscriptions: bool,
     kafka_port: int,
     kafka_advertised_host: str | None,
@@ -198,5 +214,7 @@ def serve_command(
         kafka_frame_timeout=kafka_frame_timeout,
         kafka_auto_create_topics=kafka_auto_create_topics,
         subscriptions=subscriptions,
+        node_name=node_name,
+        cluster_ttl=cluster_ttl,
     )
     sys.exit(run(store, options))

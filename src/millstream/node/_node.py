@@ -1,10 +1,16 @@
 """The node: owns the store, runs the HTTP and Kafka doors and the services over it.
 
-Start order: the store, expiry reclaiming, each service (in ``build_services`` order), then the
-doors start listening. Stop order is the reverse, beginning with the store's notifier so that
-live readers of both doors (long-polls, SSE, parked Kafka fetches) answer at once: the doors
-stop listening and drain in-flight requests (appends and produces are answered), the services
-close in reverse order, and the store closes last.
+Start order: the store, cluster membership (on a shared store), expiry reclaiming, each
+service (in ``build_services`` order), then the doors start listening and, in a cluster, their
+addresses are published. Stop order is the reverse, beginning with leaving the cluster (so the
+other nodes stop sending clients here) and the store's notifier, so that live readers of both
+doors (long-polls, SSE, parked Kafka fetches) answer at once: the doors stop listening and
+drain in-flight requests (appends and produces are answered), the services close in reverse
+order (releasing their leases), and the store closes last.
+
+On a shared store (``Store.shared``: ``PostgresStore``) the node is one of a cluster: it
+heartbeats in ``Membership`` (which the Kafka door advertises as brokers) and runs services
+that must run once under ``RunOnce`` (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from millstream.log import Store, reclaim_forever
+from millstream.log import Membership, Store, reclaim_forever
 from millstream.server.http import DurableStreamsApp, HttpDoor, create_app
 from millstream.server.kafka import KafkaDoor, KafkaSettings
 from millstream.services import Service
@@ -49,8 +58,12 @@ class Node:
     ) -> None:
         self.store = store
         self.options = options = options or NodeOptions()
+        self.members: Membership | None = None
+        if store.shared:
+            name = options.node_name or _default_name()
+            self.members = Membership(store, name, ttl=options.cluster_ttl)
         self.services: list[Service] = list(
-            build_services(store, options) if services is None else services
+            build_services(store, options, self.members) if services is None else services
         )
         self.http_app: DurableStreamsApp = create_app(
             store,
@@ -82,6 +95,8 @@ class Node:
         options = self.options
         await self.store.start()
         self._store_started = True
+        if self.members is not None:
+            await self.members.start()
         self._reclaimer = asyncio.ensure_future(reclaim_forever(self.store))
         for service in self.services:
             await service.start()
@@ -106,11 +121,27 @@ class Node:
                 frame_timeout=options.kafka_frame_timeout,
                 graceful_timeout=options.graceful_timeout,
             )
-            self.kafka_door = KafkaDoor(self.store, settings)
+            self.kafka_door = KafkaDoor(self.store, settings, members=self.members)
             await self.kafka_door.start()
+        if self.members is not None:
+            self.members.publish(self._addresses())
+
+    def _addresses(self) -> dict[str, str]:
+        """Where the other nodes of a cluster reach this one's doors."""
+        addresses: dict[str, str] = {}
+        if self.http_door is not None:
+            host = self.options.host
+            if host in ("0.0.0.0", "::", ""):
+                host = self.options.kafka_advertised_host or socket.gethostname()
+            addresses["http"] = f"http://{_host(host)}:{self.http_door.port}"
+        if self.kafka_door is not None:
+            addresses["kafka"] = self.kafka_door.advertised
+        return addresses
 
     async def aclose(self) -> None:
         """Stop everything that started, in reverse; idempotent."""
+        if self.members is not None:
+            await self.members.aclose()  # the other nodes stop routing clients here
         if self._store_started:
             self.store.notifier.close()  # live readers of both doors answer now
         doors = [door for door in (self.http_door, self.kafka_door) if door is not None]
@@ -188,4 +219,21 @@ class Node:
         result: dict[str, Any] = {"status": status, "services": services}
         if self.kafka_door is not None:
             result["kafka"] = self.kafka_door.advertised
+        if self.members is not None:
+            result["cluster"] = {
+                "node_id": self.members.node_id,
+                "name": self.members.name,
+                "nodes": [
+                    {"node_id": n.node_id, "name": n.name, **n.addresses}
+                    for n in self.members.live()
+                ],
+            }
         return result
+
+
+def _default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

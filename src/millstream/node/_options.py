@@ -35,5 +35,10 @@ class NodeOptions:
     kafka_auto_create_topics: bool = True
     # -- services
     subscriptions: bool = True
+    # -- a cluster (several nodes on one shared store, e.g. PostgreSQL)
+    node_name: str | None = None  # this node among the others; None: host-pid-random
+    #: seconds after which a node that stopped heartbeating is out of the cluster (its Kafka
+    #: partitions and groups move) and the services it ran start on another node
+    cluster_ttl: float = 6.0
     #: seconds the doors wait for in-flight requests on shutdown before cancelling them
     graceful_timeout: float = 10.0

@@ -41,6 +41,9 @@ class Service(abc.ABC):
 
     #: Short name used in logs, the startup line and ``/health`` (``"llm"``, ``"sentinel"``).
     name: str = "service"
+    #: True for a service that must run on one node of a cluster at a time (it delivers,
+    #: sweeps or detects for everyone): the node then runs it under ``RunOnce``.
+    run_once: bool = False
 
     def routes(self) -> Sequence[Route]:
         """HTTP routes to mount; none by default."""
