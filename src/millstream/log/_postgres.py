@@ -144,6 +144,7 @@ class PostgresStore(Store):
             "search_path": self.schema,
             "synchronous_commit": "on",  # an answer means flushed to PostgreSQL's WAL
             "application_name": "millstream",
+            "standard_conforming_strings": "on",  # '...' literals of notify_sql
         }
 
     async def _connect(self) -> Any:

@@ -38,7 +38,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,16 @@ def encode_paths(paths: Iterable[str]) -> list[str]:
     if chunk:
         out.append(json.dumps(chunk))
     return out
+
+
+def notify_sql(channel: str, payloads: Sequence[str]) -> str:
+    """One simple-protocol query that sends ``payloads`` on ``channel`` in a transaction that
+    commits asynchronously (it holds no data; the data's own COMMIT was flushed already).
+    ``payloads`` are JSON (ASCII: ``json.dumps`` escapes the rest), quoted as literals."""
+    sends = [
+        f"SELECT pg_notify('{channel}', '{p.replace(chr(39), chr(39) * 2)}')" for p in payloads
+    ]
+    return "; ".join(["BEGIN", "SET LOCAL synchronous_commit = off", *sends, "COMMIT"])
 
 
 class NeedMore(Exception):
@@ -456,13 +466,16 @@ class PgWriter:
         that NOTIFY (a database-wide lock held through the WAL flush), which would undo the
         group commit between connections and nodes (measured: 2 nodes fell to a seventh of
         one node's appends). A notification lost to a crash between the COMMIT and this is
-        made up by the listeners' periodic re-check (``_postgres_listen``)."""
+        made up by the listeners' periodic re-check (``_postgres_listen``).
+
+        One round trip (``notify_sql``), committed without waiting for the WAL flush: a
+        transaction that notifies gets a transaction id, so with ``synchronous_commit = on``
+        its COMMIT would wait for a second flush before the others hear of the first."""
         conn = self._conn
         if conn is None:
             return
         try:
-            for payload in encode_paths(changed):
-                await conn.execute("SELECT pg_notify($1, $2)", self._channel, payload)
+            await conn.execute(notify_sql(self._channel, encode_paths(changed)))
         except Exception as exc:  # the re-check covers it; the next batch reconnects
             log.debug("pg_notify failed: %s", exc)
 
