@@ -75,6 +75,7 @@ class Broker:
         self.port = port
         self.http_port = http_port
         self.env = env
+        self.durable = any(arg == "--data-dir" for arg in argv)  # keeps its data on restart
         self.output: list[str] = []
         self.process: subprocess.Popen[str] | None = None
         self._pump: threading.Thread | None = None
@@ -116,10 +117,24 @@ class Broker:
         """Freeze the process: connections stay open, nothing is answered."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        self._wait_state(stopped=True)
 
     def resume(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+        self._wait_state(stopped=False)
+
+    def _wait_state(self, *, stopped: bool, timeout: float = 10.0) -> None:
+        """Signals reach a multi-threaded process a moment later: wait for /proc to agree."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(f"/proc/{self.process.pid}/status") as status:
+                state = next(line for line in status if line.startswith("State:"))
+            if ("T (stopped)" in state) == stopped:
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.name} did not {'stop' if stopped else 'continue'}")
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (SIGKILL after ``timeout``) and reap."""

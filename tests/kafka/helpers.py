@@ -23,10 +23,11 @@ async def read_all(
     *,
     partitions: int = 1,
     timeout: float = 20.0,
+    exact: bool = True,
     **consumer_settings: object,
 ) -> list[ConsumerRecord]:
     """Exactly ``count`` records of ``topic`` from the beginning, by partition then offset
-    (fails if fewer arrive within ``timeout`` or more are there)."""
+    (fails if fewer arrive within ``timeout`` or, when ``exact``, more are there)."""
     records: list[ConsumerRecord] = []
     async with client.consumer(**consumer_settings) as consumer:  # type: ignore[arg-type]
         consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
@@ -36,7 +37,9 @@ async def read_all(
             records.extend(await consumer.poll(timeout_ms=500))
         # anything beyond ``count`` would show up here
         records.extend(await consumer.poll(timeout_ms=200))
-    assert len(records) == count, f"expected {count} records, got {len(records)}"
+    assert len(records) == count if exact else len(records) >= count, (
+        f"expected {count} records, got {len(records)}"
+    )
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from typing import Any, Literal
 
@@ -274,9 +275,61 @@ def deserialization_error(exc: BaseException, what: str) -> SerializationError:
     )
 
 
+class _BootstrapErrors(logging.Handler):
+    """Collects the exceptions aiokafka logs while bootstrapping: it tries every server, logs
+    each failure (a refused SASL login, an untrusted certificate) and then raises only a
+    generic "Unable to bootstrap", which would hide the reason."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        self.errors.extend(arg for arg in args if isinstance(arg, BaseException))
+
+
+_REVEALING = (
+    ak.AuthenticationFailedError,
+    ak.SaslAuthenticationFailed,
+    ak.UnsupportedSaslMechanismError,
+    ak.IllegalSaslStateError,
+    ak.AuthenticationMethodNotSupported,
+    ssl.SSLError,
+)
+
+
+def _bootstrap_failure(
+    exc: Exception, logged: list[BaseException], config: ClientConfig, where: str
+) -> StreamlineError:
+    for cause in logged:
+        if isinstance(cause, _REVEALING):
+            return translate(cause, "connect", where)
+    if config.uses_sasl and isinstance(exc, KeyError | ValueError | IndexError):
+        # aiokafka's SCRAM client fails this way when the broker rejects the login
+        return AuthenticationError(
+            f"{where}: the broker rejected the SASL {config.sasl_mechanism} login ({exc!r})",
+        )
+    if isinstance(exc, ak.KafkaConnectionError) and "Unable to bootstrap" in str(exc):
+        seen = f" ({logged[-1]})" if logged else ""
+        error: StreamlineError = ConnectionError(f"{where}: no broker answered{seen}")
+    else:
+        error = translate(exc, "connect", where)
+    if config.uses_sasl and isinstance(error, ConnectionError):
+        error.hint = (
+            f"{error.hint}; the broker may also have refused the SASL "
+            f"{config.sasl_mechanism} login or not offer that mechanism"
+        )
+    return error
+
+
 async def start_bounded(started: Any, config: ClientConfig, what: str) -> None:
     """``await started.start()`` (an aiokafka producer, consumer or admin client) within
-    ``connection_timeout_ms``; on any failure stop it again and raise the SDK's error."""
+    ``connection_timeout_ms``; on any failure stop it again and raise the SDK's error, from the
+    most telling cause aiokafka saw."""
+    capture = _BootstrapErrors()
+    aiokafka_logger = logging.getLogger("aiokafka")
+    aiokafka_logger.addHandler(capture)
     try:
         async with asyncio.timeout(config.connection_timeout_ms / 1000):
             await started.start()
@@ -285,5 +338,7 @@ async def start_bounded(started: Any, config: ClientConfig, what: str) -> None:
             await (started.close() if hasattr(started, "close") else started.stop())
         if isinstance(exc, Exception):
             where = f"{what} could not connect to {config.bootstrap_servers}"
-            raise translate(exc, "connect", where) from exc
+            raise _bootstrap_failure(exc, capture.errors, config, where) from exc
         raise
+    finally:
+        aiokafka_logger.removeHandler(capture)

@@ -10,6 +10,7 @@ then by ``commit()``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -107,6 +108,10 @@ class Consumer:
         consumer, self._consumer = self._consumer, None
         self._subscribed = set()
         if consumer is not None:
+            # aiokafka 0.14 cancels its coordinator's background task on stop and awaits it; if
+            # that task never ran (a consumer closed right after starting), the cancellation
+            # escapes stop() half-way. One turn of the loop lets the task start first.
+            await asyncio.sleep(0)
             try:
                 await consumer.stop()
             except Exception as exc:

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from millstream.kafka._security import connection_kwargs
 from millstream.kafka._translate import serialization_error, start_bounded, translate
@@ -27,9 +28,11 @@ from millstream.kafka.circuit_breaker import CircuitBreaker
 from millstream.kafka.config import ClientConfig, ProducerConfig
 from millstream.kafka.exceptions import (
     ConfigurationError,
+    ConnectionError,
     ProducerError,
     SerializationError,
     StreamlineError,
+    TopicError,
 )
 from millstream.kafka.metrics import ClientMetrics
 from millstream.kafka.retry import RetryConfig
@@ -201,7 +204,9 @@ class Producer:
                         producer, topic, value_bytes, key_bytes, partition, timestamp_ms, headers
                     )
             except Exception as exc:
-                error = self._failed(exc, topic)
+                if isinstance(exc, UnknownTopicOrPartitionError):
+                    exc = await _unknown_topic(producer, topic, exc)
+                error = self._failed(exc, topic, partition)
                 if attempt < self._retry.max_retries and error.retryable:
                     await asyncio.sleep(self._retry.backoff_ms(attempt) / 1000)
                     attempt += 1
@@ -321,8 +326,18 @@ class Producer:
             timestamp_ms=now_ms,
         )
 
-    def _failed(self, exc: BaseException, topic: str) -> StreamlineError:
-        error = translate(exc, "produce", f"send to {topic!r}")
+    def _failed(
+        self, exc: BaseException, topic: str, partition: int | None = None
+    ) -> StreamlineError:
+        if isinstance(exc, AssertionError) and partition is not None:
+            # aiokafka asserts that an explicit partition is in the topic's metadata
+            error: StreamlineError = TopicError(
+                f"send to {topic!r}: partition {partition} does not exist",
+                hint="Send to a partition below the topic's partition count, or let the "
+                "partitioner choose (partition=None)",
+            )
+        else:
+            error = translate(exc, "produce", f"send to {topic!r}")
         self._metrics.record_error()
         if self._breaker is not None:
             self._breaker.record_failure(error)
@@ -366,7 +381,10 @@ class Producer:
             if not errors:
                 break
             first_index, first_exc = errors[0]
-            error = self._failed(first_exc, encoded[first_index][0].topic)
+            first = encoded[first_index][0]
+            error = self._failed(
+                first_exc, first.topic, first.partition if first.partition >= 0 else None
+            )
             retry = [index for index, exc in errors if translate(exc, "produce").retryable]
             if attempt >= self._retry.max_retries or len(retry) != len(errors):
                 raise error from first_exc
@@ -415,6 +433,25 @@ class Producer:
             )
         errors.sort(key=lambda item: item[0])
         return errors
+
+
+async def _unknown_topic(producer: AIOKafkaProducer, topic: str, exc: Exception) -> BaseException:
+    """aiokafka says "unknown topic" both when the broker denies the topic and when it gave
+    up waiting for metadata from a broker it cannot reach. Ask once more to tell them apart:
+    unreachable is a retryable ``ConnectionError``; a topic that exists now (auto-created, or
+    re-created by a restarted broker) a retryable ``TopicError``; else the topic is missing."""
+    try:
+        updated = await producer.client.force_metadata_update()
+        known = producer.client.cluster.partitions_for_topic(topic) is not None
+    except Exception:
+        updated, known = False, False
+    if not updated:
+        return ConnectionError(
+            f"send to {topic!r}: no metadata for the topic; the broker did not answer"
+        )
+    error = translate(exc, "produce", f"send to {topic!r}")
+    error.retryable = known
+    return error
 
 
 def _serialize(serializer: Serializer, value: Any, what: str) -> bytes | None:
