@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import orjson
 
-from .._types import Headers, Send
 from ._errors import HttpError
+from ._types import Headers, Send
 
 __all__ = [
     "COMMON_HEADERS",

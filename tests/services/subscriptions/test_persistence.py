@@ -11,8 +11,8 @@ import time
 import httpx
 
 from millstream.log import AppendRequest, CreateRequest, MemoryStore, StreamConfig, format_offset
-from millstream.server.subscriptions import SubscriptionService
-from millstream.server.subscriptions._persist import COMPACT_AFTER, STATE_PREFIX
+from millstream.services.subscriptions import SubscriptionService
+from millstream.services.subscriptions._persist import COMPACT_AFTER, STATE_PREFIX
 
 from .conftest import ROOT, LiveServer, Receiver, eventually, mount
 
