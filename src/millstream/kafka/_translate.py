@@ -243,7 +243,10 @@ def translate(exc: BaseException, where: Where, context: str = "") -> Streamline
         entry = _TABLE.get(klass)
         if entry is not None:
             break
-    detail = str(exc) or type(exc).__name__
+    try:
+        detail = str(exc) or type(exc).__name__
+    except Exception:  # some aiokafka errors cannot print themselves (no errno)
+        detail = type(exc).__name__
     if context:
         detail = f"{context}: {detail}"
     kafka_code = getattr(exc, "errno", None)

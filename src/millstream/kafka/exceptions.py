@@ -41,7 +41,7 @@ class StreamlineError(Exception):
     """Base of every SDK error: ``message``, ``hint``, ``retryable`` and, when the broker sent
     one, the Kafka error code ``kafka_code``."""
 
-    default_hint = ""
+    default_hint = "See the message; a call that failed with retryable=True may succeed later"
     default_retryable = False
 
     def __init__(
