@@ -28,9 +28,9 @@ def test_defaults() -> None:
     config = CircuitBreakerConfig()
     assert (config.failure_threshold, config.success_threshold) == (5, 2)
     assert (config.open_timeout_s, config.half_open_max_requests) == (30.0, 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="failure_threshold"):
         CircuitBreakerConfig(failure_threshold=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="success_threshold"):
         CircuitBreakerConfig(success_threshold=4, half_open_max_requests=3)
 
 

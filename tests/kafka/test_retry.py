@@ -26,13 +26,13 @@ def test_defaults_and_validation() -> None:
     assert config.backoff_multiplier == 2.0
     assert [config.backoff_ms(n) for n in range(3)] == [100, 200, 400]
     assert RetryConfig(initial_backoff_ms=4000).backoff_ms(5) == 10000  # capped
-    for bad in (
-        {"max_retries": -1},
-        {"initial_backoff_ms": -1},
-        {"max_backoff_ms": 10, "initial_backoff_ms": 20},
-        {"backoff_multiplier": 0.5},
+    for bad, field in (
+        ({"max_retries": -1}, "max_retries"),
+        ({"initial_backoff_ms": -1}, "initial_backoff_ms"),
+        ({"max_backoff_ms": 10, "initial_backoff_ms": 20}, "max_backoff_ms"),
+        ({"backoff_multiplier": 0.5}, "backoff_multiplier"),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=field):
             RetryConfig(**bad)  # type: ignore[arg-type]
 
 

@@ -34,7 +34,6 @@ __all__ = ["Dispatch", "Job", "KafkaConnection"]
 
 logger = logging.getLogger("millstream.server.kafka")
 
-
 @dataclass(frozen=True, slots=True)
 class Job:
     """A dispatched request: ``answer`` (a coroutine, not yet started) resolves to the response

@@ -289,9 +289,7 @@ class Group:
 
     def _synced(self, member: Member) -> SyncOutcome:
         self._expire_later(member)
-        return SyncOutcome(
-            ErrorCode.NONE, member.assignment, self.protocol_type, self.protocol_name
-        )
+        return SyncOutcome(ErrorCode.NONE, member.assignment, self.protocol_type, self.protocol_name)
 
     def heartbeat(self, member_id: str, generation: int) -> ErrorCode:
         member = self.members.get(member_id)

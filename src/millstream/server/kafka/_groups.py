@@ -129,9 +129,7 @@ async def join_group(
     )
 
 
-async def sync_group(
-    broker: Broker, header: RequestHeader, body: SyncGroupRequest
-) -> SyncGroupResponse:
+async def sync_group(broker: Broker, header: RequestHeader, body: SyncGroupRequest) -> SyncGroupResponse:
     group = broker.coordinator.groups.get(body.group_id)
     if group is None:
         return SyncGroupResponse(error_code=ErrorCode.UNKNOWN_MEMBER_ID)
@@ -145,18 +143,14 @@ async def sync_group(
     )
 
 
-async def heartbeat(
-    broker: Broker, header: RequestHeader, body: HeartbeatRequest
-) -> HeartbeatResponse:
+async def heartbeat(broker: Broker, header: RequestHeader, body: HeartbeatRequest) -> HeartbeatResponse:
     group = broker.coordinator.groups.get(body.group_id)
     if group is None:
         return HeartbeatResponse(error_code=ErrorCode.UNKNOWN_MEMBER_ID)
     return HeartbeatResponse(error_code=group.heartbeat(body.member_id, body.generation_id))
 
 
-async def leave_group(
-    broker: Broker, header: RequestHeader, body: LeaveGroupRequest
-) -> LeaveGroupResponse:
+async def leave_group(broker: Broker, header: RequestHeader, body: LeaveGroupRequest) -> LeaveGroupResponse:
     group = broker.coordinator.groups.get(body.group_id)
     if header.api_version < 3:
         if group is None:
@@ -222,9 +216,7 @@ async def offset_fetch(
     broker: Broker, header: RequestHeader, body: OffsetFetchRequest
 ) -> OffsetFetchResponse:
     if header.api_version < 8:
-        wanted = (
-            None if body.topics is None else [(t.name, t.partition_indexes) for t in body.topics]
-        )
+        wanted = None if body.topics is None else [(t.name, t.partition_indexes) for t in body.topics]
         found = await _fetch_offsets(broker, body.group_id, wanted)
         return OffsetFetchResponse(
             topics=[
@@ -232,10 +224,7 @@ async def offset_fetch(
                     name=name,
                     partitions=[
                         OffsetFetchResponsePartition(
-                            partition_index=p,
-                            committed_offset=o,
-                            committed_leader_epoch=e,
-                            metadata=m,
+                            partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m
                         )
                         for p, o, e, m in parts
                     ],
@@ -246,9 +235,7 @@ async def offset_fetch(
     groups: list[OffsetFetchResponseGroup] = []
     for request in body.groups:
         wanted = (
-            None
-            if request.topics is None
-            else [(t.name, t.partition_indexes) for t in request.topics]
+            None if request.topics is None else [(t.name, t.partition_indexes) for t in request.topics]
         )
         found = await _fetch_offsets(broker, request.group_id, wanted)
         groups.append(
@@ -259,10 +246,7 @@ async def offset_fetch(
                         name=name,
                         partitions=[
                             OffsetFetchResponsePartitions(
-                                partition_index=p,
-                                committed_offset=o,
-                                committed_leader_epoch=e,
-                                metadata=m,
+                                partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m
                             )
                             for p, o, e, m in parts
                         ],
@@ -298,9 +282,7 @@ async def _fetch_offsets(
     return out
 
 
-async def list_groups(
-    broker: Broker, header: RequestHeader, body: ListGroupsRequest
-) -> ListGroupsResponse:
+async def list_groups(broker: Broker, header: RequestHeader, body: ListGroupsRequest) -> ListGroupsResponse:
     states: dict[str, tuple[str, str]] = {}  # group id -> (state, protocol type)
     for group_id in await broker.group_store.groups_with_offsets():
         states[group_id] = (EMPTY, "consumer")
@@ -350,9 +332,7 @@ async def describe_groups(
         stored = await broker.group_store.stored(group_id)
         committed = await broker.group_store.committed(group_id)
         state = EMPTY if stored is not None or committed else _DEAD
-        protocol_type = (stored.protocol_type if stored else None) or (
-            "consumer" if committed else ""
-        )
+        protocol_type = (stored.protocol_type if stored else None) or ("consumer" if committed else "")
         described.append(
             DescribedGroup(group_id=group_id, group_state=state, protocol_type=protocol_type)
         )
