@@ -2,7 +2,7 @@
 as values (``Answer``), and helpers that send one as two ASGI messages.
 
 Handlers compute an ``Answer``; the ASGI app sends it with ``send_answer`` and ``millstream
-serve``'s own HTTP protocol (``server._fastpath``) writes the same value in one ``write()``.
+serve``'s own HTTP protocol (``_fastpath``) writes the same value in one ``write()``.
 """
 
 from __future__ import annotations

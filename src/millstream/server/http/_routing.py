@@ -1,5 +1,11 @@
 """The one routing table of the HTTP door, used by the ASGI route and ``serve``'s fast path.
 
+Paths: ``/v1/stream/<path>`` is a stream, except that a path whose first segment starts with
+``__`` is millstream's internal state (``log.is_internal``: 404 unless a service's route serves
+it, as subscriptions serve ``__ds``), and a path ``T:k`` is partition ``k`` of Kafka topic ``T``
+(``log.is_partition_path``): read and append it like any stream, but only the topic layer
+creates or deletes it (PUT and DELETE answer 409 ``reserved_path``).
+
 A request is located first (``locate``): a mounted service route, ``/health``, or a stream; then
 a stream request is prepared by its method's entry in ``STREAM_METHODS``. Preparing validates
 everything that can be checked before the body arrives (a 4xx raises ``HttpError`` here) and
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from millstream.log import is_internal
+from millstream.log import is_internal, is_partition_path
 
 from ._errors import HttpError
 from ._headers import RequestHeaders, parse_query_string
@@ -156,7 +162,20 @@ def _post(settings: Settings, parts: RequestParts) -> Prepared:
     return Prepared(run, reads_body=True, declared_length=parsed.declared_length)
 
 
+def _reserved(stream: str) -> HttpError:
+    topic, _, partition = stream.rpartition(":")
+    return HttpError(
+        409,
+        "reserved_path",
+        f"{stream!r} is partition {partition} of topic {topic!r}: partitions are created and"
+        " deleted with their topic (Kafka CreateTopics, CreatePartitions, DeleteTopics);"
+        " reading and appending work",
+    )
+
+
 def _put(settings: Settings, parts: RequestParts) -> Prepared:
+    if is_partition_path(parts.stream):
+        raise _reserved(parts.stream)
     headers = parts.headers
     root = stream_url_root(
         headers.get(b"host"), parts.scheme, parts.server, parts.root_path, parts.public_url
@@ -170,6 +189,8 @@ def _put(settings: Settings, parts: RequestParts) -> Prepared:
 
 def _delete(settings: Settings, parts: RequestParts) -> Prepared:
     stream = parts.stream
+    if is_partition_path(stream):
+        raise _reserved(stream)
 
     async def run(body: bytes) -> Answer:
         return await delete_answer(settings, stream)

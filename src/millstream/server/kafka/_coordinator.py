@@ -149,7 +149,6 @@ class Group:
         rebalance_ms = rebalance_timeout_ms if rebalance_timeout_ms > 0 else session_timeout_ms
         rebalance_timeout = rebalance_ms / 1000
         member = self.members.get(member_id)
-        changed = member is None or member.protocols != protocols
         if member is None:
             member = Member(
                 member_id,
@@ -289,7 +288,9 @@ class Group:
 
     def _synced(self, member: Member) -> SyncOutcome:
         self._expire_later(member)
-        return SyncOutcome(ErrorCode.NONE, member.assignment, self.protocol_type, self.protocol_name)
+        return SyncOutcome(
+            ErrorCode.NONE, member.assignment, self.protocol_type, self.protocol_name
+        )
 
     def heartbeat(self, member_id: str, generation: int) -> ErrorCode:
         member = self.members.get(member_id)

@@ -66,7 +66,9 @@ async def produce(broker: Broker, body: ProduceRequest) -> ProduceResponse:
     for topic in body.topic_data:
         count = len(topic.partition_data)
         responses.append(
-            TopicProduceResponse(name=topic.name, partition_responses=results[index : index + count])
+            TopicProduceResponse(
+                name=topic.name, partition_responses=results[index : index + count]
+            )
         )
         index += count
     return ProduceResponse(responses=responses)
@@ -89,7 +91,9 @@ async def _produce_partition(
 ) -> PartitionProduceResponse:
     index = part.index
     if not 0 <= index < topic.partitions:
-        return PartitionProduceResponse(index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return PartitionProduceResponse(
+            index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        )
     records = part.records
     if not records:
         return PartitionProduceResponse(index=index, error_code=ErrorCode.CORRUPT_MESSAGE)
@@ -112,7 +116,9 @@ async def _produce_partition(
                 first = result
     except StreamNotFound:
         broker.topic_cache.forget(topic.name)
-        return PartitionProduceResponse(index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return PartitionProduceResponse(
+            index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        )
     except LogError as exc:
         return PartitionProduceResponse(
             index=index, error_code=error_code(exc), error_message=exc.message
