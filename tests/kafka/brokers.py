@@ -21,7 +21,6 @@ from pathlib import Path
 __all__ = [
     "Broker",
     "free_port",
-    "millstream_has_kafka",
     "millstream_kafka",
     "tansu",
     "tansu_binary",
@@ -197,32 +196,6 @@ def tansu() -> Iterator[Broker]:
         yield broker
     finally:
         broker.stop()
-
-
-def millstream_has_kafka() -> bool:
-    """True once ``millstream serve``'s Kafka door answers a Kafka client (bootstrap and a
-    metadata round trip): while the door is being built, its tests are skipped."""
-    import asyncio
-
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    async def probe(bootstrap: str) -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-        try:
-            await asyncio.wait_for(admin.start(), 10)
-            await asyncio.wait_for(admin.list_topics(), 10)
-            return True
-        except Exception:
-            return False
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
-
-    try:
-        with millstream_kafka() as broker:
-            return asyncio.run(probe(broker.bootstrap))
-    except RuntimeError:
-        return False
 
 
 @contextlib.contextmanager

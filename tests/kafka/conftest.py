@@ -16,26 +16,19 @@ import pytest
 
 from millstream.kafka import StreamlineClient
 
-from .brokers import Broker, millstream_has_kafka, millstream_kafka, tansu
+from .brokers import Broker, millstream_kafka, tansu
 
 BROKERS = ["tansu", "millstream"]
 _names = itertools.count()
 _RUN = uuid.uuid4().hex[:6]
 
 
-@pytest.fixture(scope="session")
-def millstream_kafka_available() -> bool:
-    return millstream_has_kafka()
-
-
 @pytest.fixture(scope="session", params=BROKERS)
-def broker(request: pytest.FixtureRequest, millstream_kafka_available: bool) -> Iterator[Broker]:
+def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
     if request.param == "tansu":
         with tansu() as started:
             yield started
     else:
-        if not millstream_kafka_available:
-            pytest.skip("`millstream serve` has no Kafka door (--kafka-port) on this branch yet")
         with millstream_kafka() as started:
             yield started
 

@@ -44,16 +44,12 @@ def own_tansu() -> Iterator[Broker]:
 
 
 @pytest.fixture(params=BROKERS)
-def restartable(
-    request: pytest.FixtureRequest, millstream_kafka_available: bool, tmp_path: Path
-) -> Iterator[Broker]:
+def restartable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
     """Each broker, of this test's own: Tansu in memory, millstream durable (``durable``)."""
     if request.param == "tansu":
         with tansu() as broker:
             yield broker
         return
-    if not millstream_kafka_available:
-        pytest.skip("`millstream serve` has no Kafka door (--kafka-port) on this branch yet")
     with millstream_kafka(data_dir=tmp_path / "data") as broker:
         yield broker
 
@@ -106,11 +102,8 @@ async def test_missing_topics_and_partitions_are_topic_errors(
     assert "partition 7" in str(partition.value)
 
 
-async def test_unknown_topic_without_auto_creation_is_a_topic_error(
-    millstream_kafka_available: bool,
-) -> None:
-    if not millstream_kafka_available:
-        pytest.skip("needs millstream's Kafka door (Tansu always creates topics)")
+async def test_unknown_topic_without_auto_creation_is_a_topic_error() -> None:
+    """millstream only: Tansu always creates topics."""
     with millstream_kafka("--no-kafka-auto-create-topics") as broker:
         async with StreamlineClient(
             broker.bootstrap,

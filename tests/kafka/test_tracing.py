@@ -21,22 +21,27 @@ from .brokers import Broker
 from .helpers import make_topic
 
 _EXPORTER = InMemorySpanExporter()
+_INSTALLED: list[TracerProvider] = []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def spans() -> InMemorySpanExporter:
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):  # the global provider can be set only once
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    """Every span the global tracer provider finishes (installed once per process: the
+    global provider can be set only once)."""
+    if not _INSTALLED:
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            provider = TracerProvider()
+            trace.set_tracer_provider(provider)
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        _INSTALLED.append(provider)
+    _EXPORTER.clear()
     return _EXPORTER
 
 
 async def test_produce_consume_and_process_spans_share_one_trace(
     broker: Broker, name: str, spans: InMemorySpanExporter
 ) -> None:
-    spans.clear()
     async with StreamlineClient(
         broker.bootstrap, http_url=broker.http_url or "", enable_telemetry=True
     ) as client:
@@ -84,7 +89,6 @@ async def test_produce_consume_and_process_spans_share_one_trace(
 
 
 async def test_failed_operations_mark_their_span(spans: InMemorySpanExporter) -> None:
-    spans.clear()
     tracing = StreamlineTracing()
     with pytest.raises(ValueError, match="boom"):
         async with tracing.trace_produce("t", {}):
@@ -102,7 +106,6 @@ async def test_failed_operations_mark_their_span(spans: InMemorySpanExporter) ->
 
 
 def test_disabled_tracing_records_nothing(spans: InMemorySpanExporter) -> None:
-    spans.clear()
     tracing = StreamlineTracing(enabled=False)
     headers: dict[str, bytes] = {}
     with tracing.trace_produce_sync("t", headers):
