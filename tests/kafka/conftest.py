@@ -23,14 +23,25 @@ _names = itertools.count()
 _RUN = uuid.uuid4().hex[:6]
 
 
+@pytest.fixture(scope="session")
+def millstream() -> Iterator[Broker]:
+    """``millstream serve --memory`` with both doors (and the HTTP admin API)."""
+    with millstream_kafka() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def tansu_broker() -> Iterator[Broker]:
+    with tansu() as started:
+        yield started
+
+
 @pytest.fixture(scope="session", params=BROKERS)
-def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
-    if request.param == "tansu":
-        with tansu() as started:
-            yield started
-    else:
-        with millstream_kafka() as started:
-            yield started
+def broker(request: pytest.FixtureRequest) -> Broker:
+    started: Broker = request.getfixturevalue(
+        "tansu_broker" if request.param == "tansu" else "millstream"
+    )
+    return started
 
 
 @pytest.fixture

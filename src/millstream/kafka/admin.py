@@ -332,7 +332,7 @@ def _http_error(response: httpx.Response, what: str) -> StreamlineError:
     except ValueError:
         pass
     text = f"{what}: {message or f'HTTP {status}'}"
-    if status == 404 and code == "topic_not_found":
+    if status == 404 and code in ("topic_not_found", "partition_not_found"):
         return TopicError(text)
     if status == 404 and code == "group_not_found":
         return ConsumerError(text, hint="The group has no committed offsets (yet)")

@@ -435,7 +435,7 @@ class Producer:
         return errors
 
 
-async def _unknown_topic(producer: AIOKafkaProducer, topic: str, exc: Exception) -> BaseException:
+async def _unknown_topic(producer: AIOKafkaProducer, topic: str, exc: Exception) -> Exception:
     """aiokafka says "unknown topic" both when the broker denies the topic and when it gave
     up waiting for metadata from a broker it cannot reach. Ask once more to tell them apart:
     unreachable is a retryable ``ConnectionError``; a topic that exists now (auto-created, or
