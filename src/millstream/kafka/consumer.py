@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +21,7 @@ from aiokafka import TopicPartition as _AkTopicPartition
 from aiokafka.errors import ConsumerStoppedError
 from aiokafka.structs import OffsetAndMetadata as _AkOffsetAndMetadata
 
+from millstream.kafka._records import ConsumerRecord, adopt, adopt_all
 from millstream.kafka._security import connection_kwargs
 from millstream.kafka._translate import deserialization_error, start_bounded, translate
 from millstream.kafka.circuit_breaker import CircuitBreaker
@@ -38,22 +37,6 @@ if TYPE_CHECKING:
     from typing import Self
 
 __all__ = ["Consumer", "ConsumerRecord"]
-
-
-@dataclass(slots=True)
-class ConsumerRecord:
-    """One received record. ``timestamp`` is a naive local ``datetime`` (as the Streamline SDK
-    returns it), ``timestamp_ms`` the exact value; ``key``/``value`` are bytes unless the
-    consumer has deserializers; ``headers`` maps each header name to its last value."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: Any
-    value: Any
-    timestamp: datetime
-    headers: dict[str, bytes] = field(default_factory=dict)
-    timestamp_ms: int = -1
 
 
 class Consumer:
@@ -269,11 +252,12 @@ class Consumer:
             breaker.record_success()
         records: list[ConsumerRecord] = []
         nbytes = 0
-        convert = self._convert
         for messages in batches.values():
-            for message in messages:
-                nbytes += message.serialized_key_size + message.serialized_value_size
-                records.append(convert(message))
+            nbytes += adopt_all(messages)
+            records += messages
+        if self._key_deserializer is not None or self._value_deserializer is not None:
+            for record in records:
+                self._deserialize(record)
         if records:
             self._metrics.record_consume(
                 len(records), nbytes, (time.perf_counter() - started) * 1000
@@ -294,9 +278,7 @@ class Consumer:
             raise StopAsyncIteration from None
         except Exception as exc:
             raise self._failed(exc, "fetch") from exc
-        self._metrics.record_consume(
-            1, message.serialized_key_size + message.serialized_value_size, 0.0
-        )
+        self._metrics.record_consume(1, message.serialized_key_size + message.serialized_value_size)
         return self._convert(message)
 
     # -- internals --------------------------------------------------------------------------
@@ -325,23 +307,16 @@ class Consumer:
         return error
 
     def _convert(self, message: Any) -> ConsumerRecord:
-        key = message.key
-        value = message.value
-        if key is not None and self._key_deserializer is not None:
-            key = _deserialize(self._key_deserializer, key, message, "key")
-        if value is not None and self._value_deserializer is not None:
-            value = _deserialize(self._value_deserializer, value, message, "value")
-        timestamp_ms = message.timestamp
-        return ConsumerRecord(
-            message.topic,
-            message.partition,
-            message.offset,
-            key,
-            value,
-            datetime.fromtimestamp(timestamp_ms / 1000),
-            dict(message.headers) if message.headers else {},
-            timestamp_ms,
-        )
+        record = adopt(message)
+        if self._key_deserializer is not None or self._value_deserializer is not None:
+            self._deserialize(record)
+        return record
+
+    def _deserialize(self, record: ConsumerRecord) -> None:
+        if record.key is not None and self._key_deserializer is not None:
+            record.key = _deserialize(self._key_deserializer, record.key, record, "key")
+        if record.value is not None and self._value_deserializer is not None:
+            record.value = _deserialize(self._value_deserializer, record.value, record, "value")
 
 
 def _deserialize(deserializer: Deserializer, data: bytes, message: Any, what: str) -> Any:

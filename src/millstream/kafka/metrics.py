@@ -25,7 +25,12 @@ class MetricsSnapshot:
 
 
 class ClientMetrics:
-    """Thread-safe counters; the producer and consumers of a client record into one."""
+    """The counters of one client; its producer and consumers record into it.
+
+    Recording happens on the event loop that runs the client and takes no lock (it is on the
+    path of every record); ``snapshot()`` and ``reset()`` may be called from any thread: the
+    snapshot is taken under a lock, so two snapshots never interleave.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -41,22 +46,23 @@ class ClientMetrics:
             self._started = time.monotonic()
 
     def record_produce(self, message_count: int, nbytes: int, latency_ms: float) -> None:
-        with self._lock:
-            self._produced += message_count
-            self._sent += nbytes
-            self._produce_ms += latency_ms
-            self._produce_calls += 1
+        self._produced += message_count
+        self._sent += nbytes
+        self._produce_ms += latency_ms
+        self._produce_calls += 1
 
-    def record_consume(self, message_count: int, nbytes: int, latency_ms: float) -> None:
-        with self._lock:
-            self._consumed += message_count
-            self._received += nbytes
+    def record_consume(
+        self, message_count: int, nbytes: int, latency_ms: float | None = None
+    ) -> None:
+        """``latency_ms=None``: records handed out one by one (``async for``), no call timed."""
+        self._consumed += message_count
+        self._received += nbytes
+        if latency_ms is not None:
             self._consume_ms += latency_ms
             self._consume_calls += 1
 
     def record_error(self) -> None:
-        with self._lock:
-            self._errors += 1
+        self._errors += 1
 
     def snapshot(self) -> MetricsSnapshot:
         with self._lock:

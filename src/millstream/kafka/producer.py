@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import UnknownTopicOrPartitionError
 
+from millstream.kafka._records import RecordMetadata, record_metadata
 from millstream.kafka._security import connection_kwargs
 from millstream.kafka._translate import serialization_error, start_bounded, translate
 from millstream.kafka.circuit_breaker import CircuitBreaker
@@ -62,21 +63,6 @@ class ProducerRecord:
     partition: int = -1
     timestamp_ms: int | None = None
     headers: HeadersLike | None = None
-
-
-@dataclass(slots=True)
-class RecordMetadata:
-    """Where the broker stored a record. ``timestamp`` is the record's time as a naive local
-    ``datetime`` (as the Streamline SDK returns it); ``timestamp_ms`` is the exact value.
-    A record buffered in a client-side transaction has ``partition == offset == -1``."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: datetime
-    serialized_key_size: int
-    serialized_value_size: int
-    timestamp_ms: int = -1
 
 
 class Producer:
@@ -498,13 +484,6 @@ def _header_list(headers: HeadersLike) -> list[tuple[str, bytes]]:
 
 
 def _metadata(sent: Any, key_size: int, value_size: int) -> RecordMetadata:
-    timestamp_ms = sent.timestamp
-    return RecordMetadata(
-        sent.topic,
-        sent.partition,
-        sent.offset,
-        datetime.fromtimestamp(timestamp_ms / 1000),
-        key_size,
-        value_size,
-        timestamp_ms,
+    return record_metadata(
+        sent.topic, sent.partition, sent.offset, sent.timestamp, key_size, value_size
     )
