@@ -14,6 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from millstream.kafka import (
+    ClusterInfo,
     ConfigurationError,
     ConnectionError,
     ConsumerError,
@@ -23,6 +24,8 @@ from millstream.kafka import (
     TopicError,
     TopicPartition,
 )
+from millstream.log import MemoryStore
+from millstream.node import Node, NodeOptions
 
 from .brokers import Broker, free_port
 from .helpers import make_topic, read_all
@@ -314,3 +317,24 @@ async def test_hostile_queries_never_fail_the_server(
                 response = await client.get(f"{path}?{query}")
                 assert response.status_code in (200, 400, 404), (query, response.text)
                 assert response.headers["content-type"] == "application/json"
+
+
+async def test_the_node_reports_the_port_its_kafka_door_bound() -> None:
+    """In process: ``kafka_port=0`` is resolved when the door starts; the admin API says which."""
+    node = Node(MemoryStore(), NodeOptions(port=0, kafka_port=0))
+    async with node.running():
+        assert node.kafka_door is not None
+        async with httpx.AsyncClient(base_url=node.http_url or "") as web:
+            cluster = ClusterInfo.from_json((await web.get("/v1/cluster")).json())
+        assert [(b.host, b.port) for b in cluster.brokers] == [("127.0.0.1", node.kafka_door.port)]
+
+
+async def test_the_admin_api_can_be_turned_off() -> None:
+    node = Node(MemoryStore(), NodeOptions(port=0, kafka_port=0, kafka_admin=False))
+    async with node.running():
+        assert node.kafka_door is not None
+        bootstrap = f"127.0.0.1:{node.kafka_door.port}"
+        async with StreamlineClient(bootstrap, http_url=node.http_url or "") as client:
+            with pytest.raises(ConfigurationError) as caught:
+                await client.admin.list_topics()
+    assert "admin route" in caught.value.hint
