@@ -7,6 +7,7 @@ received record is a thin view of the object aiokafka already built (``_Fetched`
 from __future__ import annotations
 
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 __all__ = ["ConsumerRecord", "RecordMetadata", "adopt", "adopt_all", "record_metadata"]
@@ -216,16 +217,14 @@ def _materialize(record: ConsumerRecord) -> None:
 
 
 def _view(name: str) -> Any:
-    """A ``_Fetched`` field read from the fetched record; assigning it materializes."""
-
-    def get(self: ConsumerRecord) -> Any:
-        return getattr(self._m, name)
+    """A ``_Fetched`` field read from the fetched record (by a C-level getter: fields are read
+    once per record); assigning it materializes."""
 
     def set_(self: ConsumerRecord, value: Any) -> None:
         _materialize(self)
         setattr(self, name, value)
 
-    return property(get, set_)
+    return property(attrgetter(f"_m.{name}"), set_)
 
 
 class _Fetched(ConsumerRecord):
@@ -240,9 +239,7 @@ class _Fetched(ConsumerRecord):
     key = _view("key")
     value = _view("value")
 
-    @property
-    def timestamp_ms(self) -> int:
-        return int(self._m.timestamp)
+    timestamp_ms = property(attrgetter("_m.timestamp"))
 
     @property
     def timestamp(self) -> datetime:

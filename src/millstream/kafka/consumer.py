@@ -279,6 +279,8 @@ class Consumer:
         except Exception as exc:
             raise self._failed(exc, "fetch") from exc
         self._metrics.record_consume(1, message.serialized_key_size + message.serialized_value_size)
+        if self._key_deserializer is None and self._value_deserializer is None:
+            return adopt(message)
         return self._convert(message)
 
     # -- internals --------------------------------------------------------------------------

@@ -349,13 +349,31 @@ class Producer:
 
     async def _send_many(self, records: Sequence[ProducerRecord]) -> list[RecordMetadata]:
         producer = self._require()
-        encoded: list[tuple[ProducerRecord, bytes | None, bytes | None, Any]] = []
+        known = self._known_topics
+        encoded: list[_Encoded] = []
+        nbytes = 0
         for record in records:
-            if record.topic not in self._known_topics:
-                self._check_topic(record.topic)
-            key_bytes, value_bytes = self._encode(record.topic, record.key, record.value)
-            headers = _header_list(record.headers) if record.headers else None
-            encoded.append((record, key_bytes, value_bytes, headers))
+            topic = record.topic
+            if topic not in known:
+                self._check_topic(topic)
+            key, value = self._encode(topic, record.key, record.value)
+            key_size = len(key) if key is not None else 0
+            value_size = len(value) if value is not None else 0
+            nbytes += key_size + value_size
+            encoded.append(
+                (
+                    (
+                        topic,
+                        value,
+                        key,
+                        record.partition if record.partition >= 0 else None,
+                        record.timestamp_ms,
+                        _header_list(record.headers) if record.headers else None,
+                    ),
+                    key_size,
+                    value_size,
+                )
+            )
         results: list[RecordMetadata | None] = [None] * len(encoded)
         pending = list(range(len(encoded)))
         attempt = 0
@@ -363,14 +381,12 @@ class Producer:
         while True:
             if self._breaker is not None:
                 self._breaker.check()
-            errors = await self._send_indices(producer, encoded, pending, results)
+            errors = await _send_indices(producer, encoded, pending, results)
             if not errors:
                 break
             first_index, first_exc = errors[0]
-            first = encoded[first_index][0]
-            error = self._failed(
-                first_exc, first.topic, first.partition if first.partition >= 0 else None
-            )
+            topic, _, _, partition, _, _ = encoded[first_index][0]
+            error = self._failed(first_exc, topic, partition)
             retry = [index for index, exc in errors if translate(exc, "produce").retryable]
             if attempt >= self._retry.max_retries or len(retry) != len(errors):
                 raise error from first_exc
@@ -379,46 +395,48 @@ class Producer:
             pending = retry
         if self._breaker is not None:
             self._breaker.record_success()
-        done = [meta for meta in results if meta is not None]
-        nbytes = sum(m.serialized_key_size + m.serialized_value_size for m in done)
-        self._metrics.record_produce(len(done), nbytes, (time.perf_counter() - started) * 1000)
-        return done
+        self._metrics.record_produce(len(results), nbytes, (time.perf_counter() - started) * 1000)
+        return results  # type: ignore[return-value]  # every slot filled once no error is left
 
-    async def _send_indices(
-        self,
-        producer: AIOKafkaProducer,
-        encoded: list[tuple[ProducerRecord, bytes | None, bytes | None, Any]],
-        indices: list[int],
-        results: list[RecordMetadata | None],
-    ) -> list[tuple[int, BaseException]]:
-        """Hand every record in ``indices`` to aiokafka, then wait for all; fill ``results``
-        and return the failures."""
-        futures: list[tuple[int, asyncio.Future[Any]]] = []
-        errors: list[tuple[int, BaseException]] = []
-        for index in indices:
-            record, key_bytes, value_bytes, headers = encoded[index]
-            partition = record.partition if record.partition >= 0 else None
-            try:
-                future = await producer.send(
-                    record.topic, value_bytes, key_bytes, partition, record.timestamp_ms, headers
-                )
-            except Exception as exc:
-                errors.append((index, exc))
-                continue
-            futures.append((index, future))
-        outcomes = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
-        for (index, _), outcome in zip(futures, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                errors.append((index, outcome))
-                continue
-            _, key_bytes, value_bytes, _ = encoded[index]
-            results[index] = _metadata(
-                outcome,
-                len(key_bytes) if key_bytes is not None else 0,
-                len(value_bytes) if value_bytes is not None else 0,
-            )
-        errors.sort(key=lambda item: item[0])
-        return errors
+
+#: One record ready for aiokafka: ``send``'s arguments, then the key and value sizes.
+_Encoded = tuple[
+    tuple[str, bytes | None, bytes | None, int | None, int | None, list[tuple[str, bytes]] | None],
+    int,
+    int,
+]
+
+
+async def _send_indices(
+    producer: AIOKafkaProducer,
+    encoded: list[_Encoded],
+    indices: list[int],
+    results: list[RecordMetadata | None],
+) -> list[tuple[int, BaseException]]:
+    """Hand every record in ``indices`` to aiokafka, then wait for all; fill ``results`` and
+    return the failures, in record order."""
+    sent: list[int] = []
+    futures: list[asyncio.Future[Any]] = []
+    errors: list[tuple[int, BaseException]] = []
+    send = producer.send
+    for index in indices:
+        try:
+            futures.append(await send(*encoded[index][0]))
+        except Exception as exc:
+            errors.append((index, exc))
+            continue
+        sent.append(index)
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    for index, o in zip(sent, outcomes, strict=True):
+        if isinstance(o, BaseException):
+            errors.append((index, o))
+            continue
+        _, key_size, value_size = encoded[index]
+        results[index] = record_metadata(
+            o.topic, o.partition, o.offset, o.timestamp, key_size, value_size
+        )
+    errors.sort(key=lambda item: item[0])
+    return errors
 
 
 async def _unknown_topic(producer: AIOKafkaProducer, topic: str, exc: Exception) -> Exception:
