@@ -1,4 +1,5 @@
-"""Every Python example in docs/kafka.md runs, in order, against a fresh ``millstream serve``
+"""Every Python example in docs/kafka.md (and the README's "Kafka SDK" section) runs, in order,
+against a fresh ``millstream serve``
 (its Kafka door and HTTP admin API stand in for ``localhost:9092`` and ``localhost:4437``)."""
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ def test_every_python_example_runs(
         )
         namespace = {"__name__": "__main__"}
         exec(compile(code, f"<docs/kafka.md python block {number}>", "exec"), namespace)
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Kafka SDK") : readme.index("## The server")]
+    [example] = FENCE.findall(section)
+    code = example.replace("localhost:9092", fresh_millstream.bootstrap)
+    exec(compile(code, "<README.md Kafka SDK>", "exec"), {"__name__": "__main__"})
     printed = capsys.readouterr().out
+    assert "b'{\"user\":1}'" in printed
     assert "stored at events[" in printed
     assert "Cluster: millstream, Brokers: 1" in printed
     assert "Total lag: 1" in printed

@@ -224,6 +224,7 @@ async def test_metrics_count_what_went_through(client: StreamlineClient, name: s
     assert after.messages_produced - before.messages_produced == 3
     assert after.bytes_sent - before.bytes_sent == 6 + 3
     assert after.messages_consumed - before.messages_consumed == 3
+    assert after.bytes_received - before.bytes_received == 6 + 3  # a null key counts 0
     assert after.produce_latency_avg_ms > 0
     assert after.uptime_ms > before.uptime_ms
 

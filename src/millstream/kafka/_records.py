@@ -10,7 +10,14 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-__all__ = ["ConsumerRecord", "RecordMetadata", "adopt", "adopt_all", "record_metadata"]
+__all__ = [
+    "ConsumerRecord",
+    "RecordMetadata",
+    "adopt",
+    "adopt_all",
+    "record_bytes",
+    "record_metadata",
+]
 
 _new = object.__new__
 
@@ -261,6 +268,12 @@ class _Fetched(ConsumerRecord):
         self.headers = value
 
 
+def record_bytes(message: Any) -> int:
+    """Serialized key and value bytes of a fetched record (aiokafka says -1 for a null)."""
+    key, value = message.serialized_key_size, message.serialized_value_size
+    return (key if key > 0 else 0) + (value if value > 0 else 0)
+
+
 def adopt_all(messages: list[Any]) -> int:
     """Wrap aiokafka's fetched records as ``ConsumerRecord``s, in place in ``messages``;
     returns their serialized key and value bytes, for the metrics."""
@@ -268,7 +281,7 @@ def adopt_all(messages: list[Any]) -> int:
     new = _new
     cls = _Fetched
     for index, m in enumerate(messages):
-        nbytes += m.serialized_key_size + m.serialized_value_size
+        nbytes += record_bytes(m)
         record = new(cls)
         record._m = m
         messages[index] = record

@@ -21,7 +21,7 @@ from aiokafka import TopicPartition as _AkTopicPartition
 from aiokafka.errors import ConsumerStoppedError
 from aiokafka.structs import OffsetAndMetadata as _AkOffsetAndMetadata
 
-from millstream.kafka._records import ConsumerRecord, adopt, adopt_all
+from millstream.kafka._records import ConsumerRecord, adopt, adopt_all, record_bytes
 from millstream.kafka._security import connection_kwargs
 from millstream.kafka._translate import deserialization_error, start_bounded, translate
 from millstream.kafka.circuit_breaker import CircuitBreaker
@@ -278,7 +278,7 @@ class Consumer:
             raise StopAsyncIteration from None
         except Exception as exc:
             raise self._failed(exc, "fetch") from exc
-        self._metrics.record_consume(1, message.serialized_key_size + message.serialized_value_size)
+        self._metrics.record_consume(1, record_bytes(message))
         if self._key_deserializer is None and self._value_deserializer is None:
             return adopt(message)
         return self._convert(message)
