@@ -107,3 +107,32 @@ async def test_storage_doc_example(tmp_path: Path) -> None:
     exec(compile(f"async def example():\n{body}", "<docs/storage.md>", "exec"), namespace)
     await namespace["example"]()
     assert (tmp_path / "millstream.db").exists()
+
+
+def test_kafka_doc_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/kafka.md: the Python snippets against a real node (their printed results as the
+    comments and the console session show), then the console session over HTTP."""
+    text = (REPO / "docs" / "kafka.md").read_text()
+    with millstream_server("--memory") as server:
+        snippets = fenced(text, "python")
+        for snippet in snippets:
+            code = snippet.replace("127.0.0.1:9092", server.kafka).replace(DOC_URL, server.url)
+            exec(compile(code, "<docs/kafka.md>", "exec"), {})
+        printed = capsys.readouterr().out.splitlines()
+        assert printed[0] == (
+            "[(0, b'customer-0', b'{\"order\": 0}'), (1, b'customer-1', b'{\"order\": 1}'), "
+            "(2, b'customer-2', b'{\"order\": 2}')]"
+        )
+        assert printed[1] == "[{'n': 0}, {'n': 1}, {'n': 2}]"
+        assert "# [{'n': 0}, {'n': 1}, {'n': 2}]" in snippets[1]
+        session = fenced(section(REPO / "docs" / "kafka.md", "Try it"), "console")
+        (block,) = session
+        run_console(block, server.url)
+
+
+async def test_log_doc_example() -> None:
+    text = (REPO / "docs" / "log.md").read_text()
+    body = textwrap.indent(fenced(text, "python")[0], "    ")
+    namespace: dict[str, Any] = {}
+    exec(compile(f"async def example():\n{body}", "<docs/log.md>", "exec"), namespace)
+    await namespace["example"]()

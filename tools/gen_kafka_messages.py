@@ -199,8 +199,8 @@ def field_line(f: dict[str, Any], names: dict[str, str], response: bool) -> str:
         default = default_literal(f, kind, is_null, None)
     elif kind in PRIMITIVES:
         py, marker_name = PRIMITIVES[kind]
-        if kind == "records" and response:
-            py = "RecordData"
+        if kind == "records":
+            py = "RecordData" if response else "bytes | memoryview"
         marker = f'{marker_name}("{versions}"{extra})'
         default = default_literal(f, kind, is_null, None)
     else:

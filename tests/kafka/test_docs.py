@@ -1,4 +1,4 @@
-"""Every Python example in docs/kafka.md (and the README's "Kafka SDK" section) runs, in order,
+"""Every Python example in docs/kafka-sdk.md (and the README's "Kafka SDK" section) runs, in order,
 against a fresh ``millstream serve``
 (its Kafka door and HTTP admin API stand in for ``localhost:9092`` and ``localhost:4437``)."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from .brokers import REPO, Broker, millstream_kafka
 
-DOC = REPO / "docs" / "kafka.md"
+DOC = REPO / "docs" / "kafka-sdk.md"
 FENCE = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
@@ -33,7 +33,7 @@ def test_every_python_example_runs(
             "http://localhost:4437", fresh_millstream.http_url or ""
         )
         namespace = {"__name__": "__main__"}
-        exec(compile(code, f"<docs/kafka.md python block {number}>", "exec"), namespace)
+        exec(compile(code, f"<docs/kafka-sdk.md python block {number}>", "exec"), namespace)
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Kafka SDK") : readme.index("## The server")]
     [example] = FENCE.findall(section)

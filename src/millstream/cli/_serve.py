@@ -109,6 +109,20 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Largest Kafka request in bytes; a larger frame closes the connection.",
 )
 @click.option(
+    "--kafka-idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds a Kafka connection may stay without a request before it is closed.",
+)
+@click.option(
+    "--kafka-frame-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a started Kafka request may take to arrive in full (slow clients are cut off).",
+)
+@click.option(
     "--kafka-auto-create-topics/--no-kafka-auto-create-topics",
     default=True,
     show_default=True,
@@ -144,6 +158,8 @@ def serve_command(
     kafka_advertised_host: str | None,
     no_kafka: bool,
     kafka_max_request_size: int,
+    kafka_idle_timeout: float,
+    kafka_frame_timeout: float,
     kafka_auto_create_topics: bool,
     kafka_admin: bool,
     http_fast_path: bool,
@@ -168,6 +184,8 @@ def serve_command(
         kafka_port=kafka_port,
         kafka_advertised_host=kafka_advertised_host,
         kafka_max_request_size=kafka_max_request_size,
+        kafka_idle_timeout=kafka_idle_timeout,
+        kafka_frame_timeout=kafka_frame_timeout,
         kafka_auto_create_topics=kafka_auto_create_topics,
         subscriptions=subscriptions,
         kafka_admin=kafka_admin,

@@ -4,7 +4,7 @@ Code written for ``streamline_sdk`` runs with only the import changed: the modul
 names (``client``, ``producer``, ``consumer``, ``admin``, ``config``, ``exceptions``, ``retry``,
 ``circuit_breaker``, ``telemetry``, ``metrics``, ``validation``, ``types``). It speaks only the
 Kafka protocol (any broker) plus, for part of ``Admin``, the broker's HTTP admin API, and never
-imports millstream's server or log. Guide: ``docs/kafka.md``.
+imports millstream's server or log. Guide: ``docs/kafka-sdk.md``.
 """
 
 from millstream.kafka.admin import (

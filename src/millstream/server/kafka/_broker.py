@@ -146,14 +146,14 @@ class Broker:
 
     async def _answer(
         self, handler: Handler, request: codec.Request, connection: KafkaConnection
-    ) -> list[bytes] | None:
+    ) -> list[bytes | memoryview] | None:
         response = await handler(self, request.header, request.body, connection)
         if not codec.expects_response(request):
             return None
         return codec.encode_response(request.header, response)
 
 
-async def _ready(chunks: list[bytes]) -> list[bytes]:
+async def _ready(chunks: list[bytes | memoryview]) -> list[bytes | memoryview]:
     return chunks
 
 

@@ -43,7 +43,7 @@ class Job:
     beside other overlapping requests (see the module docstring). ``close``: close the
     connection once this is answered (or skipped, when ``answer`` gives ``None``)."""
 
-    answer: Awaitable[list[bytes] | None]
+    answer: Awaitable[list[bytes | memoryview] | None]
     overlap: bool = False
     close: bool = False
 

@@ -133,6 +133,12 @@ async def _read_partition(
     try:
         if limit <= 0:  # the budget is spent: report the watermarks only
             info = await store.head(path)
+            if not info.log_start <= offset <= info.tail:
+                raise OffsetOutOfRange(
+                    f"offset {offset} is outside [{info.log_start}, {info.tail}]",
+                    log_start=info.log_start,
+                    tail=info.tail,
+                )
             return PartitionData(
                 partition_index=partition,
                 high_watermark=info.tail,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from millstream.log import (
     KafkaBatch,
@@ -108,7 +108,9 @@ async def _produce_partition(
     path = partition_path(topic.name, index)
     first = None
     try:
-        for batch in split_batches(records):
+        # records is a view of the request frame; split_batches reads any buffer and copies
+        # each batch once (its annotation says bytes: log-api, please widen it).
+        for batch in split_batches(cast(bytes, records)):
             if topic.log_append_time:
                 batch = _with_log_append_time(batch)
             result = await broker.store.produce(path, batch)

@@ -31,7 +31,7 @@ class PartitionProduceData:
     """Part of ``ProduceRequest``."""
 
     index: Annotated[int, Int32("0+")] = 0
-    records: Annotated[bytes | None, Records("0+", nullable="0+")] = None
+    records: Annotated[bytes | memoryview | None, Records("0+", nullable="0+")] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
