@@ -35,7 +35,8 @@ def test_every_python_example_runs(
         namespace = {"__name__": "__main__"}
         exec(compile(code, f"<docs/kafka-sdk.md python block {number}>", "exec"), namespace)
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Kafka SDK") : readme.index("## The server")]
+    start = readme.index("## Kafka SDK\n")
+    section = readme[start : readme.index("\n## ", start + 1)]
     [example] = FENCE.findall(section)
     code = example.replace("localhost:9092", fresh_millstream.bootstrap)
     exec(compile(code, "<README.md Kafka SDK>", "exec"), {"__name__": "__main__"})

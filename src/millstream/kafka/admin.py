@@ -8,7 +8,6 @@ on its HTTP port; the routes are listed in ``millstream.kafka._admin_model``).
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -29,6 +28,7 @@ from millstream.kafka._admin_model import (
     TopicConfig,
     TopicInfo,
 )
+from millstream.kafka._lifecycle import Lifecycle
 from millstream.kafka._security import connection_kwargs, ssl_context
 from millstream.kafka._translate import start_bounded, translate
 from millstream.kafka.config import ClientConfig
@@ -46,7 +46,7 @@ from millstream.kafka.exceptions import (
 from millstream.kafka.validation import validate_topic_name
 
 if TYPE_CHECKING:
-    from typing import Self
+    pass
 
 __all__ = [
     "Admin",
@@ -65,7 +65,7 @@ __all__ = [
 _TOPIC_EXISTS = 36
 
 
-class Admin:
+class Admin(Lifecycle):
     """Topic and group administration; ``async with client.admin as admin`` or via the client."""
 
     def __init__(self, client_config: ClientConfig) -> None:
@@ -101,18 +101,6 @@ class Admin:
     @property
     def is_started(self) -> bool:
         return self._admin is not None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- over the Kafka protocol ------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from millstream.kafka._lifecycle import Lifecycle
 from millstream.kafka.admin import Admin
 from millstream.kafka.circuit_breaker import CircuitBreaker
 from millstream.kafka.config import ClientConfig, ConsumerConfig, ProducerConfig
@@ -28,7 +28,7 @@ from millstream.kafka.producer import HeadersLike, Producer, RecordMetadata
 from millstream.kafka.telemetry import StreamlineTracing
 
 if TYPE_CHECKING:
-    from typing import Self
+    pass
 
 __all__ = ["ClientConfig", "ConsumerConfig", "ProducerConfig", "StreamlineClient"]
 
@@ -36,7 +36,7 @@ _CONSUMER_FIELDS = frozenset(f.name for f in dataclasses.fields(ConsumerConfig))
 _CLIENT_FIELDS = frozenset(f.name for f in dataclasses.fields(ClientConfig))
 
 
-class StreamlineClient:
+class StreamlineClient(Lifecycle):
     """A connection to a Kafka-protocol broker (millstream or any other).
 
     ``bootstrap_servers`` defaults to ``$STREAMLINE_BOOTSTRAP_SERVERS`` or ``localhost:9092``;
@@ -118,18 +118,6 @@ class StreamlineClient:
         finally:
             if admin is not None:
                 await admin.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- parts ------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer
@@ -21,6 +20,7 @@ from aiokafka import TopicPartition as _AkTopicPartition
 from aiokafka.errors import ConsumerStoppedError
 from aiokafka.structs import OffsetAndMetadata as _AkOffsetAndMetadata
 
+from millstream.kafka._lifecycle import Part
 from millstream.kafka._records import ConsumerRecord, adopt, adopt_all, record_bytes
 from millstream.kafka._security import connection_kwargs
 from millstream.kafka._translate import deserialization_error, start_bounded, translate
@@ -29,7 +29,7 @@ from millstream.kafka.config import ClientConfig, ConsumerConfig
 from millstream.kafka.exceptions import ConfigurationError, ConsumerError, StreamlineError
 from millstream.kafka.metrics import ClientMetrics
 from millstream.kafka.serialization import Deserializer
-from millstream.kafka.telemetry import StreamlineTracing, tracing_or_none
+from millstream.kafka.telemetry import StreamlineTracing
 from millstream.kafka.types import OffsetAndMetadata, TopicPartition
 from millstream.kafka.validation import validate_topic_name
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Consumer", "ConsumerRecord"]
 
 
-class Consumer:
+class Consumer(Part):
     """Receives records; ``async with client.consumer(group_id="g") as consumer: ...``."""
 
     def __init__(
@@ -51,11 +51,10 @@ class Consumer:
         telemetry: StreamlineTracing | None = None,
         metrics: ClientMetrics | None = None,
     ) -> None:
-        self._client_config = client_config
+        super().__init__(
+            client_config, circuit_breaker=circuit_breaker, telemetry=telemetry, metrics=metrics
+        )
         self._config = consumer_config
-        self._breaker = circuit_breaker
-        self._tracing = tracing_or_none(telemetry)
-        self._metrics = metrics if metrics is not None else ClientMetrics()
         self._key_deserializer = consumer_config.key_deserializer
         self._value_deserializer = consumer_config.value_deserializer
         self._consumer: AIOKafkaConsumer | None = None
@@ -107,18 +106,6 @@ class Consumer:
     @property
     def group_id(self) -> str | None:
         return self._config.group_id
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- what to consume --------------------------------------------------------------------
 
@@ -174,21 +161,11 @@ class Consumer:
 
     async def seek_to_beginning(self, partitions: Iterable[tuple[str, int]] | None = None) -> None:
         """Fetch from the first retained record of ``partitions`` (default: all assigned)."""
-        consumer = self._require()
-        tps = self._targets(consumer, partitions)
-        try:
-            await consumer.seek_to_beginning(*tps)
-        except Exception as exc:
-            raise translate(exc, "consume", "seek_to_beginning") from exc
+        await self._seek_edge("seek_to_beginning", partitions)
 
     async def seek_to_end(self, partitions: Iterable[tuple[str, int]] | None = None) -> None:
         """Fetch only records written from now on (default: all assigned partitions)."""
-        consumer = self._require()
-        tps = self._targets(consumer, partitions)
-        try:
-            await consumer.seek_to_end(*tps)
-        except Exception as exc:
-            raise translate(exc, "consume", "seek_to_end") from exc
+        await self._seek_edge("seek_to_end", partitions)
 
     async def commit(self, offsets: dict[Any, int | OffsetAndMetadata] | None = None) -> None:
         """Commit the position of every assigned partition, or the given ``offsets`` (the
@@ -294,12 +271,13 @@ class Consumer:
             )
         return consumer
 
-    def _targets(
-        self, consumer: AIOKafkaConsumer, partitions: Iterable[tuple[str, int]] | None
-    ) -> list[_AkTopicPartition]:
-        if partitions is None:
-            return list(consumer.assignment())
-        return [_ak(tp) for tp in partitions]
+    async def _seek_edge(self, how: str, partitions: Iterable[tuple[str, int]] | None) -> None:
+        consumer = self._require()
+        tps = consumer.assignment() if partitions is None else map(_ak, partitions)
+        try:
+            await getattr(consumer, how)(*tps)
+        except Exception as exc:
+            raise translate(exc, "consume", how) from exc
 
     def _failed(self, exc: BaseException, what: str) -> StreamlineError:
         error = translate(exc, "consume", f"{what} from {self._topic_label}")

@@ -16,12 +16,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import UnknownTopicOrPartitionError
 
+from millstream.kafka._lifecycle import Part
 from millstream.kafka._records import RecordMetadata, record_metadata
 from millstream.kafka._security import connection_kwargs
 from millstream.kafka._translate import serialization_error, start_bounded, translate
@@ -38,11 +38,11 @@ from millstream.kafka.exceptions import (
 from millstream.kafka.metrics import ClientMetrics
 from millstream.kafka.retry import RetryConfig
 from millstream.kafka.serialization import Serializer, default_serializer
-from millstream.kafka.telemetry import StreamlineTracing, tracing_or_none
+from millstream.kafka.telemetry import StreamlineTracing
 from millstream.kafka.validation import validate_topic_name
 
 if TYPE_CHECKING:
-    from typing import Self
+    pass
 
 __all__ = ["HeadersLike", "Producer", "ProducerRecord", "RecordMetadata"]
 
@@ -65,7 +65,7 @@ class ProducerRecord:
     headers: HeadersLike | None = None
 
 
-class Producer:
+class Producer(Part):
     """Sends records; get the client's with ``client.producer``.
 
     >>> async def example(client):
@@ -82,11 +82,10 @@ class Producer:
         telemetry: StreamlineTracing | None = None,
         metrics: ClientMetrics | None = None,
     ) -> None:
-        self._client_config = client_config
+        super().__init__(
+            client_config, circuit_breaker=circuit_breaker, telemetry=telemetry, metrics=metrics
+        )
         self._config = producer_config
-        self._breaker = circuit_breaker
-        self._tracing = tracing_or_none(telemetry)
-        self._metrics = metrics if metrics is not None else ClientMetrics()
         self._retry = RetryConfig(max_retries=producer_config.retries)
         self._key_serializer: Serializer = producer_config.key_serializer or default_serializer
         self._value_serializer: Serializer = producer_config.value_serializer or default_serializer
@@ -134,18 +133,6 @@ class Producer:
     @property
     def is_started(self) -> bool:
         return self._producer is not None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- sending ----------------------------------------------------------------------------
 
