@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 __all__ = ["MESSAGING_SYSTEM", "OTEL_AVAILABLE", "StreamlineTracing"]
@@ -231,7 +231,3 @@ def _carrier(headers: Mapping[str, bytes]) -> dict[str, str]:
 def tracing_or_none(tracing: StreamlineTracing | None) -> StreamlineTracing | None:
     """``tracing`` if it will create spans, else ``None`` (so hot paths test one thing)."""
     return tracing if tracing is not None and tracing.is_enabled else None
-
-
-def null_span() -> AbstractContextManager[None]:
-    return nullcontext()
