@@ -7,9 +7,11 @@ Tansu's own gaps (kafka-broker-notes.md): InitProducerId v0/v1 fails, so tests a
 
 from __future__ import annotations
 
+import gc
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,8 +87,11 @@ def tansu(advertised_port: int | None = None) -> Iterator[Tansu]:
         broker.stop()
 
 
-def consume(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> list[bytes]:
-    """The values of the first ``count`` records of ``topic`` (fewer if ``timeout`` passes)."""
+def consume(
+    bootstrap: str, topic: str, count: int, timeout: float = 20.0, **settings: object
+) -> list[bytes]:
+    """The values of the first ``count`` records of ``topic`` (fewer if ``timeout`` passes);
+    ``settings`` go to kafka-python's ``KafkaConsumer`` (e.g. SSL)."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -95,6 +100,7 @@ def consume(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> li
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=1000,
+        **settings,
     )
     values: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -107,3 +113,12 @@ def consume(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> li
     finally:
         consumer.close()
     return values
+
+
+def collect_kafka_python_leaks() -> None:
+    """kafka-python 3.0 leaves the sockets of a failed bootstrap (broker down, TLS refused) to
+    the garbage collector, even after closing its client: collect them now, quietly, so they do
+    not surface as ResourceWarnings in a later test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

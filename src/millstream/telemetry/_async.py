@@ -228,7 +228,9 @@ class AsyncSentinelClient:
         except Exception as exc:
             with contextlib.suppress(Exception):  # the original error is what matters
                 await producer.stop()
-            raise translate_kafka_error(exc, "connecting the Kafka producer") from exc
+            raise translate_kafka_error(
+                exc, "connecting the Kafka producer", connecting=True
+            ) from exc
         return producer
 
     async def _send_and_wait(self, event: TelemetryEvent, timeout: float | None) -> None:

@@ -215,6 +215,7 @@ class SentinelConfig:
             # shortest value it accepts lets the SDK spool undeliverable events sooner.
             "delivery_timeout_ms": self.linger_ms + self.request_timeout_ms,
             "max_block_ms": self.request_timeout_ms,
+            "bootstrap_timeout_ms": self.request_timeout_ms,
             "linger_ms": self.linger_ms,
             "batch_size": self.batch_size,
             "max_in_flight_requests_per_connection": self.max_in_flight_requests,

@@ -134,8 +134,9 @@ class Delivery:
         self.to_spool(payloads, f"the producer refused it ({error})")
 
     def claim_replay(self) -> ClaimedSegment | None:
-        """The oldest spooled segment to resend, once connected."""
-        if self.spool is None or not self.spool_pending or not self.connected:
+        """The oldest spooled segment to resend: when connected, or as the probe of a
+        reconnect attempt (its failures are spooled again and back off further)."""
+        if self.spool is None or not self.spool_pending or not self.may_attempt():
             return None
         segment = self.spool.claim_oldest()
         if segment is None:

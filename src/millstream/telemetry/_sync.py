@@ -8,7 +8,9 @@ broker's ack and raise as the upstream SDK does.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import socket
 import threading
 import time
 import weakref
@@ -39,13 +41,19 @@ log = logging.getLogger("millstream.telemetry")
 CONNECT_TIMEOUT_MS = 5000  # per attempt of the background sender; it retries with backoff
 
 
-def translate_kafka_error(exc: BaseException, action: str) -> SentinelError:
+def translate_kafka_error(
+    exc: BaseException, action: str, *, connecting: bool = False
+) -> SentinelError:
     """The SDK error for a kafka-python or aiokafka exception (matched by class name, so
-    neither library needs importing)."""
+    neither library needs importing). While ``connecting``, a timeout means no broker
+    answered: ``ConnectionError``."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if isinstance(exc, SentinelError):
         return exc
-    if names & {"KafkaTimeoutError", "TimeoutError", "RequestTimedOutError"}:
+    timeout = names & {"KafkaTimeoutError", "TimeoutError", "RequestTimedOutError"}
+    if timeout and connecting:
+        return ConnectionError(f"{action} failed: no broker answered in time", exc)
+    if timeout:
         return TimeoutError(f"{action} timed out", exc)
     if names & {"NoBrokersAvailable", "KafkaConnectionError", "NodeNotReadyError"}:
         return ConnectionError(f"{action} failed: no broker reachable", exc)
@@ -65,6 +73,18 @@ def translate_kafka_error(exc: BaseException, action: str) -> SentinelError:
             retryable=False,
         )
     return SendError(f"{action} failed: {exc}", exc)
+
+
+def _reachable(brokers: list[str], timeout: float) -> bool:
+    """True when a TCP connection to any of ``brokers`` (``host:port``) succeeds."""
+    for broker in brokers:
+        host, _, port = broker.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def _close_at_exit(ref: weakref.ref[SentinelClient]) -> None:
@@ -246,15 +266,34 @@ class SentinelClient:
                 hint="pip install 'millstream[telemetry]'",
                 retryable=False,
             ) from exc
+        if background and not _reachable(self._config.brokers, CONNECT_TIMEOUT_MS / 1000):
+            # Checked first: each failed KafkaProducer() leaves sockets for the garbage
+            # collector (kafka-python 3.0), and a down broker means one attempt per backoff.
+            raise ConnectionError(f"no broker reachable at {', '.join(self._config.brokers)}")
         settings = self._config.to_kafka_config()
         if background:
-            settings.setdefault(
-                "bootstrap_timeout_ms", min(CONNECT_TIMEOUT_MS, self._config.request_timeout_ms)
+            settings["bootstrap_timeout_ms"] = min(
+                CONNECT_TIMEOUT_MS, settings["bootstrap_timeout_ms"]
             )
+        # kafka-python does not close its network client when the producer's constructor fails
+        # (no broker, TLS refused): keep a handle on it to close it ourselves.
+        created: list[Any] = []
+        client_class = settings.get("kafka_client") or KafkaProducer.DEFAULT_CONFIG["kafka_client"]
+
+        def make_client(**options: Any) -> Any:
+            created.append(client_class(**options))
+            return created[-1]
+
+        settings["kafka_client"] = make_client
         try:
             return KafkaProducer(**settings)
         except Exception as exc:
-            raise translate_kafka_error(exc, "creating the Kafka producer") from exc
+            for client in created:
+                with contextlib.suppress(Exception):
+                    client.close()
+            raise translate_kafka_error(
+                exc, "creating the Kafka producer", connecting=True
+            ) from exc
 
     def _send_and_wait(self, event: TelemetryEvent, timeout: float | None) -> None:
         with self._producer_lock:
