@@ -241,8 +241,7 @@ async def test_async_outage_spools_and_replays(outage: Outage, spool_dir: str) -
         outage.cut()
         for event in during:
             await client.send(event)
-        while client.stats().connected:
-            await asyncio.sleep(0.02)
+        await asyncio.to_thread(wait_for, lambda: not client.stats().connected)
         outage.restore()
         deadline = time.monotonic() + 60
         while not drained(client):

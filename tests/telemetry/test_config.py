@@ -157,7 +157,7 @@ def test_kafka_python_3_accepts_the_translation_and_rejects_upstreams(broker: Ta
     finally:
         producer.close()
     upstream = {**settings, "buffer_memory": config.buffer_memory}  # what upstream passes
-    with pytest.raises(ValueError, match="Unrecognized configs.*buffer_memory"):
+    with pytest.raises(ValueError, match=r"Unrecognized configs.*buffer_memory"):
         KafkaProducer(**upstream)
 
 
