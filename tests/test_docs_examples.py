@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from servers import REPO, millstream_server
@@ -66,10 +67,11 @@ def test_server_doc_session() -> None:
         run_console(block, server.url)
 
 
-async def test_server_doc_embedding_example() -> None:
+@pytest.mark.parametrize("example", [0, 1], ids=["app", "node"])
+async def test_server_doc_embedding_example(example: int) -> None:
     block = section(REPO / "docs" / "server.md", "Embedding the app")
     namespace: dict[str, Any] = {}
-    exec(compile(fenced(block, "python")[0], "<docs/server.md>", "exec"), namespace)
+    exec(compile(fenced(block, "python")[example], "<docs/server.md>", "exec"), namespace)
     config = uvicorn.Config(namespace["app"], host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -86,6 +88,12 @@ async def test_server_doc_embedding_example() -> None:
             assert appended.status_code in (200, 204)
             read = await client.get(url, params={"offset": "-1"})
             assert read.content == b"hi"
+            health = (await client.get(f"http://127.0.0.1:{port}/streams/health")).json()
+            if example == 1:  # the node's services are mounted and report their health
+                assert health["services"]["subscriptions"]["status"] == "ok"
+                jwks = await client.get(url.replace("embedded", "__ds/jwks.json"))
+                assert jwks.status_code == 200
+                assert jwks.json()["keys"]
     finally:
         server.should_exit = True
         await task
@@ -99,3 +107,32 @@ async def test_storage_doc_example(tmp_path: Path) -> None:
     exec(compile(f"async def example():\n{body}", "<docs/storage.md>", "exec"), namespace)
     await namespace["example"]()
     assert (tmp_path / "millstream.db").exists()
+
+
+def test_kafka_doc_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/kafka.md: the Python snippets against a real node (their printed results as the
+    comments and the console session show), then the console session over HTTP."""
+    text = (REPO / "docs" / "kafka.md").read_text()
+    with millstream_server("--memory") as server:
+        snippets = fenced(text, "python")
+        for snippet in snippets:
+            code = snippet.replace("127.0.0.1:9092", server.kafka).replace(DOC_URL, server.url)
+            exec(compile(code, "<docs/kafka.md>", "exec"), {})
+        printed = capsys.readouterr().out.splitlines()
+        assert printed[0] == (
+            "[(0, b'customer-0', b'{\"order\": 0}'), (1, b'customer-1', b'{\"order\": 1}'), "
+            "(2, b'customer-2', b'{\"order\": 2}')]"
+        )
+        assert printed[1] == "[{'n': 0}, {'n': 1}, {'n': 2}]"
+        assert "# [{'n': 0}, {'n': 1}, {'n': 2}]" in snippets[1]
+        session = fenced(section(REPO / "docs" / "kafka.md", "Try it"), "console")
+        (block,) = session
+        run_console(block, server.url)
+
+
+async def test_log_doc_example() -> None:
+    text = (REPO / "docs" / "log.md").read_text()
+    body = textwrap.indent(fenced(text, "python")[0], "    ")
+    namespace: dict[str, Any] = {}
+    exec(compile(f"async def example():\n{body}", "<docs/log.md>", "exec"), namespace)
+    await namespace["example"]()
