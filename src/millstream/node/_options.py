@@ -35,5 +35,6 @@ class NodeOptions:
     kafka_auto_create_topics: bool = True
     # -- services
     subscriptions: bool = True
+    sentinel: bool = True  # anomaly detection over the LLM telemetry topics
     #: seconds the doors wait for in-flight requests on shutdown before cancelling them
     graceful_timeout: float = 10.0
