@@ -44,7 +44,7 @@ import uuid
 from bisect import bisect_right
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from millstream.telemetry import (
@@ -57,9 +57,9 @@ from millstream.telemetry import (
     TelemetryEvent,
 )
 
-from ._window import RollingWindow, quantile
+from ._window import RollingWindow, SortedWindow, quantile
 
-__all__ = ["DetectorSettings", "Engine", "Outcome"]
+__all__ = ["Call", "DetectorSettings", "Engine", "Outcome"]
 
 ALERT_NAMESPACE = uuid.UUID("8f6c2a9e-4a57-4f3e-9d0b-6e1b7c3a2d10")
 METRICS = ("latency_ms", "total_tokens", "cost_usd")
@@ -155,7 +155,7 @@ class _KeyState:
         self.windows = {m: RollingWindow(settings.baseline_window) for m in METRICS}
         self.count = 0  # events seen
         self.cusum = 0.0
-        self.psi_reference = {m: RollingWindow(settings.psi_reference) for m in METRICS}
+        self.psi_reference = {m: SortedWindow(settings.psi_reference) for m in METRICS}
         self.psi_current: dict[str, list[float]] = {m: [] for m in METRICS}
         self.errors: deque[int] = deque()  # the long window of 0/1
         self.errors_sum = 0
@@ -187,7 +187,7 @@ class _KeyState:
         key.cusum = float(state["cusum"])
         key.count = int(state["count"])
         key.psi_reference = {
-            m: RollingWindow.from_state(settings.psi_reference, s)
+            m: SortedWindow.from_state(settings.psi_reference, s)
             for m, s in state["psi_reference"].items()
         }
         key.psi_current = {m: [float(v) for v in vs] for m, vs in state["psi_current"].items()}
@@ -230,51 +230,59 @@ class Engine:
 
     def process(self, event: TelemetryEvent, *, source: str, position: int) -> Outcome:
         """Check ``event`` against its baselines, then learn from it."""
+        return self.process_call(Call.of(event), source=source, position=position)
+
+    def process_call(self, call: Call, *, source: str, position: int) -> Outcome:
+        """``process`` for what the detectors read of an event (the service's hot path)."""
         settings = self.settings
-        service, model = event.service_name, event.model
-        key_id = (service, model)
-        key = self.keys.get(key_id)
+        key_id = (call.service, call.model)
+        keys = self.keys
+        key = keys.get(key_id)
         if key is None:
-            key = self.keys[key_id] = _KeyState(settings)
-            if len(self.keys) > settings.max_keys:
-                self.keys.popitem(last=False)
+            key = keys[key_id] = _KeyState(settings)
+            if len(keys) > settings.max_keys:
+                keys.popitem(last=False)
         else:
-            self.keys.move_to_end(key_id)
-        timestamp = event.timestamp
-        seconds = (
-            timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp
-        ).timestamp()
-        if seconds > self.clock:
-            self.clock = seconds
+            keys.move_to_end(key_id)
+        if call.seconds > self.clock:
+            self.clock = call.seconds
         self.processed += 1
         key.count += 1
 
-        values = {
-            "latency_ms": float(event.latency_ms),
-            "total_tokens": float(event.total_tokens()),
-            "cost_usd": float(event.cost_usd),
-        }
+        latency, tokens, cost = call.latency, call.tokens, call.cost
         found: list[AnomalyEvent] = []
-        origin = _Origin(event, source, position)
-        for metric in METRICS:
-            self._zscore(key, metric, values[metric], origin, found)
-        self._iqr(key, values["latency_ms"], origin, found)
-        if settings.mad_enabled:
-            self._mad(key, values["latency_ms"], origin, found)
-        self._cusum(key, values["cost_usd"], origin, found)
-        self._errors(key, 1 if event.errors else 0, origin, found)
-        for metric in METRICS:
-            self._psi(key, metric, values[metric], origin, found)
-        for metric in METRICS:
-            key.windows[metric].push(values[metric])
+        origin = _Origin(call, source, position)
+        windows = key.windows
+        latency_window = windows["latency_ms"]
+        if len(latency_window) >= settings.min_samples:
+            self._zscore(key, "latency_ms", latency, origin, found)
+            self._zscore(key, "total_tokens", tokens, origin, found)
+            self._zscore(key, "cost_usd", cost, origin, found)
+            self._iqr(key, latency, origin, found)
+            if settings.mad_enabled:
+                self._mad(key, latency, origin, found)
+            self._cusum(key, cost, origin, found)
+        self._errors(key, call.failed, origin, found)
+        self._psi(key, "latency_ms", latency, origin, found)
+        self._psi(key, "total_tokens", tokens, origin, found)
+        self._psi(key, "cost_usd", cost, origin, found)
+        latency_window.push(latency)
+        windows["total_tokens"].push(tokens)
+        windows["cost_usd"].push(cost)
 
         outcome = Outcome(detections=found)
-        for anomaly in found:
-            dedup_key = (service, model, anomaly.anomaly_type.value, anomaly.severity.value)
-            last = self.last_alert.get(dedup_key)
-            if last is None or self.clock - last >= settings.dedup_seconds:
-                self.last_alert[dedup_key] = self.clock
-                outcome.alerts.append(anomaly)
+        if found:
+            for anomaly in found:
+                dedup_key = (
+                    call.service,
+                    call.model,
+                    anomaly.anomaly_type.value,
+                    anomaly.severity.value,
+                )
+                last = self.last_alert.get(dedup_key)
+                if last is None or self.clock - last >= settings.dedup_seconds:
+                    self.last_alert[dedup_key] = self.clock
+                    outcome.alerts.append(anomaly)
         return outcome
 
     # -- detectors ---------------------------------------------------------------------------
@@ -283,14 +291,12 @@ class Engine:
         self, key: _KeyState, metric: str, value: float, origin: _Origin, found: Found
     ) -> None:
         settings = self.settings
-        window = key.windows[metric]
-        if len(window) < settings.min_samples:
-            return
-        mean = window.mean
-        std = max(window.std, abs(mean) * settings.relative_floor, 1e-12)
+        mean, std = key.windows[metric].mean_std()
+        std = max(std, abs(mean) * settings.relative_floor, 1e-12)
         z = (value - mean) / std
         if z <= settings.zscore_threshold:
             return
+        window = key.windows[metric]
         confidence = min(0.99, max(0.5, 1 - 1 / (1 + (z - settings.zscore_threshold))))
         found.append(
             origin.anomaly(
@@ -320,8 +326,6 @@ class Engine:
     ) -> None:
         settings = self.settings
         window = key.windows["latency_ms"]
-        if len(window) < settings.min_samples:
-            return
         q1, median, q3 = window.quantile(0.25), window.median, window.quantile(0.75)
         iqr = max(q3 - q1, abs(median) * settings.relative_floor, 1e-12)
         upper = q3 + settings.iqr_multiplier * iqr
@@ -407,10 +411,8 @@ class Engine:
     ) -> None:
         settings = self.settings
         window = key.windows["cost_usd"]
-        if len(window) < settings.min_samples:
-            return
-        mean = window.mean
-        std = max(window.std, abs(mean) * settings.relative_floor, 1e-12)
+        mean, std = window.mean_std()
+        std = max(std, abs(mean) * settings.relative_floor, 1e-12)
         step = min((value - mean) / std, settings.zscore_threshold)
         key.cusum = max(0.0, key.cusum + step - settings.cusum_slack)
         if key.cusum <= settings.cusum_threshold:
@@ -506,13 +508,12 @@ class Engine:
                 return
             self._psi_check(reference, current, metric, origin, found)
         finally:
-            for item in current:
-                reference.push(item)
+            reference.extend(current)
             current.clear()
 
     def _psi_check(
         self,
-        reference: RollingWindow,
+        reference: SortedWindow,
         current: list[float],
         metric: str,
         origin: _Origin,
@@ -551,7 +552,7 @@ class Engine:
             severity = Severity.MEDIUM
         normalized = min(excess / settings.psi_significant, 1.0)
         confidence = min(0.99, 1 / (1 + math.exp(-5 * (normalized - 0.5))))
-        ref_mean = reference.mean
+        ref_mean = reference.mean()
         cur_mean = sum(current) / n
         found.append(
             origin.anomaly(
@@ -606,13 +607,78 @@ class Engine:
         return engine
 
 
+class Call:
+    """What the detectors read of one telemetry event. The service builds it straight from the
+    parsed JSON (``_validation.fast_call``); ``Call.of`` takes a ``TelemetryEvent``."""
+
+    __slots__ = (
+        "cost",
+        "event_id",
+        "failed",
+        "latency",
+        "metadata",
+        "model",
+        "seconds",
+        "service",
+        "tokens",
+        "trace_id",
+        "when",
+    )
+
+    def __init__(
+        self,
+        service: str,
+        model: str,
+        latency: float,
+        tokens: float,
+        cost: float,
+        failed: int,
+        when: datetime,
+        trace_id: str | None,
+        metadata: dict[str, str],
+        event_id: str,
+    ) -> None:
+        self.service = service
+        self.model = model
+        self.latency = latency
+        self.tokens = tokens
+        self.cost = cost
+        self.failed = failed
+        self.when = when  # naive UTC, as TelemetryEvent keeps it
+        self.seconds = (when - _EPOCH).total_seconds()
+        self.trace_id = trace_id
+        self.metadata = metadata
+        self.event_id = event_id
+
+    @classmethod
+    def of(cls, event: TelemetryEvent) -> Call:
+        when = event.timestamp
+        if when.tzinfo is not None:
+            when = when.astimezone(UTC).replace(tzinfo=None)
+        return cls(
+            event.service_name,
+            event.model,
+            float(event.latency_ms),
+            float(event.total_tokens()),
+            float(event.cost_usd),
+            1 if event.errors else 0,
+            when,
+            event.trace_id,
+            event.metadata,
+            str(event.event_id),
+        )
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
 class _Origin:
-    """The event a detection comes from, and how its anomaly is filled in."""
+    """The call a detection comes from, and how its anomaly is filled in."""
 
-    __slots__ = ("event", "position", "source")
+    __slots__ = ("call", "position", "source")
 
-    def __init__(self, event: TelemetryEvent, source: str, position: int) -> None:
-        self.event = event
+    def __init__(self, call: Call, source: str, position: int) -> None:
+        self.call = call
         self.source = source
         self.position = position
 
@@ -630,7 +696,7 @@ class _Origin:
         root_cause: str,
         remediation: list[str],
     ) -> AnomalyEvent:
-        event = self.event
+        call = self.call
         details.value = _finite(details.value)
         details.baseline = _finite(details.baseline)
         details.threshold = _finite(details.threshold)
@@ -640,22 +706,22 @@ class _Origin:
         name = f"{self.source}:{self.position}:{detector}:{details.metric}"
         return AnomalyEvent(
             alert_id=uuid.uuid5(ALERT_NAMESPACE, name),
-            timestamp=event.timestamp,
+            timestamp=call.when,
             severity=severity,
             anomaly_type=kind,
-            service_name=event.service_name,
-            model=event.model,
+            service_name=call.service,
+            model=call.model,
             detection_method=method,
             confidence=_finite(confidence),
             details=details,
             context=AnomalyContext(
-                trace_id=event.trace_id,
-                user_id=event.metadata.get("user_id"),
-                region=event.metadata.get("region"),
+                trace_id=call.trace_id,
+                user_id=call.metadata.get("user_id"),
+                region=call.metadata.get("region"),
                 time_window=window,
                 sample_count=samples,
                 additional={
-                    "event_id": str(event.event_id),
+                    "event_id": call.event_id,
                     "source": self.source,
                     "offset": str(self.position),
                 },

@@ -37,7 +37,7 @@ from millstream.telemetry import DEFAULT_TOPIC, AnomalyEvent, ValidationError
 from .._service import Route, Service
 from ._detectors import DetectorSettings, Engine
 from ._progress import CHECKPOINTS, NAMESPACE, STATE_KEY, Progress
-from ._validation import mask_pii, parse_event
+from ._validation import mask_pii, parse_call
 
 __all__ = [
     "ANOMALIES_TOPIC",
@@ -173,10 +173,10 @@ class SentinelService(Service):
                     if offset >= end:
                         break
                     try:
-                        event = parse_event(payload)
+                        call = parse_call(payload)
                     except ValidationError:
                         continue
-                    engine.process(event, source=path, position=offset)
+                    engine.process_call(call, source=path, position=offset)
                 position = result.start + len(result.payloads)
         self.progress, self._version, self.engine = progress, item.version, engine
         log.info(
@@ -264,11 +264,11 @@ class SentinelService(Service):
         engine = self.engine
         for offset, payload in enumerate(payloads, start=start):
             try:
-                event = parse_event(payload)
+                call = parse_call(payload)
             except ValidationError as exc:
                 dead.append(_dead_letter(path, offset, exc.message, payload))
                 continue
-            anomalies.extend(engine.process(event, source=path, position=offset).alerts)
+            anomalies.extend(engine.process_call(call, source=path, position=offset).alerts)
         end = start + len(payloads)
         progress = self.progress.copy()
         progress.positions[path] = end

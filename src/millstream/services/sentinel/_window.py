@@ -14,7 +14,7 @@ from bisect import bisect_left, insort
 from collections import deque
 from typing import Any
 
-__all__ = ["RollingWindow", "quantile"]
+__all__ = ["RollingWindow", "SortedWindow", "quantile"]
 
 RESUM_EVERY = 10_000
 
@@ -28,6 +28,41 @@ def quantile(ordered: list[float], q: float) -> float:
         return ordered[last]
     fraction = position - low
     return ordered[low] + (ordered[low + 1] - ordered[low]) * fraction
+
+
+class SortedWindow:
+    """The last ``size`` values pushed, kept sorted too (quantiles only: PSI's reference)."""
+
+    __slots__ = ("ordered", "size", "values")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: deque[float] = deque()
+        self.ordered: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def extend(self, items: list[float]) -> None:
+        values, ordered = self.values, self.ordered
+        values.extend(items)
+        while len(values) > self.size:
+            del ordered[bisect_left(ordered, values.popleft())]
+        for item in items:
+            insort(ordered, item)
+
+    def mean(self) -> float:
+        return math.fsum(self.values) / len(self.values)
+
+    def to_state(self) -> list[float]:
+        return list(self.values)
+
+    @classmethod
+    def from_state(cls, size: int, values: list[float]) -> SortedWindow:
+        window = cls(size)
+        window.values = deque(float(v) for v in values)
+        window.ordered = sorted(window.values)
+        return window
 
 
 class RollingWindow:
@@ -74,6 +109,12 @@ class RollingWindow:
         count = len(self.values)
         mean = self._sum / count
         return math.sqrt(max(0.0, self._sumsq / count - mean * mean))
+
+    def mean_std(self) -> tuple[float, float]:
+        """Mean and population standard deviation in one step."""
+        count = len(self.values)
+        mean = self._sum / count
+        return mean, math.sqrt(max(0.0, self._sumsq / count - mean * mean))
 
     def quantile(self, q: float) -> float:
         return quantile(self.ordered, q)
