@@ -108,9 +108,18 @@ def test_masking() -> None:
     assert masked == (
         "mail [EMAIL_REDACTED], card [NUMBER_REDACTED], ssn [SSN_REDACTED], year 2024"
     )
-    event = {**BASE, "metadata": {"region": "eu", "API_KEY": "k", "user_password": "p"}}
+    event = {
+        **BASE,
+        "metadata": {
+            "region": "eu",
+            "API_KEY": "k",
+            "user_password": "p",
+            "access-token": "t",
+            "time_to_first_token_ms": "12.5",
+        },
+    }
     event["prompt"] = {**BASE["prompt"], "text": "call +1 415 555 0100 x"}
     shown = sanitized(event)
-    assert shown["metadata"] == {"region": "eu"}
+    assert shown["metadata"] == {"region": "eu", "time_to_first_token_ms": "12.5"}
     assert "555" not in shown["prompt"]["text"]
     assert event["metadata"]["API_KEY"] == "k"  # the original is untouched

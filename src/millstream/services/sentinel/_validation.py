@@ -37,7 +37,12 @@ MAX_COST_USD = 100.0
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _LONG_DIGITS = re.compile(r"\b\d(?:[ -]?\d){8,18}\b")  # cards, phone and account numbers
-_SECRET_KEYS = re.compile(r"api[_-]?key|password|passwd|secret|token|authorization", re.I)
+# metadata keys that name a credential: the whole key, or its last part (``openai_api_key``)
+_SECRET_KEYS = re.compile(
+    r"(?:^|[_.-])(?:api[_-]?key|password|passwd|secret|secret[_-]key|private[_-]key|"
+    r"token|access[_-]token|auth[_-]token|refresh[_-]token|authorization)$",
+    re.I,
+)
 
 
 def check_limits(event: TelemetryEvent) -> None:
