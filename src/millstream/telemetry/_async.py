@@ -102,8 +102,8 @@ class AsyncSentinelClient:
     def _offer(self, event: TelemetryEvent) -> None:
         assert self._delivery is not None
         assert self._wake is not None
-        self._delivery.offer(event)
-        self._wake.set()
+        if self._delivery.offer(event):
+            self._wake.set()
 
     async def track(
         self,

@@ -74,12 +74,17 @@ class Delivery:
 
     # -- the caller's side ------------------------------------------------------------
 
-    def offer(self, event: TelemetryEvent) -> None:
-        """Queue ``event``; past ``queue_size`` write it to the spool, else count it dropped."""
-        if len(self.queue) < self.config.queue_size:
-            self.queue.append(event)
-        else:
-            self.to_spool([event.to_json()], "the in-memory queue is full")
+    def offer(self, event: TelemetryEvent) -> bool:
+        """Queue ``event``; past ``queue_size`` write it to the spool, else count it dropped.
+        True when the sender should be woken: the queue was empty, or holds a full batch
+        (in between, the sender is already busy or about to look)."""
+        queue = self.queue
+        size = len(queue)
+        if size < self.config.queue_size:
+            queue.append(event)
+            return size == 0 or size + 1 == BATCH
+        self.to_spool([event.to_json()], "the in-memory queue is full")
+        return False
 
     # -- the sender's side ------------------------------------------------------------
 

@@ -140,8 +140,8 @@ class SentinelClient:
         if not isinstance(event, TelemetryEvent):
             raise ValidationError("send() takes a TelemetryEvent")
         if self._delivery is not None:
-            self._delivery.offer(event)
-            self._wake.set()
+            if self._delivery.offer(event):
+                self._wake.set()
             return
         self._send_and_wait(event, timeout)
 
