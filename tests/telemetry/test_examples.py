@@ -4,13 +4,18 @@ each exits 0 with its output, and the Sentinel receives every event they send.""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import openai
+import pytest
 
+from millstream.telemetry import SentinelClient
 from servers import REPO
 
 from .brokers import millstream
@@ -71,3 +76,45 @@ def test_examples_against_a_real_server(tmp_path: Path) -> None:
         assert float(streamed["metadata"]["time_to_first_token_ms"]) > 0
         haiku = next(e for e in events if e["model"] == "gpt-4-turbo")
         assert haiku["trace_id"] == "trace-abc-123"
+
+
+def doc_block(heading: str) -> str:
+    text = (REPO / "docs" / "telemetry.md").read_text()
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, heading
+    (block,) = re.findall(r"```python\n(.*?)```", match.group(1), re.S)
+    return block
+
+
+def test_docs_quick_start_and_instrumenting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with millstream(tmp_path / "data") as server, fake_provider() as provider:
+        quick = doc_block("Quick start").replace("localhost:9092", server.bootstrap)
+        namespace: dict[str, Any] = {}
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the default spool
+        exec(compile(quick, "<docs/telemetry.md>", "exec"), namespace)
+
+        oa = openai.OpenAI(base_url=f"{provider}/v1", api_key="test", max_retries=0)
+        with SentinelClient(brokers=[server.bootstrap]) as client:
+            namespace = {
+                "client": client,
+                "openai_client": oa,
+                "messages": [{"role": "user", "content": "hi"}],
+                "price": lambda model, prompt, completion: 1e-6 * (prompt + completion),
+            }
+            exec(
+                compile(doc_block("Instrumenting calls"), "<docs/telemetry.md>", "exec"), namespace
+            )
+            namespace["ask"](messages=[{"role": "user", "content": "decorated"}], model="gpt-4o")
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{server.url}/health").json()["services"]["sentinel"]["processed"] < 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        events = httpx.get(f"{server.url}/api/v1/telemetry").json()["data"]
+        assert [e["service_name"] for e in events].count("chat-api") == 4
+        answer = httpx.get(
+            f"{server.url}/api/v1/anomalies",
+            params={"service": "chat-api", "severity": "high,critical"},
+        )
+        assert answer.status_code == 200
