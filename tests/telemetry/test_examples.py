@@ -107,12 +107,19 @@ def test_docs_quick_start_and_instrumenting(
                 compile(doc_block("Instrumenting calls"), "<docs/telemetry.md>", "exec"), namespace
             )
             namespace["ask"](messages=[{"role": "user", "content": "decorated"}], model="gpt-4o")
+        readme = (REPO / "README.md").read_text().split("## LLM telemetry", 1)[1]
+        (block,) = re.findall(r"```python\n(.*?)```", readme.split("\n## ", 1)[0], re.S)
+        namespace = {"openai_client": oa, "messages": [{"role": "user", "content": "readme"}]}
+        exec(
+            compile(block.replace("localhost:9092", server.bootstrap), "<README>", "exec"),
+            namespace,
+        )
         deadline = time.monotonic() + 30
-        while httpx.get(f"{server.url}/health").json()["services"]["sentinel"]["processed"] < 4:
+        while httpx.get(f"{server.url}/health").json()["services"]["sentinel"]["processed"] < 5:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         events = httpx.get(f"{server.url}/api/v1/telemetry").json()["data"]
-        assert [e["service_name"] for e in events].count("chat-api") == 4
+        assert [e["service_name"] for e in events].count("chat-api") == 5
         answer = httpx.get(
             f"{server.url}/api/v1/anomalies",
             params={"service": "chat-api", "severity": "high,critical"},
