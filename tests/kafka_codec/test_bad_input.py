@@ -112,7 +112,7 @@ def test_bytes_after_a_valid_body_are_a_decode_error(frames: list[bytes]) -> Non
         # Metadata v9: a varint that never ends
         (header(3, 9, True) + b"\xff" * 8, "varint"),
         # Metadata v9: a header tag claiming more bytes than there are
-        (i16(3) + i16(9) + i32(1) + i16(-1) + b"\x01\x00\x7f" + b"\x00", "header"),
+        (i16(3) + i16(9) + i32(1) + i16(-1) + b"\x01\x00\x7f" + b"\x00", "tagged field"),
         # Metadata v1: a topic name that is not UTF-8
         (header(3, 1) + i32(1) + i16(2) + b"\xff\xfe", "malformed"),
         # a client id running past the end

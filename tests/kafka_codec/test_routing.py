@@ -179,6 +179,11 @@ def test_a_response_for_another_api_is_an_encode_error() -> None:
         codec.encode_response(codec.RequestHeader(3, 1, 1), codec.ProduceResponse())
 
 
+def test_a_response_at_a_version_we_do_not_speak_is_an_encode_error() -> None:
+    with pytest.raises(codec.EncodeError, match="outside 3-10"):
+        codec.encode_response(codec.RequestHeader(0, 11, 1), codec.ProduceResponse())
+
+
 @pytest.mark.parametrize(
     "bad",
     [

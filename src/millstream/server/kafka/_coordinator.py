@@ -102,7 +102,8 @@ class Group:
     protocol_name: str | None = None
     leader: str = ""
     members: dict[str, Member] = field(default_factory=dict)
-    pending: set[str] = field(default_factory=set)  # ids handed out by MEMBER_ID_REQUIRED
+    #: ids handed out by MEMBER_ID_REQUIRED, forgotten after a session timeout if unused
+    pending: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     rebalance_timer: asyncio.TimerHandle | None = None
     initial: bool = False  # the rebalance timer is the initial delay of an empty group
 
@@ -139,13 +140,17 @@ class Group:
         if not member_id:
             member_id = f"{client_id or 'member'}-{uuid.uuid4()}"
             if require_known_id:
-                self.pending.add(member_id)
+                self.pending[member_id] = loop.call_later(
+                    session_timeout_ms / 1000, self.pending.pop, member_id, None
+                )
                 answer.set_result(JoinOutcome(ErrorCode.MEMBER_ID_REQUIRED, member_id))
                 return answer
         elif member_id not in self.members and member_id not in self.pending:
             answer.set_result(JoinOutcome(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
             return answer
-        self.pending.discard(member_id)
+        waiting = self.pending.pop(member_id, None)
+        if waiting is not None:
+            waiting.cancel()
         rebalance_ms = rebalance_timeout_ms if rebalance_timeout_ms > 0 else session_timeout_ms
         rebalance_timeout = rebalance_ms / 1000
         member = self.members.get(member_id)
@@ -305,8 +310,9 @@ class Group:
         return ErrorCode.NONE
 
     def leave(self, member_id: str) -> ErrorCode:
-        if member_id in self.pending:
-            self.pending.discard(member_id)
+        waiting = self.pending.pop(member_id, None)
+        if waiting is not None:
+            waiting.cancel()
             return ErrorCode.NONE
         if member_id not in self.members:
             return ErrorCode.UNKNOWN_MEMBER_ID
@@ -377,6 +383,8 @@ class Group:
         """Shutdown: answer every parked request, stop every timer."""
         if self.rebalance_timer is not None:
             self.rebalance_timer.cancel()
+        for waiting in self.pending.values():
+            waiting.cancel()
         for member in self.members.values():
             self._stop_expiry(member)
             if member.joined is not None and not member.joined.done():

@@ -8,7 +8,7 @@ This node is the coordinator of every group.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from millstream.log import is_topic_name
 
@@ -38,6 +38,8 @@ from .codec import (
     OffsetCommitResponsePartition,
     OffsetCommitResponseTopic,
     OffsetFetchRequest,
+    OffsetFetchRequestTopic,
+    OffsetFetchRequestTopics,
     OffsetFetchResponse,
     OffsetFetchResponseGroup,
     OffsetFetchResponsePartition,
@@ -225,63 +227,39 @@ async def offset_commit(
 async def offset_fetch(
     broker: Broker, header: RequestHeader, body: OffsetFetchRequest
 ) -> OffsetFetchResponse:
+    """One group before v8; a list of groups from v8 (same fields, other message types)."""
     if header.api_version < 8:
-        wanted = (
-            None if body.topics is None else [(t.name, t.partition_indexes) for t in body.topics]
-        )
-        found = await _fetch_offsets(broker, body.group_id, wanted)
-        return OffsetFetchResponse(
-            topics=[
-                OffsetFetchResponseTopic(
-                    name=name,
-                    partitions=[
-                        OffsetFetchResponsePartition(
-                            partition_index=p,
-                            committed_offset=o,
-                            committed_leader_epoch=e,
-                            metadata=m,
-                        )
-                        for p, o, e, m in parts
-                    ],
-                )
-                for name, parts in found
-            ]
-        )
+        found = await _fetch_offsets(broker, body.group_id, _wanted(body.topics))
+        topics = [
+            OffsetFetchResponseTopic(
+                name=name, partitions=[OffsetFetchResponsePartition(**row) for row in rows]
+            )
+            for name, rows in found
+        ]
+        return OffsetFetchResponse(topics=topics)
     groups: list[OffsetFetchResponseGroup] = []
     for request in body.groups:
-        wanted = (
-            None
-            if request.topics is None
-            else [(t.name, t.partition_indexes) for t in request.topics]
-        )
-        found = await _fetch_offsets(broker, request.group_id, wanted)
-        groups.append(
-            OffsetFetchResponseGroup(
-                group_id=request.group_id,
-                topics=[
-                    OffsetFetchResponseTopics(
-                        name=name,
-                        partitions=[
-                            OffsetFetchResponsePartitions(
-                                partition_index=p,
-                                committed_offset=o,
-                                committed_leader_epoch=e,
-                                metadata=m,
-                            )
-                            for p, o, e, m in parts
-                        ],
-                    )
-                    for name, parts in found
-                ],
+        found = await _fetch_offsets(broker, request.group_id, _wanted(request.topics))
+        per_topic = [
+            OffsetFetchResponseTopics(
+                name=name, partitions=[OffsetFetchResponsePartitions(**row) for row in rows]
             )
-        )
+            for name, rows in found
+        ]
+        groups.append(OffsetFetchResponseGroup(group_id=request.group_id, topics=per_topic))
     return OffsetFetchResponse(groups=groups)
+
+
+def _wanted(
+    topics: Sequence[OffsetFetchRequestTopic | OffsetFetchRequestTopics] | None,
+) -> list[tuple[str, Sequence[int]]] | None:
+    return None if topics is None else [(t.name, t.partition_indexes) for t in topics]
 
 
 async def _fetch_offsets(
     broker: Broker, group_id: str, wanted: Sequence[tuple[str, Sequence[int]]] | None
-) -> list[tuple[str, list[tuple[int, int, int, str]]]]:
-    """``(topic, [(partition, offset, leader epoch, metadata)])``; -1 where nothing is
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``(topic, [partition fields])`` as OffsetFetch answers them: -1 where nothing is
     committed; every committed partition when ``wanted`` is ``None``."""
     committed = await broker.group_store.committed(group_id)
     if wanted is None:
@@ -289,15 +267,19 @@ async def _fetch_offsets(
         for topic, partition in sorted(committed):
             by_topic.setdefault(topic, []).append(partition)
         wanted = list(by_topic.items())
-    out: list[tuple[str, list[tuple[int, int, int, str]]]] = []
+    out: list[tuple[str, list[dict[str, Any]]]] = []
     for topic, partitions in wanted:
-        rows: list[tuple[int, int, int, str]] = []
+        rows: list[dict[str, Any]] = []
         for partition in partitions:
             entry = committed.get((topic, partition))
-            if entry is None:
-                rows.append((partition, -1, -1, ""))
-            else:
-                rows.append((partition, entry.offset, entry.leader_epoch, entry.metadata))
+            rows.append(
+                {
+                    "partition_index": partition,
+                    "committed_offset": -1 if entry is None else entry.offset,
+                    "committed_leader_epoch": -1 if entry is None else entry.leader_epoch,
+                    "metadata": "" if entry is None else entry.metadata,
+                }
+            )
         out.append((topic, rows))
     return out
 

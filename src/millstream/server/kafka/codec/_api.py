@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from ._compile import Encoder, decoder, encoder, read_uvarint
+from ._compile import Encoder, decoder, encoder, skip_tags
 from ._error_codes import ErrorCode
 from ._errors import DecodeError, EncodeError, UnsupportedApiKey, UnsupportedVersion
 from ._headers import RequestHeader
@@ -247,7 +247,7 @@ def decode_request(frame: bytes) -> Request:
         elif n != -1:
             raise DecodeError(f"negative client id length {n}")
         if flexible_from is not None and api_version >= flexible_from:
-            pos = _skip_header_tags(frame, pos)
+            pos = skip_tags(frame, pos)
         body, pos = decoder(cls, api_version)(frame, pos)
     except _MALFORMED as exc:
         header = RequestHeader(api_key, api_version, correlation_id, client_id)
@@ -261,17 +261,6 @@ def decode_request(frame: bytes) -> Request:
             header=RequestHeader(api_key, api_version, correlation_id, client_id),
         )
     return _request(api_key, api_version, correlation_id, client_id, body)
-
-
-def _skip_header_tags(frame: bytes, pos: int) -> int:
-    count, pos = read_uvarint(frame, pos)
-    for _ in range(min(count, len(frame))):
-        _, pos = read_uvarint(frame, pos)
-        size, pos = read_uvarint(frame, pos)
-        pos += size
-    if pos > len(frame):
-        raise DecodeError("truncated request header tagged fields")
-    return pos
 
 
 def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes | memoryview]:
@@ -296,7 +285,9 @@ def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes | m
             version = 0  # clients read any ApiVersions error as a v0 body (KIP-511)
         flexible_header = False
     else:
-        flexible_from = body.FLEXIBLE_FROM
+        low, high, _, flexible_from = _ROUTES[key]
+        if not low <= version <= high:
+            raise EncodeError(f"API key {key} version {version} is outside {low}-{high}")
         flexible_header = flexible_from is not None and version >= flexible_from
     out = bytearray(_HEAD_RESPONSE.pack(0, header.correlation_id))
     if flexible_header:
@@ -341,7 +332,7 @@ def decode_response(api_key: int, api_version: int, frame: bytes) -> tuple[int, 
             if _I16.unpack_from(frame, pos)[0]:
                 api_version = 0  # an error comes with a v0 body, as encode_response writes it
         elif flexible:
-            pos = _skip_header_tags(frame, pos)
+            pos = skip_tags(frame, pos)
         body, pos = decoder(cls, api_version)(frame, pos)
     except _MALFORMED as exc:
         if isinstance(exc, DecodeError):

@@ -36,7 +36,7 @@ from ._errors import DecodeError
 from ._fields import INT_TYPES, LAST_VERSION, Field
 from ._primitives import RecordData
 
-__all__ = ["CHUNK_MIN", "Decoder", "Encoder", "decoder", "encoder", "read_uvarint"]
+__all__ = ["CHUNK_MIN", "Decoder", "Encoder", "decoder", "encoder", "read_uvarint", "skip_tags"]
 
 Decoder = Callable[[bytes, int], tuple[Any, int]]
 Encoder = Callable[[Any, bytearray, list[bytes | memoryview]], None]
@@ -76,8 +76,8 @@ def _uvarint_tail(buf: bytes, pos: int, first: int) -> tuple[int, int]:
     return value, pos
 
 
-def _skip_tags(buf: bytes, pos: int) -> int:
-    """Skip a tagged-fields section of tags this version does not know."""
+def skip_tags(buf: bytes, pos: int) -> int:
+    """Skip a tagged-fields section of tags this version does not know (or a header's)."""
     count, pos = read_uvarint(buf, pos)
     if count > len(buf) - pos:
         raise DecodeError("more tagged fields than bytes")
@@ -150,7 +150,7 @@ class _Unit:
             "_uvarint_tail": _uvarint_tail,
             "read_uvarint": read_uvarint,
             "write_uvarint": write_uvarint,
-            "_skip_tags": _skip_tags,
+            "skip_tags": skip_tags,
             "_write_records": _write_records,
             "_unpack_from": struct.unpack_from,
             "_pack": struct.pack,
@@ -368,7 +368,7 @@ class _Unit:
 
     def _no_tags(self) -> list[str]:
         # the common case, a single 0 byte, without a call
-        return ["if buf[pos]:", "    pos = _skip_tags(buf, pos)", "else:", "    pos += 1"]
+        return ["if buf[pos]:", "    pos = skip_tags(buf, pos)", "else:", "    pos += 1"]
 
     def _decode_tags(self, cls: type, tagged: list[tuple[str, Field]]) -> list[str]:
         owner = cls.__name__

@@ -38,7 +38,7 @@ class PartitionProduceData:
 class TopicProduceData:
     """Part of ``ProduceRequest``."""
 
-    name: Annotated[str, String("0-12")] = ""
+    name: Annotated[str, String("0+")] = ""
     partition_data: Annotated[
         Sequence[PartitionProduceData], Array("0+", PartitionProduceData)
     ] = ()
@@ -95,7 +95,7 @@ class PartitionProduceResponse:
 class TopicProduceResponse:
     """Part of ``ProduceResponse``."""
 
-    name: Annotated[str, String("0-12")] = ""
+    name: Annotated[str, String("0+")] = ""
     partition_responses: Annotated[
         Sequence[PartitionProduceResponse], Array("0+", PartitionProduceResponse)
     ] = ()
