@@ -201,6 +201,17 @@ class SentinelConfig:
         # Kafka idempotence requires acks=all; with acks 0/1 it is off rather than an error.
         return self.enable_idempotence and self.acks == "all"
 
+    def _sasl_settings(self) -> dict[str, Any]:
+        """SASL settings under the names both kafka-python and aiokafka use."""
+        if not self.security_protocol.startswith("SASL_"):
+            return {}
+        settings: dict[str, Any] = {"sasl_mechanism": self.sasl_mechanism}
+        if self.sasl_username:
+            settings["sasl_plain_username"] = self.sasl_username
+        if self.sasl_password:
+            settings["sasl_plain_password"] = self.sasl_password
+        return settings
+
     def to_kafka_config(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python 3's ``KafkaProducer``."""
         config: dict[str, Any] = {
@@ -224,12 +235,7 @@ class SentinelConfig:
             "metadata_max_age_ms": self.metadata_max_age_ms,
             "security_protocol": self.security_protocol,
         }
-        if self.security_protocol.startswith("SASL_"):
-            config["sasl_mechanism"] = self.sasl_mechanism
-            if self.sasl_username:
-                config["sasl_plain_username"] = self.sasl_username
-            if self.sasl_password:
-                config["sasl_plain_password"] = self.sasl_password
+        config.update(self._sasl_settings())
         if self.ssl_ca_location:
             config["ssl_cafile"] = self.ssl_ca_location
         if self.ssl_cert_location:
@@ -255,12 +261,7 @@ class SentinelConfig:
             "enable_idempotence": self._idempotent(),
             "security_protocol": self.security_protocol,
         }
-        if self.security_protocol.startswith("SASL_"):
-            config["sasl_mechanism"] = self.sasl_mechanism
-            if self.sasl_username:
-                config["sasl_plain_username"] = self.sasl_username
-            if self.sasl_password:
-                config["sasl_plain_password"] = self.sasl_password
+        config.update(self._sasl_settings())
         if self.security_protocol in ("SSL", "SASL_SSL") or self.ssl_ca_location:
             config["ssl_context"] = self.ssl_context()
         config.update(self.additional_config)

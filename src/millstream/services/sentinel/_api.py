@@ -105,7 +105,7 @@ class SentinelApi:
     # -- reads ---------------------------------------------------------------------------------
 
     async def _anomalies(self, query: dict[str, str]) -> dict[str, Any]:
-        service, model = query.get("service"), query.get("model")
+        common = _common_filter(query)
         severities = _severities(query.get("severity"))
         kind = query.get("anomaly_type")
         if kind is not None:
@@ -115,35 +115,22 @@ class SentinelApi:
                 raise ApiError(
                     400, "invalid_anomaly_type", f"unknown anomaly_type {kind!r}"
                 ) from None
-        since = _since(query.get("since"))
         limit = _limit(query.get("limit"))
 
         def keep(item: dict[str, Any]) -> bool:
             return (
-                (service is None or item.get("service_name") == service)
-                and (model is None or item.get("model") == model)
-                and (severities is None or item.get("severity") in severities)
+                (severities is None or item.get("severity") in severities)
                 and (kind is None or item.get("anomaly_type") == kind)
-                and (since is None or _time_of(item) >= since)
+                and common(item)
             )
 
         found = await self._scan([self.service.anomalies_topic], keep, limit)
         return {"data": found, "count": len(found)}
 
     async def _telemetry(self, query: dict[str, str]) -> dict[str, Any]:
-        service, model = query.get("service"), query.get("model")
-        since = _since(query.get("since"))
+        keep = _common_filter(query)
         limit = _limit(query.get("limit"))
-
-        def keep(item: dict[str, Any]) -> bool:
-            return (
-                (service is None or item.get("service_name") == service)
-                and (model is None or item.get("model") == model)
-                and (since is None or _time_of(item) >= since)
-            )
-
-        await self.service._discover()
-        found = await self._scan(self.service._sources or [self.service.primary_topic], keep, limit)
+        found = await self._scan(await self.service.sources(), keep, limit)
         found.sort(key=lambda item: str(item.get("timestamp", "")), reverse=True)
         return {
             "data": [sanitized(item) for item in found[:limit]],
@@ -249,6 +236,21 @@ def _query(scope: Scope) -> dict[str, str]:
 def _allow(method: str, allowed: str) -> None:
     if method not in [m.strip() for m in allowed.split(",")]:
         raise ApiError(405, "method_not_allowed", f"{method} is not allowed here", allow=allowed)
+
+
+def _common_filter(query: dict[str, str]) -> Callable[[dict[str, Any]], bool]:
+    """The ``service``, ``model`` and ``since`` filters both reads take."""
+    service, model = query.get("service"), query.get("model")
+    since = _since(query.get("since"))
+
+    def keep(item: dict[str, Any]) -> bool:
+        return (
+            (service is None or item.get("service_name") == service)
+            and (model is None or item.get("model") == model)
+            and (since is None or _time_of(item) >= since)
+        )
+
+    return keep
 
 
 def _limit(value: str | None) -> int:

@@ -158,6 +158,22 @@ class SentinelService(Service):
             self.engine = Engine(self.settings)
             return
         progress = Progress.decode(item.value)
+        try:
+            engine = await self._rebuild(progress)
+        except (LogError, ValueError, KeyError, TypeError, IndexError) as exc:
+            # An unreadable snapshot must not keep the node from starting: go on from the
+            # recorded positions (no anomaly is repeated) with fresh baselines.
+            log.error("sentinel: detector state not restored (%s); starting it afresh", exc)
+            engine = Engine(self.settings)
+        self.progress, self._version, self.engine = progress, item.version, engine
+        log.info(
+            "sentinel: resumed at %s (%d events replayed from the journal)",
+            progress.positions,
+            sum(end - start for _, start, end in progress.journal),
+        )
+
+    async def _rebuild(self, progress: Progress) -> Engine:
+        """The engine as it was after the last committed batch: snapshot plus journal."""
         engine = Engine(self.settings)
         if progress.checkpoint is not None:
             read = await self.store.read(CHECKPOINTS, progress.checkpoint, max_bytes=1)
@@ -178,12 +194,7 @@ class SentinelService(Service):
                         continue
                     engine.process_call(call, source=path, position=offset)
                 position = result.start + len(result.payloads)
-        self.progress, self._version, self.engine = progress, item.version, engine
-        log.info(
-            "sentinel: resumed at %s (%d events replayed from the journal)",
-            progress.positions,
-            sum(end - start for _, start, end in progress.journal),
-        )
+        return engine
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -204,6 +215,11 @@ class SentinelService(Service):
                     await asyncio.wait_for(self._stopping.wait(), 1.0)
                 with contextlib.suppress(Exception):
                     await self._recover()
+
+    async def sources(self) -> list[str]:
+        """The telemetry streams read: every partition of every topic in ``topics``."""
+        await self._discover()
+        return list(self._sources) or [self.primary_topic]
 
     async def _discover(self) -> None:
         now = asyncio.get_running_loop().time()
