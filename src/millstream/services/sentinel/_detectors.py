@@ -152,7 +152,10 @@ class _KeyState:
     )
 
     def __init__(self, settings: DetectorSettings) -> None:
-        self.windows = {m: RollingWindow(settings.baseline_window) for m in METRICS}
+        # only latency needs its values in order (IQR, MAD)
+        self.windows = {
+            m: RollingWindow(settings.baseline_window, ordered=m == "latency_ms") for m in METRICS
+        }
         self.count = 0  # events seen
         self.cusum = 0.0
         self.psi_reference = {m: SortedWindow(settings.psi_reference) for m in METRICS}
@@ -181,7 +184,7 @@ class _KeyState:
     def from_state(cls, settings: DetectorSettings, state: dict[str, Any]) -> _KeyState:
         key = cls(settings)
         key.windows = {
-            m: RollingWindow.from_state(settings.baseline_window, s)
+            m: RollingWindow.from_state(settings.baseline_window, s, ordered=m == "latency_ms")
             for m, s in state["windows"].items()
         }
         key.cusum = float(state["cusum"])

@@ -44,12 +44,12 @@ class SortedWindow:
         return len(self.values)
 
     def extend(self, items: list[float]) -> None:
-        values, ordered = self.values, self.ordered
+        """Add a window's worth at once: re-sorting beats one insertion per value."""
+        values = self.values
         values.extend(items)
         while len(values) > self.size:
-            del ordered[bisect_left(ordered, values.popleft())]
-        for item in items:
-            insort(ordered, item)
+            values.popleft()
+        self.ordered = sorted(values)
 
     def mean(self) -> float:
         return math.fsum(self.values) / len(self.values)
@@ -66,12 +66,14 @@ class SortedWindow:
 
 
 class RollingWindow:
-    """The last ``size`` values pushed."""
+    """The last ``size`` values pushed; with ``ordered=True`` also kept sorted (quantiles,
+    median, MAD), which costs an insertion and a deletion in a sorted list per value."""
 
-    __slots__ = ("_since_resum", "_sum", "_sumsq", "ordered", "size", "values")
+    __slots__ = ("_since_resum", "_sum", "_sumsq", "ordered", "size", "sorted", "values")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, ordered: bool = False) -> None:
         self.size = size
+        self.sorted = ordered
         self.values: deque[float] = deque()
         self.ordered: list[float] = []
         self._sum = 0.0
@@ -84,13 +86,15 @@ class RollingWindow:
     def push(self, value: float) -> None:
         values = self.values
         values.append(value)
-        insort(self.ordered, value)
+        if self.sorted:
+            insort(self.ordered, value)
         self._sum += value
         self._sumsq += value * value
         if len(values) > self.size:
             old = values.popleft()
-            ordered = self.ordered
-            del ordered[bisect_left(ordered, old)]
+            if self.sorted:
+                ordered = self.ordered
+                del ordered[bisect_left(ordered, old)]
             self._sum -= old
             self._sumsq -= old * old
         self._since_resum += 1
@@ -137,10 +141,13 @@ class RollingWindow:
         }
 
     @classmethod
-    def from_state(cls, size: int, state: dict[str, Any]) -> RollingWindow:
-        window = cls(size)
+    def from_state(
+        cls, size: int, state: dict[str, Any], *, ordered: bool = False
+    ) -> RollingWindow:
+        window = cls(size, ordered=ordered)
         window.values = deque(float(v) for v in state["values"])
-        window.ordered = sorted(window.values)
+        if ordered:
+            window.ordered = sorted(window.values)
         window._sum = float(state["sum"])
         window._sumsq = float(state["sumsq"])
         window._since_resum = int(state["since"])
