@@ -22,7 +22,7 @@ from ._config import SentinelConfig
 from ._events import TelemetryEvent
 from ._spool import ClaimedSegment, Spool
 
-__all__ = ["Delivery", "SentinelStats"]
+__all__ = ["BATCH", "Delivery", "SentinelStats"]
 
 log = logging.getLogger("millstream.telemetry")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._config import SentinelConfig
-from ._delivery import Delivery
+from ._delivery import BATCH, Delivery
 from ._errors import SentinelError
 from ._events import PromptInfo, ResponseInfo, TelemetryEvent
 
@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 IDLE_WAIT = 0.05  # seconds the sender sleeps when idle (a wake-up ends it sooner)
+MAX_IN_FLIGHT = 5000  # events handed to the Kafka producer and not yet acknowledged, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ def sender_flow(
     close) is set and the queue is drained, or the deadline passes."""
     config = delivery.config
     request_timeout = config.request_timeout_ms / 1000
+    in_flight_cap = max(BATCH, min(config.queue_size, MAX_IN_FLIGHT))
     connected = False
 
     def stopping() -> bool:
@@ -113,6 +115,11 @@ def sender_flow(
             if stopping():
                 break
             yield Wait(min(0.5, max(0.01, delivery.next_attempt - time.monotonic())))
+            continue
+        if delivery.in_flight >= in_flight_cap:
+            # Acks are due: hand over no more, so the producer's own buffer stays small (its
+            # records would otherwise expire there) and what waits stays in the bounded queue.
+            yield Wait(0.005)
             continue
         batch = delivery.take()
         if not batch:
