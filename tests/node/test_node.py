@@ -20,6 +20,7 @@ from millstream.node import Node, NodeOptions, build_services
 from millstream.server.http._types import Receive, Scope, Send
 from millstream.services import Route, Service
 from millstream.services.kafka_admin import KafkaAdminService
+from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 from servers import REPO
 
@@ -161,8 +162,14 @@ def test_services_from_options() -> None:
     assert [type(s) for s in build_services(store, NodeOptions())] == [
         SubscriptionService,
         KafkaAdminService,
+        SentinelService,
     ]
-    assert build_services(store, NodeOptions(subscriptions=False, kafka_admin=False)) == []
+    assert [type(s) for s in build_services(store, NodeOptions(sentinel=False))] == [
+        SubscriptionService,
+        KafkaAdminService,
+    ]
+    options = NodeOptions(subscriptions=False, kafka_admin=False, sentinel=False)
+    assert build_services(store, options) == []
 
 
 async def test_no_kafka_means_one_door() -> None:

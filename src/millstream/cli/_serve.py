@@ -88,6 +88,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Serve the subscription APIs under /v1/stream/__ds/ (PROTOCOL.md §6-7).",
 )
 @click.option(
+    "--sentinel/--no-sentinel",
+    default=True,
+    show_default=True,
+    help="Run the Sentinel: anomaly detection over the llm-telemetry topic, anomalies on "
+    "llm-anomalies, REST under /api/v1 (docs/telemetry.md).",
+)
+@click.option(
     "--kafka-port",
     default=9092,
     show_default=True,
@@ -153,6 +160,7 @@ def serve_command(
     fsync: str,
     max_body_size: int,
     subscriptions: bool,
+    sentinel: bool,
     kafka_port: int,
     kafka_advertised_host: str | None,
     no_kafka: bool,
@@ -190,5 +198,6 @@ def serve_command(
         kafka_auto_create_topics=kafka_auto_create_topics,
         subscriptions=subscriptions,
         kafka_admin=kafka_admin,
+        sentinel=sentinel,
     )
     sys.exit(run(store, options))

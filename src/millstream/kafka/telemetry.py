@@ -2,7 +2,7 @@
 context carried in record headers (``traceparent``, ``tracestate``), so a consumer's processing
 span continues the producer's trace.
 
-OpenTelemetry is optional (``pip install 'millstream[telemetry]'``). Without it, or with
+OpenTelemetry is optional (``pip install 'millstream[tracing]'``). Without it, or with
 ``enabled=False``, every method is a no-op that costs one attribute check. The client turns it
 on with ``ClientConfig(enable_telemetry=True)``: each ``send`` then opens a ``"{topic} produce"``
 span and writes its context into the record's headers, and each ``poll`` a ``"{topic} consume"``
@@ -58,7 +58,7 @@ class StreamlineTracing:
         if wanted and not OTEL_AVAILABLE:
             logger.warning(
                 "tracing requested but opentelemetry-api is not installed; "
-                "pip install 'millstream[telemetry]'"
+                "pip install 'millstream[tracing]'"
             )
             wanted = False
         self._enabled = wanted

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from millstream.log import Store
 from millstream.services import Service
 from millstream.services.kafka_admin import KafkaAdminService
+from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 
 from ._options import NodeOptions
@@ -33,4 +34,6 @@ def build_services(
         services.append(SubscriptionService(store, public_url=options.public_url))
     if options.kafka_admin:
         services.append(KafkaAdminService(store, kafka_address=kafka_address))
+    if options.sentinel:
+        services.append(SentinelService(store))
     return services
