@@ -78,7 +78,7 @@ def test_tail_follows_and_pretty_prints(url: str) -> None:
     try:
         time.sleep(1.5)  # tail starts at "now": only new messages show
         handle.append({"new": [1, 2]})
-        handle.close()
+        handle.close_stream()
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

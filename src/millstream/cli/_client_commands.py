@@ -94,10 +94,12 @@ def append(target: str, data: str | None, lines: bool) -> None:
         for message in messages:
             value: Any = message
             if json_stream:
+                # A str on a JSON stream is JSON text: valid JSON goes as it is, anything
+                # else as a JSON string.
                 try:
-                    value = orjson.loads(message)
+                    orjson.loads(message)
                 except orjson.JSONDecodeError:
-                    value = message
+                    value = orjson.dumps(message)
             elif lines:
                 value = message + "\n"
             result = handle.append(value)
