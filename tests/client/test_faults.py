@@ -163,7 +163,11 @@ def test_server_killed_and_restarted_reader_resumes(server: Server) -> None:
             for i in range(10):
                 handle.append(i)
             events: list[Any] = []
-            res = stream(url, live="long-poll", retry=RetryPolicy(max_retries=50, initial_delay=0.1, max_delay=0.2))
+            res = stream(
+                url,
+                live="long-poll",
+                retry=RetryPolicy(max_retries=50, initial_delay=0.1, max_delay=0.2),
+            )
             reader = threading.Thread(target=lambda: events.extend(res.iter_events(mode="json")))
             reader.start()
             time.sleep(0.3)

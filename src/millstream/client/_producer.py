@@ -105,6 +105,7 @@ class AsyncIdempotentProducer:
         self._timer: asyncio.TimerHandle | None = None
         self._pending_size = 0
         self._closed = False
+        self._stream_closed: IdempotentAppendResult | None = None
         self._failures: list[BaseException] = []
 
     @property
@@ -294,6 +295,8 @@ class AsyncIdempotentProducer:
     ) -> IdempotentAppendResult:
         """Flush, then close the stream (atomically with ``data`` when given), idempotently:
         repeating it with the same ``seq`` is answered as a duplicate."""
+        if self._stream_closed is not None:
+            return IdempotentAppendResult(self._stream_closed.offset, duplicate=True)
         await self.flush()
         body = b""
         if data is not None:
@@ -316,9 +319,10 @@ class AsyncIdempotentProducer:
         )
         response = await AsyncIO(self._client).run(_core.send_flow(request, self._retry))
         _core.check(response, "close")
-        return IdempotentAppendResult(
+        self._stream_closed = IdempotentAppendResult(
             response.headers.get(_core.NEXT_OFFSET, ""), duplicate=response.status_code == 204
         )
+        return self._stream_closed
 
     async def close(self) -> None:
         """Flush what is queued, refuse further appends, release connections."""

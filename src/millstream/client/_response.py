@@ -105,8 +105,9 @@ class _Batches(_Json):
 
 
 class _Events(_Output[StreamEvent[Any]]):
-    """Data always; an empty chunk (``data=None``) only when it says something new: caught
-    up, or EOF. ``json``/``json_batches``: the chunk's messages as a list."""
+    """Data always; an empty chunk (``data=None``) when up to date or at EOF, so a live
+    reader hears of every long-poll or SSE round that brought nothing (and can stop).
+    ``json``/``json_batches``: the chunk's messages as a list."""
 
     method, sse_ok = "iter_events", True
 
@@ -116,12 +117,10 @@ class _Events(_Output[StreamEvent[Any]]):
         self._mode = mode
         self._encoding = encoding
         self._decode = decode
-        self._last_up_to_date = False
 
     def feed(self, chunk: Chunk) -> list[StreamEvent[Any]]:
-        if chunk.empty and not chunk.closed and (self._last_up_to_date or not chunk.up_to_date):
+        if chunk.empty and not chunk.closed and not chunk.up_to_date:
             return []
-        self._last_up_to_date = chunk.up_to_date
         data: Any = None
         if chunk.empty:
             pass
