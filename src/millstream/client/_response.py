@@ -119,19 +119,19 @@ class _Events(_Output[StreamEvent[Any]]):
         self._decode = decode
 
     def feed(self, chunk: Chunk) -> list[StreamEvent[Any]]:
-        if chunk.empty and not chunk.closed and not chunk.up_to_date:
-            return []
         data: Any = None
         if chunk.empty:
             pass
         elif self._mode in ("json", "json_batches"):
-            data = chunk.json()
-            if self._decode is not None:
+            data = chunk.json() or None  # an empty array says nothing either
+            if data is not None and self._decode is not None:
                 data = list(map(self._decode, data))
         elif self._mode == "text":
             data = chunk.text(self._encoding)
         else:
             data = chunk.data if chunk.parts is None else chunk.text().encode()
+        if data is None and not chunk.closed and not chunk.up_to_date:
+            return []
         event = StreamEvent(data, chunk.next_offset, chunk.up_to_date, chunk.cursor, chunk.closed)
         return [event]
 

@@ -1,0 +1,189 @@
+"""Many requests at once on one client (``client_bench.py --concurrency``), side by side.
+
+- ``live readers``: N ``astream`` long-poll readers on one ``AsyncDurableStream``'s client;
+  once all have their first answer and a second has passed, one append: how long until each
+  reader has it, and how many got it within ``DEADLINE`` seconds.
+- ``reads``: N catch-up reads of a 10-message stream gathered on one handle's client.
+- ``appends``: N appends with ``batching=False`` gathered on one handle (one POST each).
+
+Clients: ``millstream`` (as it ships: ``millstream._httppool`` in front of httpx's pool),
+``httpx-pool`` (the same client handed a plain ``httpx.AsyncClient`` with the limits it used
+before, 100 connections / 20 kept alive: httpx's own pool queue) and ``official`` (the
+``durable-streams`` package on its default ``httpx.AsyncClient``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from millstream.client import AsyncDurableStream
+
+DEADLINE = 60.0
+MESSAGE = {"user": "u-42", "event": "click"}
+
+
+class Client:
+    """One client under test: how it opens a handle, reads and appends."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def handle(self, url: str, batching: bool = True) -> Any:
+        if self.name == "official":
+            from durable_streams import AsyncDurableStream as Official
+
+            return Official(url, content_type="application/json", batching=batching)
+        client = httpx.AsyncClient(
+            timeout=30.0, limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        )
+        return AsyncDurableStream(
+            url,
+            content_type="application/json",
+            batching=batching,
+            client=client if self.name == "httpx-pool" else None,
+        )
+
+    async def aclose(self, handle: Any) -> None:
+        await handle.aclose()
+        if self.name == "httpx-pool":
+            await handle._client.aclose()
+
+    async def append(self, handle: Any, value: Any) -> None:
+        await handle.append(json.dumps(value) if self.name == "official" else value)
+
+
+async def _create(url: str, messages: int) -> None:
+    async with await AsyncDurableStream.create(url, content_type="application/json") as handle:
+        for i in range(messages):
+            await handle.append({**MESSAGE, "n": i})
+
+
+async def live_readers(client: Client, url: str, readers: int) -> dict[str, Any]:
+    await _create(url, 1)
+    handle = await client.handle(url)
+    opened = 0
+    all_open = asyncio.Event()
+    got: list[float] = []
+    appended = asyncio.get_running_loop().create_future()
+
+    async def reader() -> None:
+        nonlocal opened
+        live = "long-poll"
+        async with handle.stream(offset="-1", live=live) as res:
+            opened += 1
+            if opened == readers:
+                all_open.set()
+            async for item in res.iter_json():
+                if item.get("n") == "live":
+                    got.append(time.perf_counter() - await appended)
+                    return
+
+    tasks = [asyncio.create_task(reader()) for _ in range(readers)]
+    started = time.perf_counter()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(all_open.wait(), DEADLINE)
+    open_s = time.perf_counter() - started
+    await asyncio.sleep(1.0)  # let the long-polls park
+    writer = await client.handle(url, batching=False)
+    sent = time.perf_counter()
+    await client.append(writer, {**MESSAGE, "n": "live"})
+    appended.set_result(sent)
+    done, pending = await asyncio.wait(tasks, timeout=DEADLINE)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    errors = sum(1 for t in done if not t.cancelled() and t.exception() is not None)
+    await client.aclose(writer)
+    await client.aclose(handle)
+    return {
+        "opened": opened,
+        "open_s": open_s,
+        "delivered": len(got),
+        "errors": errors,
+        "p50_ms": statistics.median(got) * 1000 if got else None,
+        "max_ms": max(got) * 1000 if got else None,
+    }
+
+
+async def _gathered(count: int, one: Callable[[int], Awaitable[None]]) -> tuple[int, int, float]:
+    done = errors = 0
+
+    async def run(i: int) -> None:
+        nonlocal done, errors
+        try:
+            await one(i)
+            done += 1
+        except Exception:
+            errors += 1
+
+    started = time.perf_counter()
+    tasks = [asyncio.create_task(run(i)) for i in range(count)]
+    _, pending = await asyncio.wait(tasks, timeout=DEADLINE)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return done, errors, time.perf_counter() - started
+
+
+async def reads(client: Client, url: str, count: int) -> dict[str, Any]:
+    await _create(url, 10)
+    handle = await client.handle(url)
+
+    async def one(_: int) -> None:
+        async with handle.stream(live=False) as res:
+            assert len(await res.read_json()) == 10
+
+    done, errors, seconds = await _gathered(count, one)
+    await client.aclose(handle)
+    return {"done": done, "errors": errors, "seconds": seconds, "per_s": done / seconds}
+
+
+async def appends(client: Client, url: str, count: int) -> dict[str, Any]:
+    await _create(url, 0)
+    handle = await client.handle(url, batching=False)
+
+    async def one(i: int) -> None:
+        await client.append(handle, {**MESSAGE, "n": i})
+
+    done, errors, seconds = await _gathered(count, one)
+    await client.aclose(handle)
+    return {"done": done, "errors": errors, "seconds": seconds, "per_s": done / seconds}
+
+
+def _row(name: str, result: dict[str, Any], total: int) -> str:
+    if "per_s" in result:
+        return (
+            f"  {name:11s} {result['done']:>6,}/{total:,} done, {result['errors']:,} errors, "
+            f"{result['seconds']:6.2f} s, {result['per_s']:>9,.0f}/s"
+        )
+    p50 = f"{result['p50_ms']:.1f}" if result["p50_ms"] is not None else "-"
+    top = f"{result['max_ms']:.1f}" if result["max_ms"] is not None else "-"
+    return (
+        f"  {name:11s} {result['opened']:>5,}/{total:,} open in {result['open_s']:5.2f} s, "
+        f"delivered to {result['delivered']:,}, {result['errors']:,} errors, "
+        f"p50 {p50} ms, max {top} ms"
+    )
+
+
+def run(base: str, args: argparse.Namespace) -> None:
+    clients = [Client(name) for name in args.clients.split(",")]
+    scenarios: list[tuple[str, Callable[..., Awaitable[dict[str, Any]]], int]] = [
+        (f"{args.readers:,} live readers on one client", live_readers, args.readers),
+        (f"{args.reads:,} gathered catch-up reads", reads, args.reads),
+        (f"{args.appends:,} gathered appends, batching=False", appends, args.appends),
+    ]
+    for number, (title, scenario, count) in enumerate(scenarios):
+        print(f"\n== {title} (deadline {DEADLINE:.0f} s)")
+        for client in clients:
+            url = f"{base}/v1/stream/conc-{number}-{client.name}-{time.time_ns()}"
+            result = asyncio.run(scenario(client, url, count))
+            print(_row(client.name, result, count), flush=True)
