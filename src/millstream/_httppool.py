@@ -9,10 +9,13 @@ first takes a slot from a semaphore (first come, first served, constant work per
 only requests holding a slot reach the pool, which therefore never has a queue. A slot is
 held until the response is closed, as its connection is.
 
-Two lanes share the pool, so neither can starve the other: short requests (appends, catch-up
-reads, LLM completions) take one of ``max_requests`` slots; long-lived streams (long-poll,
-SSE, streamed LLM output), which keep a connection for as long as they read, take one of
-``max_streams``. Mark a request as a stream with ``extensions=STREAM_LANE``::
+Two lanes, each with its own slots and its own pool, so neither can starve or slow the other:
+short requests (appends, catch-up reads, LLM completions) take one of ``max_requests`` slots;
+long-lived streams (long-poll, SSE, streamed LLM output), which keep a connection for as long
+as they read, take one of ``max_streams``. httpx's pool also examines every connection it holds
+for each request it places, so a thousand parked long-polls in the same pool would slow every
+short request down; in a pool of their own they do not. Mark a request as a stream with
+``extensions=STREAM_LANE``::
 
     client = async_client(timeout=30.0)
     await client.post(url, content=body)                       # request lane
@@ -45,8 +48,6 @@ __all__ = [
 DEFAULT_MAX_REQUESTS = 64
 # Long-lived streams at once per client: each holds a connection (HTTP/1.1) while it waits.
 DEFAULT_MAX_STREAMS = 4096
-# Idle connections kept per client; the rest are closed when their response ends.
-DEFAULT_KEEPALIVE = 256
 
 _LANE = "millstream.lane"
 STREAM_LANE: dict[str, Any] = {_LANE: "stream"}
@@ -58,11 +59,12 @@ def _pool_timeout(request: httpx.Request) -> float | None:
     return float(value) if value is not None else None
 
 
-def _limits(max_requests: int, max_streams: int) -> httpx.Limits:
-    if max_requests < 1 or max_streams < 1:
+def _limits(slots: int) -> httpx.Limits:
+    if slots < 1:
         raise ValueError("max_requests and max_streams must be >= 1")
-    total = max_requests + max_streams
-    return httpx.Limits(max_connections=total, max_keepalive_connections=DEFAULT_KEEPALIVE)
+    # Every connection may stay alive between requests (httpx closes it after 5 s idle): a
+    # live reader's next long-poll reuses the connection its last one used.
+    return httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
 
 
 class _ReleasingAsyncStream(httpx.AsyncByteStream):
@@ -113,13 +115,16 @@ class QueuedAsyncTransport(httpx.AsyncBaseTransport):
         max_streams: int = DEFAULT_MAX_STREAMS,
         **transport_options: Any,
     ) -> None:
-        limits = _limits(max_requests, max_streams)
-        self._pool = httpx.AsyncHTTPTransport(limits=limits, **transport_options)
-        self._requests = asyncio.Semaphore(max_requests)
-        self._streams = asyncio.Semaphore(max_streams)
+        self._lanes = {
+            lane: (
+                asyncio.Semaphore(slots),
+                httpx.AsyncHTTPTransport(limits=_limits(slots), **transport_options),
+            )
+            for lane, slots in (("request", max_requests), ("stream", max_streams))
+        }
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        slots = self._streams if request.extensions.get(_LANE) == "stream" else self._requests
+        slots, pool = self._lanes[request.extensions.get(_LANE, "request")]
         if slots.locked():
             try:
                 async with asyncio.timeout(_pool_timeout(request)):
@@ -129,7 +134,7 @@ class QueuedAsyncTransport(httpx.AsyncBaseTransport):
         else:
             await slots.acquire()
         try:
-            response = await self._pool.handle_async_request(request)
+            response = await pool.handle_async_request(request)
         except BaseException:
             slots.release()
             raise
@@ -138,7 +143,8 @@ class QueuedAsyncTransport(httpx.AsyncBaseTransport):
         return response
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        for _, pool in self._lanes.values():
+            await pool.aclose()
 
 
 class QueuedTransport(httpx.BaseTransport):
@@ -151,18 +157,21 @@ class QueuedTransport(httpx.BaseTransport):
         max_streams: int = DEFAULT_MAX_STREAMS,
         **transport_options: Any,
     ) -> None:
-        limits = _limits(max_requests, max_streams)
-        self._pool = httpx.HTTPTransport(limits=limits, **transport_options)
-        self._requests = threading.BoundedSemaphore(max_requests)
-        self._streams = threading.BoundedSemaphore(max_streams)
+        self._lanes = {
+            lane: (
+                threading.BoundedSemaphore(slots),
+                httpx.HTTPTransport(limits=_limits(slots), **transport_options),
+            )
+            for lane, slots in (("request", max_requests), ("stream", max_streams))
+        }
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        slots = self._streams if request.extensions.get(_LANE) == "stream" else self._requests
+        slots, pool = self._lanes[request.extensions.get(_LANE, "request")]
         timeout = _pool_timeout(request)
         if not slots.acquire(timeout=timeout if timeout is not None else -1):
             raise httpx.PoolTimeout("no free connection slot", request=request)
         try:
-            response = self._pool.handle_request(request)
+            response = pool.handle_request(request)
         except BaseException:
             slots.release()
             raise
@@ -171,7 +180,8 @@ class QueuedTransport(httpx.BaseTransport):
         return response
 
     def close(self) -> None:
-        self._pool.close()
+        for _, pool in self._lanes.values():
+            pool.close()
 
 
 def async_client(
