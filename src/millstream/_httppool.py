@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -65,6 +66,41 @@ def _limits(slots: int) -> httpx.Limits:
     # Every connection may stay alive between requests (httpx closes it after 5 s idle): a
     # live reader's next long-poll reuses the connection its last one used.
     return httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
+
+
+class _Slots:
+    """A first-come-first-served counting semaphore with constant work per acquire and release.
+
+    Not ``asyncio.Semaphore``: on Python 3.11 its ``acquire`` calls ``locked()``, which scans
+    every waiter, so 10,000 queued requests cost 10,000² steps (measured: 5 reads/s)."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, timeout: float | None) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as we gave up: pass it on
+            else:
+                waiter.cancel()  # release() skips it
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 class _ReleasingAsyncStream(httpx.AsyncByteStream):
@@ -117,7 +153,7 @@ class QueuedAsyncTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._lanes = {
             lane: (
-                asyncio.Semaphore(slots),
+                _Slots(slots),
                 httpx.AsyncHTTPTransport(limits=_limits(slots), **transport_options),
             )
             for lane, slots in (("request", max_requests), ("stream", max_streams))
@@ -125,14 +161,10 @@ class QueuedAsyncTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         slots, pool = self._lanes[request.extensions.get(_LANE, "request")]
-        if slots.locked():
-            try:
-                async with asyncio.timeout(_pool_timeout(request)):
-                    await slots.acquire()
-            except TimeoutError as exc:
-                raise httpx.PoolTimeout("no free connection slot", request=request) from exc
-        else:
-            await slots.acquire()
+        try:
+            await slots.acquire(_pool_timeout(request))
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout("no free connection slot", request=request) from exc
         try:
             response = await pool.handle_async_request(request)
         except BaseException:
