@@ -99,3 +99,11 @@ async def test_storage_doc_example(tmp_path: Path) -> None:
     exec(compile(f"async def example():\n{body}", "<docs/storage.md>", "exec"), namespace)
     await namespace["example"]()
     assert (tmp_path / "millstream.db").exists()
+
+
+async def test_log_doc_example() -> None:
+    text = (REPO / "docs" / "log.md").read_text()
+    body = textwrap.indent(fenced(text, "python")[0], "    ")
+    namespace: dict[str, Any] = {}
+    exec(compile(f"async def example():\n{body}", "<docs/log.md>", "exec"), namespace)
+    await namespace["example"]()

@@ -1,12 +1,30 @@
 """The log: ordered, durable messages per stream, behind one ``Store`` interface.
 
-Nothing here knows HTTP or Kafka; both front doors translate their protocol into these calls.
+Nothing here knows HTTP or the Kafka wire protocol; both front doors translate their protocol
+into these calls. Kafka v2 record batches are a log entry format, so their parser and encoder
+live here (``parse_batch``, ``iter_records``, ``encode_batch``) for both doors.
 """
 
+from ._batches import (
+    COMPRESSION_NAMES,
+    Record,
+    encode_batch,
+    iter_records,
+    parse_batch,
+    record_values,
+    split_batches,
+)
 from ._errors import (
     ContentTypeMismatch,
+    CorruptBatch,
+    DuplicateSequence,
+    InvalidConfig,
+    InvalidPartitions,
     InvalidRequest,
+    InvalidTopic,
+    KvConflict,
     LogError,
+    OffsetOutOfRange,
     ProducerSequenceGap,
     StaleProducerEpoch,
     StorageError,
@@ -15,15 +33,23 @@ from ._errors import (
     StreamGone,
     StreamNotFound,
     StreamSeqConflict,
+    TopicExists,
+    TopicNotFound,
+    UnknownProducerId,
 )
 from ._memory import MemoryStore
 from ._model import (
     AppendRequest,
     AppendResult,
+    BatchReadResult,
     CreateRequest,
     CreateResult,
     ForkSpec,
+    KafkaBatch,
+    KvItem,
+    KvWrite,
     ProducerClaim,
+    ProduceResult,
     ReadResult,
     StreamConfig,
     StreamInfo,
@@ -31,25 +57,49 @@ from ._model import (
     normalize_content_type,
 )
 from ._offsets import OFFSET_BEGINNING, OFFSET_NOW, format_offset, parse_offset
+from ._paths import (
+    is_internal,
+    is_partition_path,
+    is_topic_name,
+    partition_path,
+    split_partition_path,
+)
 from ._sqlite import SqliteStore
 from ._store import DEFAULT_MAX_READ_BYTES, Store
+from ._topics import DEFAULT_TOPIC_CONFIGS, TOPICS_NAMESPACE, TopicInfo, Topics
 
 __all__ = [
+    "COMPRESSION_NAMES",
     "DEFAULT_MAX_READ_BYTES",
+    "DEFAULT_TOPIC_CONFIGS",
     "OFFSET_BEGINNING",
     "OFFSET_NOW",
+    "TOPICS_NAMESPACE",
     "AppendRequest",
     "AppendResult",
+    "BatchReadResult",
     "ContentTypeMismatch",
+    "CorruptBatch",
     "CreateRequest",
     "CreateResult",
+    "DuplicateSequence",
     "ForkSpec",
+    "InvalidConfig",
+    "InvalidPartitions",
     "InvalidRequest",
+    "InvalidTopic",
+    "KafkaBatch",
+    "KvConflict",
+    "KvItem",
+    "KvWrite",
     "LogError",
     "MemoryStore",
+    "OffsetOutOfRange",
+    "ProduceResult",
     "ProducerClaim",
     "ProducerSequenceGap",
     "ReadResult",
+    "Record",
     "SqliteStore",
     "StaleProducerEpoch",
     "StorageError",
@@ -61,8 +111,23 @@ __all__ = [
     "StreamInfo",
     "StreamNotFound",
     "StreamSeqConflict",
+    "TopicExists",
+    "TopicInfo",
+    "TopicNotFound",
+    "Topics",
+    "UnknownProducerId",
+    "encode_batch",
     "format_offset",
+    "is_internal",
     "is_json_content_type",
+    "is_partition_path",
+    "is_topic_name",
+    "iter_records",
     "normalize_content_type",
+    "parse_batch",
     "parse_offset",
+    "partition_path",
+    "record_values",
+    "split_batches",
+    "split_partition_path",
 ]

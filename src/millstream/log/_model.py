@@ -16,9 +16,14 @@ __all__ = [
     "AppendOutcome",
     "AppendRequest",
     "AppendResult",
+    "BatchReadResult",
     "CreateRequest",
     "CreateResult",
     "ForkSpec",
+    "KafkaBatch",
+    "KvItem",
+    "KvWrite",
+    "ProduceResult",
     "ProducerClaim",
     "ProducerState",
     "ReadResult",
@@ -88,14 +93,80 @@ class CreateRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class KvWrite:
+    """One change to the store's small key-value table (service state, topics, groups).
+
+    ``value=None`` deletes. ``expect_version``: ``None`` writes unconditionally, ``0`` requires
+    that the key does not exist, ``n`` requires the key to be at version ``n`` (compare-and-set).
+    A write with ``check_only`` changes nothing; it only makes the whole batch depend on the
+    expectation (fencing by a record that is not itself rewritten, e.g. a group's generation).
+    """
+
+    namespace: str
+    key: str
+    value: bytes | None
+    expect_version: int | None = None
+    check_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KvItem:
+    """A stored value and its version: unique across the store and increasing, never reused
+    (so a deleted and re-created key never matches an old expectation)."""
+
+    value: bytes
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class AppendRequest:
-    """One append. ``messages`` may be empty only when ``close`` is set (close-only)."""
+    """One append. ``messages`` may be empty only when ``close`` is set (close-only).
+
+    ``kv`` writes commit in the same transaction as the messages (both or neither): a service
+    records its progress together with the data it produced. A failed expectation raises
+    ``KvConflict`` and appends nothing.
+    """
 
     messages: Sequence[bytes]
     content_type: str | None = None
     stream_seq: str | None = None
     producer: ProducerClaim | None = None
     close: bool = False
+    kv: Sequence[KvWrite] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaBatch:
+    """One Kafka v2 RecordBatch (magic 2) as the producer sent it, and what the log needs of
+    its header (parsed once by ``millstream.log.parse_batch``; records are never decoded on
+    write).
+
+    ``data`` is the whole batch from its baseOffset field on. The store assigns the batch its
+    base offset by rewriting the first 8 bytes, which the CRC-32C does not cover. With
+    ``log_append_time`` it also sets the timestamp-type bit and maxTimestamp and recomputes the
+    CRC (as a Kafka broker does for a LogAppendTime topic). ``attributes`` is the header's
+    attributes field (compression, transactional and control bits; ``_batches`` documents it).
+    """
+
+    data: bytes
+    record_count: int  # lastOffsetDelta + 1: the positions this entry spans
+    first_timestamp_ms: int
+    max_timestamp_ms: int
+    producer_id: int = -1  # -1: not idempotent
+    producer_epoch: int = -1
+    base_sequence: int = -1
+    log_append_time: bool = False  # the topic stamps LogAppendTime instead of CreateTime
+    attributes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceResult:
+    """Where a batch landed; ``duplicate``: a retry already stored at ``base_offset``."""
+
+    base_offset: int
+    log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
+    log_start_offset: int
+    duplicate: bool = False
 
 
 AppendOutcome = Literal["appended", "duplicate", "closed"]
@@ -123,6 +194,7 @@ class StreamInfo:
     tail: int
     closed: bool
     fork: ForkSpec | None = None  # as requested at creation, offset resolved
+    log_start: int = 0  # positions below were truncated (Kafka DeleteRecords)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +217,21 @@ class ReadResult:
     @property
     def up_to_date(self) -> bool:
         return self.next >= self.tail
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReadResult:
+    """Kafka v2 record batches holding positions from ``start`` on, for the Kafka front door.
+
+    Stored Kafka batches pass through as the producer's bytes (base offset rewritten); runs of
+    Durable Streams messages are encoded as batches (key null, no headers, append timestamp)
+    once and cached. The first batch may begin before ``start`` (Kafka clients skip the records
+    below their fetch offset), and at least one batch is returned when any exist.
+    """
+
+    batches: list[bytes]
+    start: int
+    next: int  # the position after the last record returned
+    high_watermark: int  # the stream's tail
+    log_start: int
+    stream_id: int

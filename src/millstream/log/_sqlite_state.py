@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from ._model import KvItem
 from ._rules import StreamState
 from ._sqlite_schema import load_state
 
-__all__ = ["StateTable", "TailCache", "TailCaches", "copy_state"]
+__all__ = ["KvOverlay", "StateTable", "TailCache", "TailCaches", "copy_state"]
 
 
 def copy_state(state: StreamState) -> StreamState:
-    """A copy the writer may mutate; ``producers`` is shared (only the writer reads it)."""
+    """A copy the writer may mutate; ``producers`` and ``kafka_producers`` are shared (only the
+    writer reads them)."""
     return StreamState(
         path=state.path,
         stream_id=state.stream_id,
@@ -41,22 +43,117 @@ def copy_state(state: StreamState) -> StreamState:
         refcount=state.refcount,
         soft_deleted=state.soft_deleted,
         last_access=state.last_access,
+        kafka_producers=state.kafka_producers,
+        log_start=state.log_start,
+        max_timestamp=state.max_timestamp,
+        kafka_entries=state.kafka_entries,
+        time_indexed=state.time_indexed,
     )
+
+
+class KvOverlay:
+    """Key-value writes committed but not yet fsynced (``fsync="always"``), hidden from readers.
+
+    Readers query the file, which already holds such a write; for a key staged here they get
+    the value that was visible before instead, until the batch that wrote it is published (the
+    same staging as stream states above). Per key: the visible item and the pending writes of
+    later batches, in commit order.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], tuple[KvItem | None, list[tuple[int, KvItem | None]]]]
+        self._keys = {}
+        self._lock = threading.Lock()
+
+    def stage(
+        self,
+        number: int,
+        changes: dict[tuple[str, str], KvItem | None],
+        before: dict[tuple[str, str], KvItem | None],
+    ) -> None:
+        with self._lock:
+            for where, item in changes.items():
+                entry = self._keys.get(where)
+                if entry is None:
+                    self._keys[where] = (before.get(where), [(number, item)])
+                else:
+                    entry[1].append((number, item))
+
+    def unstage(self, number: int) -> None:
+        with self._lock:
+            for where in list(self._keys):
+                visible, pending = self._keys[where]
+                kept = [p for p in pending if p[0] != number]
+                if kept:
+                    self._keys[where] = (visible, kept)
+                else:
+                    del self._keys[where]
+
+    def publish(self, number: int) -> None:
+        with self._lock:
+            for where in list(self._keys):
+                visible, pending = self._keys[where]
+                while pending and pending[0][0] <= number:
+                    visible = pending.pop(0)[1]
+                if pending:
+                    self._keys[where] = (visible, pending)
+                else:
+                    del self._keys[where]
+
+    def read(
+        self, namespace: str, key: str, load: Callable[[str, str], KvItem | None]
+    ) -> KvItem | None:
+        """What a reader sees of ``key``: the staged key's visible item, else ``load``'s.
+
+        ``load`` runs under the lock the writer stages with (before its COMMIT), so it never
+        sees a write that is committed but neither staged nor fsynced.
+        """
+        with self._lock:
+            entry = self._keys.get((namespace, key))
+            if entry is not None:
+                return entry[0]
+            return load(namespace, key)
+
+    def scan(
+        self,
+        namespace: str,
+        prefix: str,
+        load: Callable[[str, str], list[tuple[str, KvItem]]],
+    ) -> list[tuple[str, KvItem]]:
+        """``load``'s rows with the staged keys of ``namespace``/``prefix`` as readers see them."""
+        with self._lock:
+            rows = dict(load(namespace, prefix))
+            for (ns, key), (visible, _) in self._keys.items():
+                if ns == namespace and key.startswith(prefix):
+                    if visible is None:
+                        rows.pop(key, None)
+                    else:
+                        rows[key] = visible
+        return sorted(rows.items(), key=lambda pair: pair[0])
 
 
 class StateTable:
     """Committed ``StreamState`` per path, loaded from the file on first access (lazily).
 
-    Nothing is loaded at start-up, so a file with millions of streams opens at once; a stream
-    stays in memory once touched.
+    Nothing is loaded at start-up, so a file with millions of streams opens at once. Memory
+    follows the active streams: ``trim`` (the writer runs it between batches) forgets states
+    idle for ``idle_seconds`` and, past ``max_states``, the least recently used ones; the next
+    access reloads them from the file. Never trimmed: staged states (committed, not yet
+    fsynced: the file is ahead of what readers may see) and states whose sliding-TTL renewal
+    has not reached the file yet.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_states: int = 10_000, idle_seconds: float = 300.0) -> None:
+        self.max_states = max_states
+        self.idle_seconds = idle_seconds
+        self.evictions = 0
+        self._last_trim = 0.0
         self.states: dict[str, StreamState] = {}
         self.lock = threading.Lock()
         self.access_dirty: set[str] = set()  # paths whose last_access is ahead of the file
         # committed, not yet fsynced: path -> (batch number, state or None if removed)
         self.staged: dict[str, tuple[int, StreamState | None]] = {}
+        self.kv = KvOverlay()
 
     def lookup(self, conn: sqlite3.Connection, path: str) -> StreamState | None:
         """The published state of ``path`` (any lifecycle stage), or ``None`` if absent."""
@@ -113,6 +210,31 @@ class StateTable:
                     if entry is not None and entry[0] == number:
                         del self.staged[path]
 
+    def trim(self, now: float, *, every: float = 1.0) -> int:
+        """Forget idle states (see the class docstring); return how many. Cheap when there is
+        nothing to do: a full pass runs at most every ``every`` seconds unless over the cap."""
+        over = len(self.states) > self.max_states
+        if not over and now - self._last_trim < every:
+            return 0
+        self._last_trim = now
+        with self.lock:
+            keep_out = self.staged.keys() | self.access_dirty
+            limit = now - self.idle_seconds
+            candidates = [
+                (state.last_access, path)
+                for path, state in self.states.items()
+                if path not in keep_out
+            ]
+            doomed = [path for last, path in candidates if last < limit]
+            excess = len(self.states) - len(doomed) - int(self.max_states * 0.9)
+            if over and excess > 0:
+                fresh = sorted(c for c in candidates if c[0] >= limit)
+                doomed.extend(path for _, path in fresh[:excess])
+            for path in doomed:
+                del self.states[path]
+        self.evictions += len(doomed)
+        return len(doomed)
+
     def evict(self, paths: Iterable[str]) -> None:
         """Forget ``paths`` so their next access reloads them from the file (failed commit)."""
         with self.lock:
@@ -142,7 +264,8 @@ class TailCaches:
     """Bounded per-stream tail caches so live readers re-reading after each append skip SQL.
 
     Each stream keeps at most ``per_stream_items`` messages / ``per_stream_bytes``; all streams
-    together at most ``total_bytes`` (least recently appended streams are dropped first).
+    together at most ``total_bytes`` and ``max_streams`` caches (least recently appended
+    streams are dropped first).
     Mutated only by the writer thread; readers only call ``get``.
     """
 
@@ -152,8 +275,10 @@ class TailCaches:
         per_stream_items: int = 1024,
         per_stream_bytes: int = 1 << 20,
         total_bytes: int = 64 << 20,
+        max_streams: int = 4096,
     ) -> None:
         self._caches: dict[int, TailCache] = {}
+        self.max_streams = max_streams
         self.per_stream_items = per_stream_items
         self.per_stream_bytes = per_stream_bytes
         self.total_bytes = total_bytes
@@ -177,7 +302,9 @@ class TailCaches:
         if len(cache.items) > self.per_stream_items or cache.nbytes > self.per_stream_bytes:
             cache = self._trimmed(cache)
         self._caches[stream_id] = cache
-        while self._bytes > self.total_bytes and len(self._caches) > 1:
+        while (self._bytes > self.total_bytes or len(self._caches) > self.max_streams) and len(
+            self._caches
+        ) > 1:
             oldest = next(iter(self._caches))
             self._bytes -= self._caches.pop(oldest).nbytes
 

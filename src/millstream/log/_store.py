@@ -10,9 +10,22 @@ stores that have one) under the store's fsync policy; concurrent calls may share
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 from ._errors import StreamGone, StreamNotFound
-from ._model import AppendRequest, AppendResult, CreateRequest, CreateResult, ReadResult, StreamInfo
+from ._model import (
+    AppendRequest,
+    AppendResult,
+    BatchReadResult,
+    CreateRequest,
+    CreateResult,
+    KafkaBatch,
+    KvItem,
+    KvWrite,
+    ProduceResult,
+    ReadResult,
+    StreamInfo,
+)
 from ._notify import Notifier, wait_for_change
 
 __all__ = ["DEFAULT_MAX_READ_BYTES", "Store"]
@@ -63,10 +76,13 @@ class Store(abc.ABC):
     async def read(
         self, path: str, start: int, *, max_bytes: int = DEFAULT_MAX_READ_BYTES
     ) -> ReadResult:
-        """Messages from ``start`` (at least one if any exist, then up to ``max_bytes``).
+        """Payloads from ``start``, one per position (at least one if any exist, then up to
+        ``max_bytes``).
 
-        Renews a sliding TTL. ``start`` past the tail raises ``InvalidRequest``. Forks stitch
-        their source's messages below the fork point transparently.
+        Renews a sliding TTL. ``start`` past the tail raises ``InvalidRequest``; a ``start``
+        below the log start reads from the log start (``result.start`` says where). Forks
+        stitch their source's messages below the fork point transparently. Kafka batches read
+        as their record values (``millstream.log._views`` says how, JSON streams included).
         """
 
     @abc.abstractmethod
@@ -74,8 +90,75 @@ class Store(abc.ABC):
         """Delete ``path``; soft-delete if forks still reference it (PROTOCOL.md §4.2)."""
 
     @abc.abstractmethod
-    async def list_paths(self, prefix: str = "") -> list[str]:
-        """Paths of live (not deleted, not expired) streams starting with ``prefix``, sorted."""
+    async def list_paths(self, prefix: str = "", *, include_internal: bool = False) -> list[str]:
+        """Paths of live (not deleted, not expired) streams starting with ``prefix``, sorted.
+
+        Internal streams (``millstream.log.is_internal``: subscription state, service logs)
+        are left out unless ``include_internal``; both doors' listings rely on that.
+        """
+
+    # -- Kafka entries (DESIGN.md "The log"; both doors read each other's entries) ---------
+
+    @abc.abstractmethod
+    async def produce(self, path: str, batch: KafkaBatch) -> ProduceResult:
+        """Append one Kafka record batch as one entry spanning ``batch.record_count`` positions.
+
+        Kafka idempotence (KIP-98) when ``batch.producer_id >= 0``: per (stream, producer id)
+        the log keeps the epoch, the last sequence and the last 5 batches' (first seq, last
+        seq, base offset), committed in the same transaction as the data. A retry of one of
+        those batches answers its original offset with ``duplicate=True`` and writes nothing;
+        an older repeat raises ``DuplicateSequence``; a gap raises ``ProducerSequenceGap``; an
+        epoch below the known one raises ``StaleProducerEpoch``; a higher epoch must start at
+        sequence 0; an unknown producer id not at sequence 0 raises ``UnknownProducerId`` (a
+        ``ProducerSequenceGap``). The rules are ``millstream.log._rules.plan_produce``. Closed,
+        deleted and missing streams raise as ``append`` does. Durable (under the fsync policy)
+        when it returns; concurrent produces share a commit. ``batch`` comes from
+        ``millstream.log.parse_batch`` (header and CRC checked, records never decoded).
+        """
+
+    @abc.abstractmethod
+    async def read_batches(
+        self, path: str, start: int, *, max_bytes: int = DEFAULT_MAX_READ_BYTES
+    ) -> BatchReadResult:
+        """Kafka v2 batches from position ``start`` (see ``BatchReadResult``).
+
+        ``start`` below the log start or past the tail raises ``OffsetOutOfRange``; at the tail
+        the result is empty. Renews a sliding TTL like ``read``.
+        """
+
+    @abc.abstractmethod
+    async def offset_for_time(self, path: str, timestamp_ms: int) -> tuple[int, int] | None:
+        """``(offset, timestamp)`` of the first record whose timestamp is ``>= timestamp_ms``
+        (Kafka ListOffsets by time), or ``None`` when there is none."""
+
+    @abc.abstractmethod
+    async def delete_records(self, path: str, before: int) -> int:
+        """Truncate the start of the log below ``before`` (Kafka DeleteRecords); return the new
+        log start. ``before=-1`` means the tail. Past the tail raises ``OffsetOutOfRange``; a
+        ``before`` below the current log start changes nothing. Reads over either door never
+        return a position below the log start again (an HTTP read from earlier starts there).
+        A stream that forks still read raises ``InvalidRequest`` (their data would go), and a
+        fork cannot be created below its source's log start."""
+
+    @abc.abstractmethod
+    async def init_producer_id(self) -> tuple[int, int]:
+        """A new Kafka producer id, never handed out before by this store, and its epoch (0)."""
+
+    # -- the key-value table: small durable state of services, topics and consumer groups --
+
+    @abc.abstractmethod
+    async def kv_get(self, namespace: str, key: str) -> KvItem | None:
+        """The committed value of ``key``, or ``None``."""
+
+    @abc.abstractmethod
+    async def kv_scan(self, namespace: str, prefix: str = "") -> list[tuple[str, KvItem]]:
+        """Every ``(key, item)`` of ``namespace`` whose key starts with ``prefix``, sorted."""
+
+    @abc.abstractmethod
+    async def kv_write(self, writes: Sequence[KvWrite]) -> list[int]:
+        """Apply ``writes`` atomically; return the new version of each (0 for deletes and
+        checks). Any failed expectation raises ``KvConflict`` and applies none of them.
+        Durable when it returns, like an append."""
 
     @abc.abstractmethod
     async def reclaim_expired(self, now: float | None = None) -> int:

@@ -3,7 +3,11 @@
 Streams live at ``{root_path}/v1/stream/<path>``; ``GET /health`` answers JSON. The app honours
 ``scope["root_path"]`` so it mounts under any prefix of a Starlette/FastAPI app. Paths whose
 first segment is ``__ds`` are reserved for subscriptions (PROTOCOL.md §6) and are routed before
-any stream handling.
+any stream handling; every other path starting with ``__`` is millstream's internal state
+(``millstream.log.is_internal``) and never reachable as a stream (404). A path ``T:k`` is
+partition ``k`` of Kafka topic ``T`` (``millstream.log.is_partition_path``): it can be read and
+appended to like any stream, but only the topic layer creates or deletes it (PUT and DELETE
+answer 409 ``reserved_path``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, Protocol
 
-from millstream.log import LogError, Store
+from millstream.log import LogError, Store, is_internal, is_partition_path
 
 from .._body import BodyTooLarge, ClientDisconnected
 from .._types import Receive, Scope, Send
@@ -228,7 +232,7 @@ class DurableStreamsApp:
         if not path.startswith(STREAM_PREFIX):
             return None
         stream = path[len(STREAM_PREFIX) :]
-        if not stream or stream.startswith(_RESERVED) or not stream.isprintable():
+        if not stream or is_internal(stream) or not stream.isprintable():
             return None
         try:
             if method == "POST":
@@ -245,6 +249,8 @@ class DurableStreamsApp:
             if method == "HEAD":
                 return partial(self._direct_head, stream, path)
             if method == "PUT":
+                if is_partition_path(stream):
+                    return None  # refused by _route
                 if b"x-forwarded-proto" in headers and not self.public_url:
                     return None  # uvicorn's proxy middleware may change the Location scheme
                 created = parse_create_headers(headers, root_path + STREAM_PREFIX)
@@ -311,6 +317,19 @@ class DurableStreamsApp:
             raise HttpError(404, "not_found", "a stream URL needs a path after /v1/stream/")
         if not stream.isprintable():
             raise HttpError(400, "bad_path", "stream paths must not contain control characters")
+        if is_internal(stream):
+            raise HttpError(
+                404, "not_found", "paths starting with __ hold millstream's internal state"
+            )
+        if method in ("PUT", "DELETE") and is_partition_path(stream):
+            topic, _, partition = stream.rpartition(":")
+            raise HttpError(
+                409,
+                "reserved_path",
+                f"{stream!r} is partition {partition} of topic {topic!r}: partitions are"
+                " created and deleted with their topic (Kafka CreateTopics, CreatePartitions,"
+                " DeleteTopics); reading and appending work",
+            )
         settings = self.settings
         if method == "GET":
             headers = request_headers(scope)
