@@ -101,7 +101,8 @@ async def live_readers(client: Client, url: str, readers: int) -> dict[str, Any]
     for task in pending:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    errors = sum(1 for t in done if not t.cancelled() and t.exception() is not None)
+    failed = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
+    errors = len(failed)
     await client.aclose(writer)
     await client.aclose(handle)
     return {
@@ -111,19 +112,23 @@ async def live_readers(client: Client, url: str, readers: int) -> dict[str, Any]
         "errors": errors,
         "p50_ms": statistics.median(got) * 1000 if got else None,
         "max_ms": max(got) * 1000 if got else None,
+        "first_error": repr(failed[0])[:120] if failed else "",
     }
 
 
-async def _gathered(count: int, one: Callable[[int], Awaitable[None]]) -> tuple[int, int, float]:
-    done = errors = 0
+async def _gathered(
+    count: int, one: Callable[[int], Awaitable[None]]
+) -> tuple[int, list[Exception], float]:
+    done = 0
+    errors: list[Exception] = []
 
     async def run(i: int) -> None:
-        nonlocal done, errors
+        nonlocal done
         try:
             await one(i)
             done += 1
-        except Exception:
-            errors += 1
+        except Exception as exc:
+            errors.append(exc)
 
     started = time.perf_counter()
     tasks = [asyncio.create_task(run(i)) for i in range(count)]
@@ -144,7 +149,7 @@ async def reads(client: Client, url: str, count: int) -> dict[str, Any]:
 
     done, errors, seconds = await _gathered(count, one)
     await client.aclose(handle)
-    return {"done": done, "errors": errors, "seconds": seconds, "per_s": done / seconds}
+    return _totals(done, errors, seconds)
 
 
 async def appends(client: Client, url: str, count: int) -> dict[str, Any]:
@@ -156,10 +161,25 @@ async def appends(client: Client, url: str, count: int) -> dict[str, Any]:
 
     done, errors, seconds = await _gathered(count, one)
     await client.aclose(handle)
-    return {"done": done, "errors": errors, "seconds": seconds, "per_s": done / seconds}
+    return _totals(done, errors, seconds)
+
+
+def _totals(done: int, errors: list[Exception], seconds: float) -> dict[str, Any]:
+    return {
+        "done": done,
+        "errors": len(errors),
+        "seconds": seconds,
+        "per_s": done / seconds,
+        "first_error": repr(errors[0])[:120] if errors else "",
+    }
 
 
 def _row(name: str, result: dict[str, Any], total: int) -> str:
+    error = f"\n{'':14s}first error: {result['first_error']}" if result["first_error"] else ""
+    return _figures(name, result, total) + error
+
+
+def _figures(name: str, result: dict[str, Any], total: int) -> str:
     if "per_s" in result:
         return (
             f"  {name:11s} {result['done']:>6,}/{total:,} done, {result['errors']:,} errors, "
