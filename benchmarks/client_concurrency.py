@@ -20,7 +20,7 @@ import contextlib
 import json
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -196,7 +196,7 @@ def _figures(name: str, result: dict[str, Any], total: int) -> str:
 
 def run(base: str, args: argparse.Namespace) -> None:
     clients = [Client(name) for name in args.clients.split(",")]
-    scenarios: list[tuple[str, Callable[..., Awaitable[dict[str, Any]]], int]] = [
+    scenarios: list[tuple[str, Callable[..., Coroutine[Any, Any, dict[str, Any]]], int]] = [
         (f"{args.readers:,} live readers on one client", live_readers, args.readers),
         (f"{args.reads:,} gathered catch-up reads", reads, args.reads),
         (f"{args.appends:,} gathered appends, batching=False", appends, args.appends),
