@@ -137,8 +137,7 @@ def main() -> None:
     parser.add_argument("--clients", default="millstream,httpx-pool,official")
     args = parser.parse_args()
     if args.concurrency:
-        with millstream_server("--memory") as server:
-            client_concurrency.run(server.url, args)
+        client_concurrency.run(lambda: millstream_server("--memory"), args)
         return
     if args.server in ("millstream", "both"):
         bench("millstream serve --memory", lambda: millstream_server("--memory"), args.messages)

@@ -24,6 +24,7 @@ import queue
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -200,7 +201,9 @@ def _child(scenario: str, client: str, url: str, count: int, results: Any) -> No
     os._exit(0)
 
 
-def run(base: str, args: argparse.Namespace) -> None:
+def run(server: Callable[[], AbstractContextManager[Any]], args: argparse.Namespace) -> None:
+    """Each measurement on a fresh server (``server()`` yields one with a ``url``), so what a
+    collapsing client leaves behind (thousands of dead connections) never slows the next."""
     spawn = multiprocessing.get_context("spawn")
     plan = [
         (f"{args.readers:,} live readers on one client", "live_readers", args.readers),
@@ -210,17 +213,18 @@ def run(base: str, args: argparse.Namespace) -> None:
     for number, (title, scenario, count) in enumerate(plan):
         print(f"\n== {title} (deadline {DEADLINE:.0f} s)")
         for name in args.clients.split(","):
-            url = f"{base}/v1/stream/conc-{number}-{name}-{time.time_ns()}"
-            results = spawn.Queue()
-            child = spawn.Process(target=_child, args=(scenario, name, url, count, results))
-            child.start()
-            try:
-                result = results.get(timeout=3 * DEADLINE)
-            except queue.Empty:
-                print(f"  {name:11s} no result within {3 * DEADLINE:.0f} s", flush=True)
-            else:
-                print(_row(name, result, count), flush=True)
-            child.join(10)
-            if child.is_alive():
-                child.kill()
-                child.join()
+            with server() as process:
+                url = f"{process.url}/v1/stream/conc-{number}-{name}"
+                results = spawn.Queue()
+                child = spawn.Process(target=_child, args=(scenario, name, url, count, results))
+                child.start()
+                try:
+                    result = results.get(timeout=3 * DEADLINE)
+                except queue.Empty:
+                    print(f"  {name:11s} no result within {3 * DEADLINE:.0f} s", flush=True)
+                else:
+                    print(_row(name, result, count), flush=True)
+                child.join(10)
+                if child.is_alive():
+                    child.kill()
+                    child.join()
