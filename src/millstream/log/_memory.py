@@ -1,8 +1,10 @@
 """``MemoryStore``: the whole log in Python lists. No disk, nothing survives a restart.
 
 It is the reference for the store contract (the shared suite runs against it first) and the
-``--memory`` mode of ``millstream serve``. Beside each stream's messages it keeps their running
-byte total, so a read finds where ``max_bytes`` ends with one ``bisect`` and returns a list
+``--memory`` mode of ``millstream serve``. Each stream keeps its entries (a message's bytes, or
+a stored Kafka batch spanning several positions) with, per entry, its first position, its
+timestamp and running totals of bytes and of the highest timestamp so far. A read of a stream
+without Kafka batches finds where ``max_bytes`` ends with one ``bisect`` and returns a list
 slice: no Python loop over messages.
 """
 
@@ -10,24 +12,100 @@ from __future__ import annotations
 
 import time
 from array import array
-from bisect import bisect_left
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from itertools import accumulate, count, islice
 
+from ._batches import iter_records, stamp_batch, with_base_offset
 from ._create import plan_create
-from ._errors import InvalidRequest, StreamGone, StreamNotFound
+from ._errors import CorruptBatch, InvalidRequest, OffsetOutOfRange, StreamGone, StreamNotFound
 from ._model import (
     AppendRequest,
     AppendResult,
+    BatchReadResult,
     CreateRequest,
     CreateResult,
+    KafkaBatch,
+    KvItem,
+    KvWrite,
+    ProduceResult,
     ReadResult,
     StreamInfo,
+    is_json_content_type,
 )
-from ._rules import StreamState, apply_append, is_expired, plan_append
+from ._paths import is_internal
+from ._rules import (
+    StreamState,
+    apply_append,
+    apply_produce,
+    is_expired,
+    plan_append,
+    plan_kv,
+    plan_produce,
+)
 from ._store import DEFAULT_MAX_READ_BYTES, Store
+from ._views import BatchCache, Entry, ValueCache, assemble_batches, clip_entry
 
 __all__ = ["MemoryStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A Kafka batch entry: its bytes (base offset set) and the positions it spans."""
+
+    data: bytes
+    count: int
+
+
+class _Log:
+    """One stream's own entries, from its first kept entry on (see the module docstring)."""
+
+    __slots__ = ("ends", "items", "stamps", "starts", "tmax")
+
+    def __init__(self) -> None:
+        self.items: list[bytes | _Stored] = []
+        self.starts: array[int] = array("q")
+        self.ends: array[int] = array("q", [0])  # running byte totals, one more than items
+        self.stamps: array[int] = array("q")
+        self.tmax: array[int] = array("q")  # running maximum of stamps
+
+    def add_messages(self, position: int, messages: Sequence[bytes], stamp: int) -> None:
+        self.items.extend(messages)
+        n = len(messages)
+        if n == 1:
+            self.starts.append(position)
+            self.ends.append(self.ends[-1] + len(messages[0]))
+        else:
+            self.starts.extend(range(position, position + n))
+            self.ends.extend(islice(accumulate(map(len, messages), initial=self.ends[-1]), 1, None))
+        high = max(self.tmax[-1], stamp) if self.tmax else stamp
+        self.stamps.extend([stamp] * n)
+        self.tmax.extend([high] * n)
+
+    def add_batch(self, position: int, stored: _Stored, stamp: int) -> None:
+        self.items.append(stored)
+        self.starts.append(position)
+        self.ends.append(self.ends[-1] + len(stored.data))
+        self.stamps.append(stamp)
+        self.tmax.append(max(self.tmax[-1], stamp) if self.tmax else stamp)
+
+    def index(self, position: int) -> int:
+        """The entry holding ``position`` (or the first after it)."""
+        return max(bisect_right(self.starts, position) - 1, 0)
+
+    def end_of(self, i: int) -> int:
+        item = self.items[i]
+        return self.starts[i] + (1 if isinstance(item, bytes) else item.count)
+
+    def truncate(self, before: int) -> None:
+        """Forget every entry that lies wholly below ``before``."""
+        keep = 0
+        while keep < len(self.items) and self.end_of(keep) <= before:
+            keep += 1
+        if keep:
+            for column in (self.items, self.starts, self.ends, self.stamps, self.tmax):
+                del column[:keep]
 
 
 class MemoryStore(Store):
@@ -36,11 +114,13 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         super().__init__()
         self._states: dict[str, StreamState] = {}
-        self._messages: dict[int, list[bytes]] = {}  # stream_id -> own messages from fork_base on
-        #: stream_id -> running byte totals of its own messages: ``ends[i]`` is the size of
-        #: messages ``[0, i)``, so ``ends[0] == 0`` and ``len(ends) == len(messages) + 1``.
-        self._ends: dict[int, array[int]] = {}
+        self._logs: dict[int, _Log] = {}  # stream_id -> own entries from fork_base on
         self._ids = count(1)
+        self._producer_ids = count(1)
+        self._kv: dict[tuple[str, str], KvItem] = {}
+        self._kv_version = 1
+        self._values = ValueCache()
+        self._batches = BatchCache()
 
     # -- lookup -------------------------------------------------------------------------
 
@@ -55,35 +135,87 @@ class MemoryStore(Store):
             raise StreamNotFound(f"no stream at {path!r}")
         return state
 
+    def _source(self, state: StreamState) -> StreamState:
+        assert state.fork is not None
+        return self._states[state.fork.source]
+
     def _payload(self, state: StreamState, position: int) -> bytes:
         while position < state.fork_base:
-            assert state.fork is not None
-            state = self._states[state.fork.source]
-        return self._messages[state.stream_id][position - state.fork_base]
+            state = self._source(state)
+        log = self._logs[state.stream_id]
+        i = log.index(position)
+        item = log.items[i]
+        if isinstance(item, bytes):
+            return item
+        return self._decoded(state, log.starts[i], item)[position - log.starts[i]]
+
+    def _decoded(self, state: StreamState, base: int, item: _Stored) -> list[bytes]:
+        json_mode = is_json_content_type(state.config.content_type)
+        return self._values.payloads(state.stream_id, base, item.data, json_mode)
 
     def _collect(
         self, state: StreamState, start: int, end: int, budget: int, out: list[bytes]
     ) -> tuple[int, int]:
-        """Add messages [start, end) to ``out`` until ``budget`` bytes are reached (at least one
-        message in all, the one crossing the budget included); return (next position, bytes)."""
+        """Add payloads [start, end) to ``out`` until ``budget`` bytes are reached (at least one
+        payload in all, the one crossing the budget included); return (next position, bytes)."""
         used = 0
         if start < state.fork_base:
-            assert state.fork is not None
-            source = self._states[state.fork.source]
+            source = self._source(state)
             below = min(end, state.fork_base)
             start, used = self._collect(source, start, below, budget, out)
             if start < below or used >= budget:
                 return start, used
         if start >= end or (used >= budget and out):
             return start, used
-        base = state.fork_base
-        first, last = start - base, end - base
-        ends = self._ends[state.stream_id]
-        # The first message k whose preceding total reaches the budget is not taken; at least
-        # one message is (lo = first + 1).
-        stop = bisect_left(ends, ends[first] + budget - used, first + 1, last)
-        out.extend(self._messages[state.stream_id][first:stop])
-        return stop + base, used + ends[stop] - ends[first]
+        log = self._logs[state.stream_id]
+        if not state.kafka_entries:
+            base = log.starts[0] if log.starts else start
+            first, last = start - base, end - base
+            ends = log.ends
+            # The first message k whose preceding total reaches the budget is not taken; at
+            # least one message is (lo = first + 1).
+            stop = bisect_left(ends, ends[first] + budget - used, first + 1, last)
+            out.extend(log.items[first:stop])  # type: ignore[arg-type]
+            return stop + base, used + ends[stop] - ends[first]
+        i = log.index(start)
+        position = start
+        while position < end and (used < budget or not out):
+            item, at = log.items[i], log.starts[i]
+            if isinstance(item, bytes):
+                out.append(item)
+                used += len(item)
+                position += 1
+            else:
+                payloads = self._decoded(state, at, item)
+                for payload in payloads[position - at : min(item.count, end - at)]:
+                    out.append(payload)
+                    used += len(payload)
+                    position += 1
+                    if used >= budget:
+                        break
+            i += 1
+        return position, used
+
+    def _entries(self, state: StreamState, start: int, end: int) -> Iterator[Entry]:
+        """Entries holding positions [start, end), forks stitched (see ``assemble_batches``)."""
+        if start < state.fork_base:
+            below = state.fork_base
+            for entry in self._entries(self._source(state), start, min(end, below)):
+                clipped = clip_entry(entry, below)
+                if clipped is not None:
+                    yield clipped
+            start = below
+        log = self._logs[state.stream_id]
+        if start >= end or not log.items:
+            return
+        for i in range(log.index(start), len(log.items)):
+            item, at = log.items[i], log.starts[i]
+            if at >= end:
+                return
+            if isinstance(item, bytes):
+                yield Entry(at, 1, item, log.stamps[i], False)
+            else:
+                yield Entry(at, item.count, item.data, log.stamps[i], True)
 
     # -- Store --------------------------------------------------------------------------
 
@@ -104,10 +236,15 @@ class MemoryStore(Store):
             path=path, stream_id=next(self._ids), config=plan.config, last_access=now
         )
         state.fork, state.fork_base = plan.fork, plan.fork_base
+        if plan.source is not None:
+            state.log_start = plan.source.log_start
         own: list[bytes] = [plan.partial] if plan.partial is not None else []
         own.extend(request.messages)
-        self._messages[state.stream_id] = own
-        self._ends[state.stream_id] = _running_totals(own)
+        log = self._logs[state.stream_id] = _Log()
+        stamp = int(now * 1000)
+        if own:
+            log.add_messages(plan.fork_base, own, stamp)
+            state.max_timestamp = stamp
         state.tail = plan.fork_base + len(own)
         state.closed = request.closed
         if plan.source is not None:
@@ -120,10 +257,16 @@ class MemoryStore(Store):
         now = time.time()
         state = self._live(path, now)
         plan = plan_append(state, request)
+        kv = None
+        if request.kv and plan.outcome != "duplicate":
+            kv = plan_kv(request.kv, self._kv_current, self._kv_version)
         if plan.outcome == "appended":
-            self._messages[state.stream_id].extend(request.messages)
-            _extend_totals(self._ends[state.stream_id], request.messages)
+            stamp = int(now * 1000)
+            self._logs[state.stream_id].add_messages(state.tail, request.messages, stamp)
+            state.max_timestamp = max(state.max_timestamp, stamp)
         result = apply_append(state, request, plan, now)
+        if kv is not None:
+            self._apply_kv(kv.changes, kv.next_version)
         if plan.outcome != "duplicate":
             self.notifier.notify(path)
         return result
@@ -138,6 +281,7 @@ class MemoryStore(Store):
         state = self._live(path, now)
         if start > state.tail or start < 0:
             raise InvalidRequest("offset is beyond the stream's tail")
+        start = max(start, state.log_start)
         state.last_access = now
         out: list[bytes] = []
         end = start
@@ -156,8 +300,8 @@ class MemoryStore(Store):
             state.soft_deleted = True
             return
         self._states.pop(state.path, None)
-        self._messages.pop(state.stream_id, None)
-        self._ends.pop(state.stream_id, None)
+        self._logs.pop(state.stream_id, None)
+        self._batches.forget(state.stream_id)
         if state.fork is not None:
             source = self._states.get(state.fork.source)
             if source is not None:
@@ -165,12 +309,15 @@ class MemoryStore(Store):
                 if source.soft_deleted and source.refcount == 0:
                     self._drop(source)
 
-    async def list_paths(self, prefix: str = "") -> list[str]:
+    async def list_paths(self, prefix: str = "", *, include_internal: bool = False) -> list[str]:
         now = time.time()
         return sorted(
             p
             for p, s in self._states.items()
-            if p.startswith(prefix) and not s.soft_deleted and not is_expired(s, now)
+            if p.startswith(prefix)
+            and not s.soft_deleted
+            and not is_expired(s, now)
+            and (include_internal or not is_internal(p))
         )
 
     async def reclaim_expired(self, now: float | None = None) -> int:
@@ -181,14 +328,132 @@ class MemoryStore(Store):
             self.notifier.notify(state.path)
         return len(expired)
 
+    # -- Kafka entries ------------------------------------------------------------------
 
-def _running_totals(messages: list[bytes]) -> array[int]:
-    """``[0, len(m0), len(m0) + len(m1), ...]``: one entry more than there are messages."""
-    return array("q", accumulate(map(len, messages), initial=0))
+    async def produce(self, path: str, batch: KafkaBatch) -> ProduceResult:
+        now = time.time()
+        state = self._live(path, now)
+        plan = plan_produce(state, batch)
+        base = state.tail
+        append_time = int(now * 1000) if batch.log_append_time else -1
+        result = apply_produce(state, batch, plan, append_time, now)
+        if plan.duplicate is None:
+            if batch.log_append_time:
+                data = stamp_batch(batch.data, base, append_time)
+            else:
+                data = with_base_offset(batch.data, base)
+            stamp = append_time if batch.log_append_time else batch.max_timestamp_ms
+            self._logs[state.stream_id].add_batch(base, _Stored(data, batch.record_count), stamp)
+            self.notifier.notify(path)
+        return result
+
+    async def read_batches(
+        self, path: str, start: int, *, max_bytes: int = DEFAULT_MAX_READ_BYTES
+    ) -> BatchReadResult:
+        now = time.time()
+        state = self._live(path, now)
+        if start < state.log_start or start > state.tail:
+            raise OffsetOutOfRange(
+                f"offset {start} is outside [{state.log_start}, {state.tail}]",
+                log_start=state.log_start,
+                tail=state.tail,
+            )
+        state.last_access = now
+        entries = self._entries(state, start, state.tail)
+        batches, end = assemble_batches(
+            state.stream_id, entries, start, state.tail, max_bytes, self._batches
+        )
+        return BatchReadResult(batches, start, end, state.tail, state.log_start, state.stream_id)
+
+    async def offset_for_time(self, path: str, timestamp_ms: int) -> tuple[int, int] | None:
+        state = self._live(path)
+        return self._find_time(state, state.log_start, state.tail, timestamp_ms)
+
+    def _find_time(
+        self, state: StreamState, start: int, end: int, target: int
+    ) -> tuple[int, int] | None:
+        if start < state.fork_base:
+            found = self._find_time(self._source(state), start, min(end, state.fork_base), target)
+            if found is not None:
+                return found
+            start = state.fork_base
+        log = self._logs[state.stream_id]
+        if start >= end or not log.items:
+            return None
+        first = log.index(start)
+        i = max(bisect_left(log.tmax, target, first), first)
+        while i < len(log.items) and log.starts[i] < end:
+            if log.stamps[i] >= target:
+                item, at = log.items[i], log.starts[i]
+                if isinstance(item, bytes):
+                    return at, log.stamps[i]
+                found = _time_in_batch(item.data, max(start, at), target, (at, log.stamps[i]))
+                if found is not None:
+                    return found
+            i += 1
+        return None
+
+    async def delete_records(self, path: str, before: int) -> int:
+        state = self._live(path)
+        target = state.tail if before == -1 else before
+        if target < 0 or target > state.tail:
+            raise OffsetOutOfRange(
+                f"offset {before} is past the tail {state.tail}",
+                log_start=state.log_start,
+                tail=state.tail,
+            )
+        if state.refcount > 0:
+            raise InvalidRequest("forks still read this stream's data; it cannot be truncated")
+        if target > state.log_start:
+            state.log_start = target
+            self._logs[state.stream_id].truncate(target)
+            self._batches.forget(state.stream_id)
+            self.notifier.notify(path)
+        return state.log_start
+
+    async def init_producer_id(self) -> tuple[int, int]:
+        return next(self._producer_ids), 0
+
+    # -- the key-value table ----------------------------------------------------------------
+
+    def _kv_current(self, namespace: str, key: str) -> KvItem | None:
+        return self._kv.get((namespace, key))
+
+    def _apply_kv(self, changes: dict[tuple[str, str], KvItem | None], next_version: int) -> None:
+        for where, item in changes.items():
+            if item is None:
+                self._kv.pop(where, None)
+            else:
+                self._kv[where] = item
+        self._kv_version = next_version
+
+    async def kv_get(self, namespace: str, key: str) -> KvItem | None:
+        return self._kv.get((namespace, key))
+
+    async def kv_scan(self, namespace: str, prefix: str = "") -> list[tuple[str, KvItem]]:
+        return sorted(
+            (
+                (key, item)
+                for (ns, key), item in self._kv.items()
+                if ns == namespace and key.startswith(prefix)
+            ),
+            key=lambda pair: pair[0],
+        )
+
+    async def kv_write(self, writes: Sequence[KvWrite]) -> list[int]:
+        plan = plan_kv(writes, self._kv_current, self._kv_version)
+        self._apply_kv(plan.changes, plan.next_version)
+        return plan.versions
 
 
-def _extend_totals(ends: array[int], messages: Sequence[bytes]) -> None:
-    if len(messages) == 1:
-        ends.append(ends[-1] + len(messages[0]))
-    else:
-        ends.extend(islice(accumulate(map(len, messages), initial=ends[-1]), 1, None))
+def _time_in_batch(
+    data: bytes, start: int, target: int, fallback: tuple[int, int]
+) -> tuple[int, int] | None:
+    """The first record at or after ``start`` whose timestamp reaches ``target``."""
+    try:
+        for record in iter_records(data):
+            if record.offset >= start and record.timestamp_ms >= target:
+                return record.offset, record.timestamp_ms
+    except CorruptBatch:
+        return fallback
+    return None

@@ -138,10 +138,14 @@ class AppendRequest:
 @dataclass(frozen=True, slots=True)
 class KafkaBatch:
     """One Kafka v2 RecordBatch (magic 2) as the producer sent it, and what the log needs of
-    its header (parsed once by ``millstream.log.batches``; records are never decoded on write).
+    its header (parsed once by ``millstream.log.parse_batch``; records are never decoded on
+    write).
 
     ``data`` is the whole batch from its baseOffset field on. The store assigns the batch its
-    base offset by rewriting the first 8 bytes, which the CRC-32C does not cover.
+    base offset by rewriting the first 8 bytes, which the CRC-32C does not cover. With
+    ``log_append_time`` it also sets the timestamp-type bit and maxTimestamp and recomputes the
+    CRC (as a Kafka broker does for a LogAppendTime topic). ``attributes`` is the header's
+    attributes field (compression, transactional and control bits; ``_batches`` documents it).
     """
 
     data: bytes
@@ -152,6 +156,7 @@ class KafkaBatch:
     producer_epoch: int = -1
     base_sequence: int = -1
     log_append_time: bool = False  # the topic stamps LogAppendTime instead of CreateTime
+    attributes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,17 +11,21 @@ Editing rules: every function here is pure (no I/O, no clock; callers pass ``now
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ._errors import (
     ContentTypeMismatch,
+    DuplicateSequence,
     InvalidRequest,
+    KvConflict,
     ProducerSequenceGap,
     StaleProducerEpoch,
     StreamClosed,
     StreamConflict,
     StreamGone,
     StreamSeqConflict,
+    UnknownProducerId,
 )
 from ._model import (
     AppendOutcome,
@@ -29,7 +33,11 @@ from ._model import (
     AppendResult,
     CreateRequest,
     ForkSpec,
+    KafkaBatch,
+    KvItem,
+    KvWrite,
     ProducerClaim,
+    ProduceResult,
     ProducerState,
     StreamConfig,
     StreamInfo,
@@ -37,15 +45,40 @@ from ._model import (
 )
 
 __all__ = [
+    "KAFKA_PRODUCER_BATCHES",
     "AppendPlan",
+    "KafkaProducerState",
+    "KvPlan",
+    "ProducePlan",
     "StreamState",
     "apply_append",
+    "apply_produce",
     "check_existing",
     "deadline",
     "fork_config",
     "is_expired",
+    "next_sequence",
     "plan_append",
+    "plan_kv",
+    "plan_produce",
 ]
+
+#: Kafka keeps the metadata of the last 5 batches per producer and partition, matching the
+#: most requests an idempotent producer may have in flight (max.in.flight.requests.per.
+#: connection <= 5, KAFKA-5494); a retry of any of them is answered as a duplicate.
+KAFKA_PRODUCER_BATCHES = 5
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaProducerState:
+    """What a stream remembers of one Kafka producer id (KIP-98): its epoch, the sequence of
+    its last record, and ``(first_seq, last_seq, base_offset, log_append_time_ms)`` of its last
+    ``KAFKA_PRODUCER_BATCHES`` batches, oldest first."""
+
+    epoch: int
+    last_seq: int
+    batches: tuple[tuple[int, int, int, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -60,6 +93,10 @@ class StreamState:
     closed_by: ProducerClaim | None = None
     last_stream_seq: str | None = None
     producers: dict[str, ProducerState] = field(default_factory=dict)
+    kafka_producers: dict[int, KafkaProducerState] = field(default_factory=dict)
+    log_start: int = 0  # positions below were truncated (Kafka DeleteRecords)
+    max_timestamp: int = -1  # the highest record timestamp stored so far (time lookups)
+    kafka_entries: bool = False  # holds (or held) a Kafka batch: reads take the general path
     fork: ForkSpec | None = None  # as requested (offset resolved to the source position)
     fork_base: int = 0  # positions below this are read from the fork source
     refcount: int = 0  # forks whose data reaches into this stream
@@ -74,6 +111,7 @@ class StreamState:
             tail=self.tail,
             closed=self.closed,
             fork=self.fork,
+            log_start=self.log_start,
         )
 
 
@@ -220,3 +258,178 @@ def apply_append(
         producer_epoch=claim.epoch if claim else None,
         producer_seq=plan.result_seq,
     )
+
+
+# -- Kafka idempotence (KIP-98) -----------------------------------------------------------------
+#
+# Per (stream, producer id) the log keeps a ``KafkaProducerState``. A batch from producer ``p``
+# with epoch ``e`` and records ``[first, last]`` (sequences count records and wrap from
+# INT32_MAX to 0, as in Kafka's ``DefaultRecordBatch.incrementSequence``) is decided:
+#
+# 1. ``p`` unknown: ``first`` must be 0, else UnknownProducerId (Kafka: UNKNOWN_PRODUCER_ID).
+# 2. ``e`` below the known epoch: StaleProducerEpoch (INVALID_PRODUCER_EPOCH / fenced).
+# 3. ``e`` above the known epoch (the producer was re-initialised): ``first`` must be 0, else
+#    ProducerSequenceGap (OUT_OF_ORDER_SEQUENCE_NUMBER); the old epoch's batches are forgotten.
+# 4. Same epoch, ``(first, last)`` equal to one of the remembered batches: a retry. Nothing is
+#    written; the answer is the original base offset (Kafka answers NONE with that offset).
+# 5. Same epoch, ``first`` follows the last sequence: appended.
+# 6. Same epoch, ``first`` at or below the last sequence but not a remembered batch:
+#    DuplicateSequence (DUPLICATE_SEQUENCE_NUMBER); above it: ProducerSequenceGap.
+#
+# The state is committed in the same transaction as the batch it describes.
+
+
+def next_sequence(sequence: int, increment: int) -> int:
+    """``sequence + increment`` in Kafka's sequence space, which wraps to 0 after INT32_MAX."""
+    if sequence > INT32_MAX - increment:
+        return increment - (INT32_MAX - sequence) - 1
+    return sequence + increment
+
+
+@dataclass(frozen=True, slots=True)
+class ProducePlan:
+    """What a produce will do: write the batch, or answer ``duplicate`` (base offset, append
+    time) of an earlier identical one."""
+
+    duplicate: tuple[int, int] | None
+    check_producer: bool
+
+
+def plan_produce(state: StreamState, batch: KafkaBatch) -> ProducePlan:
+    """Decide a Kafka batch against the stream's state, raising the refusal (see above)."""
+    if state.soft_deleted:
+        raise StreamGone("stream was deleted")
+    if state.closed:
+        raise StreamClosed("stream is closed", tail=state.tail)
+    if batch.record_count < 1:
+        raise InvalidRequest("a record batch needs at least one record")
+    pid = batch.producer_id
+    if pid < 0:
+        return ProducePlan(None, False)
+    first = batch.base_sequence
+    if first < 0:
+        raise InvalidRequest("an idempotent batch needs a base sequence")
+    known = state.kafka_producers.get(pid)
+    if known is None:
+        if first != 0:
+            raise UnknownProducerId(
+                f"producer {pid} is unknown here and must start at sequence 0",
+                expected=0,
+                received=first,
+            )
+        return ProducePlan(None, True)
+    if batch.producer_epoch < known.epoch:
+        raise StaleProducerEpoch(
+            f"producer epoch {batch.producer_epoch} is fenced by epoch {known.epoch}",
+            current_epoch=known.epoch,
+        )
+    if batch.producer_epoch > known.epoch:
+        if first != 0:
+            raise ProducerSequenceGap(
+                "a new producer epoch must start at sequence 0", expected=0, received=first
+            )
+        return ProducePlan(None, True)
+    last = next_sequence(first, batch.record_count - 1)
+    for b_first, b_last, base_offset, append_time in known.batches:
+        if (b_first, b_last) == (first, last):
+            return ProducePlan((base_offset, append_time), True)
+    expected = next_sequence(known.last_seq, 1)
+    if first == expected:
+        return ProducePlan(None, True)
+    if _sequence_before(first, expected):
+        raise DuplicateSequence(
+            f"producer {pid} repeats sequence {first}, older than the batches the log remembers"
+        )
+    raise ProducerSequenceGap(
+        f"producer sequence gap: expected {expected}, got {first}",
+        expected=expected,
+        received=first,
+    )
+
+
+def _sequence_before(sequence: int, expected: int) -> bool:
+    """True if ``sequence`` lies in the half of the (wrapping) sequence space below
+    ``expected``: a repeat rather than a jump ahead."""
+    return 0 < (expected - sequence) % (INT32_MAX + 1) <= (INT32_MAX + 1) // 2
+
+
+def apply_produce(
+    state: StreamState, batch: KafkaBatch, plan: ProducePlan, append_time_ms: int, now: float
+) -> ProduceResult:
+    """Update ``state`` after the batch is stored at the old tail (or not, for a duplicate);
+    ``append_time_ms`` is the LogAppendTime stamped on it (-1 for CreateTime)."""
+    state.last_access = now
+    if plan.duplicate is not None:
+        base, stamp = plan.duplicate
+        return ProduceResult(base, stamp, state.log_start, duplicate=True)
+    base = state.tail
+    state.tail += batch.record_count
+    state.kafka_entries = True
+    stamp = append_time_ms if batch.log_append_time else batch.max_timestamp_ms
+    state.max_timestamp = max(state.max_timestamp, stamp)
+    if plan.check_producer:
+        pid = batch.producer_id
+        known = state.kafka_producers.get(pid)
+        last = next_sequence(batch.base_sequence, batch.record_count - 1)
+        entry = (batch.base_sequence, last, base, append_time_ms)
+        kept = known.batches if known is not None and known.epoch == batch.producer_epoch else ()
+        state.kafka_producers[pid] = KafkaProducerState(
+            batch.producer_epoch, last, (*kept, entry)[-KAFKA_PRODUCER_BATCHES:]
+        )
+    return ProduceResult(base, append_time_ms if batch.log_append_time else -1, state.log_start)
+
+
+# -- the key-value table ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KvPlan:
+    """The outcome of a list of ``KvWrite``: each write's new version (0 for deletes and
+    checks) and the resulting item per touched key (``None``: deleted)."""
+
+    versions: list[int]
+    changes: dict[tuple[str, str], KvItem | None]
+    next_version: int
+
+
+def plan_kv(
+    writes: Sequence[KvWrite],
+    current: Callable[[str, str], KvItem | None],
+    next_version: int,
+) -> KvPlan:
+    """Check and apply ``writes`` in order against ``current`` (each expectation sees the
+    earlier writes of the same call); raise ``KvConflict`` on the first failed one.
+
+    ``next_version`` is the store-wide counter: every stored value gets a version never used
+    before (a key deleted and written again does not match an old expectation: no ABA).
+    """
+    changes: dict[tuple[str, str], KvItem | None] = {}
+    versions: list[int] = []
+    for write in writes:
+        if not write.namespace:
+            raise InvalidRequest("a key-value write needs a namespace")
+        where = (write.namespace, write.key)
+        item = changes[where] if where in changes else current(*where)
+        expect = write.expect_version
+        if expect is not None and (
+            (expect == 0 and item is not None)
+            or (expect != 0 and (item is None or item.version != expect))
+        ):
+            found = "absent" if item is None else f"at version {item.version}"
+            raise KvConflict(
+                f"{write.namespace}/{write.key} is {found}, expected "
+                + ("absent" if expect == 0 else f"version {expect}"),
+                namespace=write.namespace,
+                key=write.key,
+            )
+        if write.check_only:
+            versions.append(0)
+            continue
+        if write.value is None:
+            changes[where] = None
+            versions.append(0)
+            continue
+        changes[where] = KvItem(bytes(write.value), next_version)
+        versions.append(next_version)
+        next_version += 1
+    return KvPlan(versions, changes, next_version)

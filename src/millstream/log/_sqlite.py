@@ -31,7 +31,20 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InvalidRequest, StorageError, StreamGone, StreamNotFound
-from ._model import AppendRequest, AppendResult, CreateRequest, CreateResult, ReadResult, StreamInfo
+from ._model import (
+    AppendRequest,
+    AppendResult,
+    BatchReadResult,
+    CreateRequest,
+    CreateResult,
+    KafkaBatch,
+    KvItem,
+    KvWrite,
+    ProduceResult,
+    ReadResult,
+    StreamInfo,
+)
+from ._paths import is_internal
 from ._rules import StreamState, deadline, is_expired
 from ._sqlite_schema import DB_FILENAME, SELECT_RANGE, FsyncMode, connect, prepare_schema
 from ._sqlite_state import StateTable, TailCaches
@@ -298,12 +311,44 @@ class SqliteStore(Store):
     def _read_in_thread(self, segments: list[tuple[int, int, int]], budget: int) -> list[bytes]:
         return read_segments(self._thread_conn(), segments, budget)
 
-    async def list_paths(self, prefix: str = "") -> list[str]:
+    async def list_paths(self, prefix: str = "", *, include_internal: bool = False) -> list[str]:
         await self._ready()
         try:
-            return await asyncio.to_thread(self._list_in_thread, prefix, time.time())
+            paths = await asyncio.to_thread(self._list_in_thread, prefix, time.time())
         except sqlite3.Error as exc:
             raise StorageError(f"cannot list streams: {exc}") from exc
+        return paths if include_internal else [p for p in paths if not is_internal(p)]
+
+    # -- not yet: the Kafka entries and the key-value table (log-api step 3) -----------------
+
+    def _missing(self) -> StorageError:
+        return StorageError("SqliteStore does not implement this yet (log-api, step 3)")
+
+    async def produce(self, path: str, batch: KafkaBatch) -> ProduceResult:
+        raise self._missing()
+
+    async def read_batches(
+        self, path: str, start: int, *, max_bytes: int = DEFAULT_MAX_READ_BYTES
+    ) -> BatchReadResult:
+        raise self._missing()
+
+    async def offset_for_time(self, path: str, timestamp_ms: int) -> tuple[int, int] | None:
+        raise self._missing()
+
+    async def delete_records(self, path: str, before: int) -> int:
+        raise self._missing()
+
+    async def init_producer_id(self) -> tuple[int, int]:
+        raise self._missing()
+
+    async def kv_get(self, namespace: str, key: str) -> KvItem | None:
+        raise self._missing()
+
+    async def kv_scan(self, namespace: str, prefix: str = "") -> list[tuple[str, KvItem]]:
+        raise self._missing()
+
+    async def kv_write(self, writes: Sequence[KvWrite]) -> list[int]:
+        raise self._missing()
 
     def _list_in_thread(self, prefix: str, now: float) -> list[str]:
         paths: list[str] = []

@@ -76,10 +76,13 @@ class Store(abc.ABC):
     async def read(
         self, path: str, start: int, *, max_bytes: int = DEFAULT_MAX_READ_BYTES
     ) -> ReadResult:
-        """Messages from ``start`` (at least one if any exist, then up to ``max_bytes``).
+        """Payloads from ``start``, one per position (at least one if any exist, then up to
+        ``max_bytes``).
 
-        Renews a sliding TTL. ``start`` past the tail raises ``InvalidRequest``. Forks stitch
-        their source's messages below the fork point transparently.
+        Renews a sliding TTL. ``start`` past the tail raises ``InvalidRequest``; a ``start``
+        below the log start reads from the log start (``result.start`` says where). Forks
+        stitch their source's messages below the fork point transparently. Kafka batches read
+        as their record values (``millstream.log._views`` says how, JSON streams included).
         """
 
     @abc.abstractmethod
@@ -106,8 +109,11 @@ class Store(abc.ABC):
         those batches answers its original offset with ``duplicate=True`` and writes nothing;
         an older repeat raises ``DuplicateSequence``; a gap raises ``ProducerSequenceGap``; an
         epoch below the known one raises ``StaleProducerEpoch``; a higher epoch must start at
-        sequence 0. Closed, deleted and missing streams raise as ``append`` does. Durable (under
-        the fsync policy) when it returns; concurrent produces share a commit.
+        sequence 0; an unknown producer id not at sequence 0 raises ``UnknownProducerId`` (a
+        ``ProducerSequenceGap``). The rules are ``millstream.log._rules.plan_produce``. Closed,
+        deleted and missing streams raise as ``append`` does. Durable (under the fsync policy)
+        when it returns; concurrent produces share a commit. ``batch`` comes from
+        ``millstream.log.parse_batch`` (header and CRC checked, records never decoded).
         """
 
     @abc.abstractmethod
@@ -130,7 +136,9 @@ class Store(abc.ABC):
         """Truncate the start of the log below ``before`` (Kafka DeleteRecords); return the new
         log start. ``before=-1`` means the tail. Past the tail raises ``OffsetOutOfRange``; a
         ``before`` below the current log start changes nothing. Reads over either door never
-        return a position below the log start again (an HTTP read from earlier starts there)."""
+        return a position below the log start again (an HTTP read from earlier starts there).
+        A stream that forks still read raises ``InvalidRequest`` (their data would go), and a
+        fork cannot be created below its source's log start."""
 
     @abc.abstractmethod
     async def init_producer_id(self) -> tuple[int, int]:
