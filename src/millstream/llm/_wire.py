@@ -26,6 +26,7 @@ __all__ = [
     "RESUME_URL_HEADER",
     "TERMINAL_STATUSES",
     "event_id",
+    "is_generation_id",
     "parse_event_id",
 ]
 

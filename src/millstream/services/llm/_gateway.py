@@ -406,11 +406,7 @@ class LLMGateway(Service):
             )
         self.generations.launch(launch)
         resume = f"/v1/generations/{generation}/events?access_token={read_token}"
-        return generation, [
-            *admission.rate_headers,
-            (b"x-millstream-generation", generation.encode()),
-            (b"x-millstream-resume-url", resume.encode()),
-        ]
+        return generation, [*admission.rate_headers, (b"x-millstream-resume-url", resume.encode())]
 
     async def _owned(self, generation: str, project: str) -> dict[str, Any]:
         try:
@@ -432,6 +428,7 @@ class LLMGateway(Service):
             ) from exc
         if end["status"] != "completed":
             raise _end_error(end)
+        headers = [(b"x-millstream-generation", generation.encode()), *headers]
         await _send_json(send, 200, completion_body(start, content, end, project), headers)
 
     async def _stream(
