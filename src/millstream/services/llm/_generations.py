@@ -454,7 +454,10 @@ class Generations:
 
     async def terminal(self, generation: str) -> dict[str, Any] | None:
         """The ``end`` record if the generation has ended, else ``None``; no waiting."""
-        if generation in self._running:
+        run = self._running.get(generation)
+        if run is not None:
+            if run.done.done() and run.done.exception() is None:
+                return run.done.result()
             return None
         try:
             info = await self._store.head(generation_path(generation))
