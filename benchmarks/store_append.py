@@ -53,9 +53,11 @@ async def run_appends(
             counts[w] += 1
 
     before = store.statistics()
+    cpu_before = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(writer(w) for w in range(writers)))
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_before
     after = store.statistics()
     total = sum(counts)
     batches = after["batches"] - before["batches"]
@@ -64,7 +66,8 @@ async def run_appends(
         f"fsync={fsync} writers={writers:3d} work={work_us:g}us: {total / elapsed:9.0f} appends/s "
         f"({total} in {elapsed:.2f}s, {batches} commits, {total / max(batches, 1):.1f} per commit"
         + (f", {syncs} WAL fsyncs" if syncs else "")
-        + ")"
+        + f"); process CPU {cpu / max(total, 1) * 1e6:.1f} µs/append beyond --work-us:"
+        f" {(cpu / max(total, 1)) * 1e6 - work_us:.1f}"
     )
     await store.aclose()
 

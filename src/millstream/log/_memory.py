@@ -17,9 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, count, islice
 
-from ._batches import iter_records, stamp_batch, with_base_offset
+from ._batches import stamp_batch, with_base_offset
 from ._create import plan_create
-from ._errors import CorruptBatch, InvalidRequest, OffsetOutOfRange, StreamGone, StreamNotFound
+from ._errors import InvalidRequest, OffsetOutOfRange, StreamGone, StreamNotFound
 from ._model import (
     AppendRequest,
     AppendResult,
@@ -45,7 +45,14 @@ from ._rules import (
     plan_produce,
 )
 from ._store import DEFAULT_MAX_READ_BYTES, Store
-from ._views import BatchCache, Entry, ValueCache, assemble_batches, clip_entry
+from ._views import (
+    BatchCache,
+    Entry,
+    ValueCache,
+    assemble_batches,
+    clip_entry,
+    time_in_batch,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -387,7 +394,8 @@ class MemoryStore(Store):
                 item, at = log.items[i], log.starts[i]
                 if isinstance(item, bytes):
                     return at, log.stamps[i]
-                found = _time_in_batch(item.data, max(start, at), target, (at, log.stamps[i]))
+                first = max(start, at)
+                found = time_in_batch(item.data, first, end, target, (first, log.stamps[i]))
                 if found is not None:
                     return found
             i += 1
@@ -444,16 +452,3 @@ class MemoryStore(Store):
         plan = plan_kv(writes, self._kv_current, self._kv_version)
         self._apply_kv(plan.changes, plan.next_version)
         return plan.versions
-
-
-def _time_in_batch(
-    data: bytes, start: int, target: int, fallback: tuple[int, int]
-) -> tuple[int, int] | None:
-    """The first record at or after ``start`` whose timestamp reaches ``target``."""
-    try:
-        for record in iter_records(data):
-            if record.offset >= start and record.timestamp_ms >= target:
-                return record.offset, record.timestamp_ms
-    except CorruptBatch:
-        return fallback
-    return None

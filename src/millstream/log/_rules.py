@@ -97,6 +97,7 @@ class StreamState:
     log_start: int = 0  # positions below were truncated (Kafka DeleteRecords)
     max_timestamp: int = -1  # the highest record timestamp stored so far (time lookups)
     kafka_entries: bool = False  # holds (or held) a Kafka batch: reads take the general path
+    time_indexed: int = -1  # the last timestamp a store indexed (stores with a time index)
     fork: ForkSpec | None = None  # as requested (offset resolved to the source position)
     fork_base: int = 0  # positions below this are read from the fork source
     refcount: int = 0  # forks whose data reaches into this stream

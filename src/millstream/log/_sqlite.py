@@ -24,13 +24,13 @@ import sqlite3
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import accumulate
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from ._errors import InvalidRequest, StorageError, StreamGone, StreamNotFound
+from ._errors import InvalidRequest, OffsetOutOfRange, StorageError, StreamGone, StreamNotFound
 from ._model import (
     AppendRequest,
     AppendResult,
@@ -43,13 +43,31 @@ from ._model import (
     ProduceResult,
     ReadResult,
     StreamInfo,
+    is_json_content_type,
 )
 from ._paths import is_internal
 from ._rules import StreamState, deadline, is_expired
-from ._sqlite_schema import DB_FILENAME, SELECT_RANGE, FsyncMode, connect, prepare_schema
+from ._sqlite_schema import (
+    DB_FILENAME,
+    SELECT_ENTRIES,
+    SELECT_ENTRY_START,
+    SELECT_RANGE,
+    FsyncMode,
+    connect,
+    prepare_schema,
+    read_counters,
+)
 from ._sqlite_state import StateTable, TailCaches
-from ._sqlite_writer import Job, JobKind, Writer
+from ._sqlite_writer import Counters, Job, JobKind, Writer
 from ._store import DEFAULT_MAX_READ_BYTES, Store
+from ._views import (
+    BatchCache,
+    Entry,
+    ValueCache,
+    assemble_batches,
+    clip_entry,
+    time_in_batch,
+)
 
 __all__ = ["SqliteStore"]
 
@@ -102,6 +120,98 @@ def read_segments(
     return out
 
 
+def _entry_rows(
+    conn: sqlite3.Connection, sid: int, lo: int, hi: int, extra: str = "", *args: object
+) -> sqlite3.Cursor:
+    """Rows of the entries holding positions [lo, hi): from the one holding ``lo`` on."""
+    row = conn.execute(SELECT_ENTRY_START, (sid, lo)).fetchone()
+    first = lo if row is None else row[0]
+    sql = SELECT_ENTRIES if not extra else SELECT_ENTRIES.replace(" ORDER BY", f" {extra} ORDER BY")
+    return conn.execute(sql, (sid, first, hi, *args))
+
+
+def read_entries(
+    conn: sqlite3.Connection,
+    segments: Sequence[tuple[int, int, int]],
+    budget: int,
+    values: ValueCache,
+    json_mode: bool,
+) -> list[bytes]:
+    """``read_segments`` for streams holding Kafka batches: one payload per position, a batch's
+    records decoded (``_views.http_payloads``), starting inside a batch when ``lo`` does."""
+    out: list[bytes] = []
+    used = 0
+    for sid, lo, hi in segments:
+        position = lo
+        for seq, data, span, _ in _entry_rows(conn, sid, lo, hi):
+            end = seq + (1 if span is None else span)
+            if end <= position:
+                continue
+            if seq > position:
+                break  # rows vanished (deleted meanwhile): stop at the gap
+            if span is None:
+                out.append(data)
+                used += len(data)
+                position += 1
+            else:
+                payloads = values.payloads(sid, seq, data, json_mode)
+                for payload in payloads[position - seq : hi - seq]:
+                    out.append(payload)
+                    used += len(payload)
+                    position += 1
+                    if used >= budget:
+                        break
+            if used >= budget:
+                return out
+        if position < hi:
+            break
+    return out
+
+
+def iter_entries(
+    conn: sqlite3.Connection, segments: Sequence[tuple[int, int, int]]
+) -> Iterator[Entry]:
+    """The entries holding the positions of ``segments``, for ``assemble_batches``; a fork
+    source's batch that crosses the fork point is cut there (``clip_entry``)."""
+    for sid, lo, hi in segments:
+        for seq, data, span, stamp in _entry_rows(conn, sid, lo, hi):
+            if span is None:
+                if seq >= lo:
+                    yield Entry(seq, 1, data, stamp if stamp is not None else 0, False)
+                continue
+            if seq + span <= lo:
+                continue
+            clipped = clip_entry(Entry(seq, span, data, stamp, True), hi)
+            if clipped is not None:
+                yield clipped
+
+
+def find_time(
+    conn: sqlite3.Connection, segments: Sequence[tuple[int, int, int]], target: int
+) -> tuple[int, int] | None:
+    """The first record at or after each segment's ``lo`` whose timestamp reaches ``target``,
+    starting the scan where the sparse ``time_index`` allows."""
+    for sid, lo, hi in segments:
+        row = conn.execute(
+            "SELECT seq FROM time_index WHERE stream_id = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
+            (sid, target),
+        ).fetchone()
+        start = lo if row is None else max(lo, row[0])
+        for seq, data, span, stamp in _entry_rows(
+            conn, sid, start, hi, "AND timestamp_ms >= ?", target
+        ):
+            if span is None:
+                if seq >= lo:
+                    return seq, stamp
+                continue
+            if seq + span <= lo:
+                continue
+            found = time_in_batch(data, max(lo, seq), hi, target, (max(lo, seq), stamp))
+            if found is not None:
+                return found
+    return None
+
+
 class SqliteStore(Store):
     """The embedded default store: ``SqliteStore("./millstream-data")``.
 
@@ -118,6 +228,8 @@ class SqliteStore(Store):
         self.description = f"sqlite:{self.db_path} (fsync={fsync})"
         self._table = StateTable()
         self._caches = TailCaches()
+        self._values = ValueCache()
+        self._batch_cache = BatchCache()
         self._writer: Writer | None = None
         self._reader: sqlite3.Connection | None = None
         self._local = threading.local()
@@ -141,8 +253,11 @@ class SqliteStore(Store):
             conn = connect(path, self.fsync)
             try:
                 prepare_schema(conn)
-            except sqlite3.Error as exc:
+                counters = read_counters(conn)
+            except (sqlite3.Error, StorageError) as exc:
                 conn.close()
+                if isinstance(exc, StorageError):
+                    raise
                 raise StorageError(f"cannot open {path}: {exc}") from exc
             self._reader = connect(path, self.fsync, readonly=True)
             writer = Writer(
@@ -153,6 +268,7 @@ class SqliteStore(Store):
                 self.notifier.notify,
                 fsync=self.fsync,
                 wal_path=path + "-wal",
+                counters=Counters(counters["kv_version"], counters["producer_id"]),
             )
             writer.start()
             self._writer = writer
@@ -267,6 +383,7 @@ class SqliteStore(Store):
         tail, closed, sid = state.tail, state.closed, state.stream_id
         if start > tail or start < 0:
             raise InvalidRequest("offset is beyond the stream's tail")
+        start = max(start, state.log_start)
         state.last_access = now
         self._table.access_dirty.add(path)
         if start == tail:
@@ -278,7 +395,12 @@ class SqliteStore(Store):
         else:
             segments = self._segments(state, start, tail)
             try:
-                if tail - start <= LOOP_READ_MAX_MESSAGES:
+                if self._general(state):
+                    json_mode = is_json_content_type(state.config.content_type)
+                    payloads = await asyncio.to_thread(
+                        self._entries_in_thread, segments, max_bytes, json_mode
+                    )
+                elif tail - start <= LOOP_READ_MAX_MESSAGES:
                     assert self._reader is not None
                     payloads = read_segments(self._reader, segments, max_bytes)
                 else:
@@ -311,6 +433,11 @@ class SqliteStore(Store):
     def _read_in_thread(self, segments: list[tuple[int, int, int]], budget: int) -> list[bytes]:
         return read_segments(self._thread_conn(), segments, budget)
 
+    def _entries_in_thread(
+        self, segments: list[tuple[int, int, int]], budget: int, json_mode: bool
+    ) -> list[bytes]:
+        return read_entries(self._thread_conn(), segments, budget, self._values, json_mode)
+
     async def list_paths(self, prefix: str = "", *, include_internal: bool = False) -> list[str]:
         await self._ready()
         try:
@@ -319,36 +446,147 @@ class SqliteStore(Store):
             raise StorageError(f"cannot list streams: {exc}") from exc
         return paths if include_internal else [p for p in paths if not is_internal(p)]
 
-    # -- not yet: the Kafka entries and the key-value table (log-api step 3) -----------------
-
-    def _missing(self) -> StorageError:
-        return StorageError("SqliteStore does not implement this yet (log-api, step 3)")
+    # -- Kafka entries ------------------------------------------------------------------
 
     async def produce(self, path: str, batch: KafkaBatch) -> ProduceResult:
-        raise self._missing()
+        if self._writer is None:
+            await self._ready()
+        result: ProduceResult = await self._enqueue("produce", path, batch)
+        return result
+
+    async def delete_records(self, path: str, before: int) -> int:
+        start: int = await self._submit("truncate", path, before)
+        return start
+
+    async def init_producer_id(self) -> tuple[int, int]:
+        result: tuple[int, int] = await self._submit("producer_id", "", None)
+        return result
+
+    def _general(self, state: StreamState) -> bool:
+        """True if ``state`` or a fork source it reads holds Kafka batches."""
+        while True:
+            if state.kafka_entries:
+                return True
+            if state.fork is None:
+                return False
+            source = self._lookup(state.fork.source)
+            if source is None:
+                return False
+            state = source
 
     async def read_batches(
         self, path: str, start: int, *, max_bytes: int = DEFAULT_MAX_READ_BYTES
     ) -> BatchReadResult:
-        raise self._missing()
+        if self._writer is None:
+            await self._ready()
+        now = time.time()
+        state = self._live(path, now)
+        tail, log_start, sid = state.tail, state.log_start, state.stream_id
+        if start < log_start or start > tail:
+            raise OffsetOutOfRange(
+                f"offset {start} is outside [{log_start}, {tail}]", log_start=log_start, tail=tail
+            )
+        state.last_access = now
+        self._table.access_dirty.add(path)
+        if start == tail:
+            return BatchReadResult([], start, start, tail, log_start, sid)
+        segments = self._segments(state, start, tail)
+        try:
+            if state.kafka_entries or tail - start <= LOOP_READ_MAX_MESSAGES:
+                batches, end = self._batches_from(self._conn(), segments, start, tail, max_bytes)
+            else:
+                batches, end = await asyncio.to_thread(
+                    self._batches_in_thread, segments, start, tail, max_bytes
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read stream {path!r}: {exc}") from exc
+        return BatchReadResult(batches, start, end, tail, log_start, sid)
+
+    def _batches_from(
+        self,
+        conn: sqlite3.Connection,
+        segments: list[tuple[int, int, int]],
+        start: int,
+        tail: int,
+        max_bytes: int,
+    ) -> tuple[list[bytes], int]:
+        entries = iter_entries(conn, segments)
+        sid = segments[-1][0]
+        return assemble_batches(sid, entries, start, tail, max_bytes, self._batch_cache)
+
+    def _batches_in_thread(
+        self, segments: list[tuple[int, int, int]], start: int, tail: int, max_bytes: int
+    ) -> tuple[list[bytes], int]:
+        return self._batches_from(self._thread_conn(), segments, start, tail, max_bytes)
 
     async def offset_for_time(self, path: str, timestamp_ms: int) -> tuple[int, int] | None:
-        raise self._missing()
+        if self._writer is None:
+            await self._ready()
+        state = self._live(path, time.time())
+        if state.log_start >= state.tail:
+            return None
+        segments = self._segments(state, state.log_start, state.tail)
+        try:
+            return await asyncio.to_thread(self._time_in_thread, segments, timestamp_ms)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read stream {path!r}: {exc}") from exc
 
-    async def delete_records(self, path: str, before: int) -> int:
-        raise self._missing()
+    def _time_in_thread(
+        self, segments: list[tuple[int, int, int]], target: int
+    ) -> tuple[int, int] | None:
+        return find_time(self._thread_conn(), segments, target)
 
-    async def init_producer_id(self) -> tuple[int, int]:
-        raise self._missing()
+    # -- the key-value table ----------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = self._reader
+        if conn is None:
+            raise StorageError("the store is closed")
+        return conn
+
+    def _kv_load(self, namespace: str, key: str) -> KvItem | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT value, version FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
+            )
+            .fetchone()
+        )
+        return None if row is None else KvItem(bytes(row[0]), row[1])
+
+    def _kv_load_prefix(self, namespace: str, prefix: str) -> list[tuple[str, KvItem]]:
+        rows = self._thread_conn().execute(
+            "SELECT key, value, version FROM kv WHERE namespace = ? AND key >= ? ORDER BY key",
+            (namespace, prefix),
+        )
+        out: list[tuple[str, KvItem]] = []
+        for key, value, version in rows:
+            if not key.startswith(prefix):
+                break
+            out.append((key, KvItem(bytes(value), version)))
+        return out
 
     async def kv_get(self, namespace: str, key: str) -> KvItem | None:
-        raise self._missing()
+        if self._writer is None:
+            await self._ready()
+        try:
+            return self._table.kv.read(namespace, key, self._kv_load)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {namespace}/{key}: {exc}") from exc
 
     async def kv_scan(self, namespace: str, prefix: str = "") -> list[tuple[str, KvItem]]:
-        raise self._missing()
+        if self._writer is None:
+            await self._ready()
+        try:
+            return await asyncio.to_thread(
+                self._table.kv.scan, namespace, prefix, self._kv_load_prefix
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot scan {namespace}: {exc}") from exc
 
     async def kv_write(self, writes: Sequence[KvWrite]) -> list[int]:
-        raise self._missing()
+        versions: list[int] = await self._submit("kv", "", list(writes))
+        return versions
 
     def _list_in_thread(self, prefix: str, now: float) -> list[str]:
         paths: list[str] = []

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from ._model import KvItem
 from ._rules import StreamState
 from ._sqlite_schema import load_state
 
-__all__ = ["StateTable", "TailCache", "TailCaches", "copy_state"]
+__all__ = ["KvOverlay", "StateTable", "TailCache", "TailCaches", "copy_state"]
 
 
 def copy_state(state: StreamState) -> StreamState:
-    """A copy the writer may mutate; ``producers`` is shared (only the writer reads it)."""
+    """A copy the writer may mutate; ``producers`` and ``kafka_producers`` are shared (only the
+    writer reads them)."""
     return StreamState(
         path=state.path,
         stream_id=state.stream_id,
@@ -41,7 +43,93 @@ def copy_state(state: StreamState) -> StreamState:
         refcount=state.refcount,
         soft_deleted=state.soft_deleted,
         last_access=state.last_access,
+        kafka_producers=state.kafka_producers,
+        log_start=state.log_start,
+        max_timestamp=state.max_timestamp,
+        kafka_entries=state.kafka_entries,
+        time_indexed=state.time_indexed,
     )
+
+
+class KvOverlay:
+    """Key-value writes committed but not yet fsynced (``fsync="always"``), hidden from readers.
+
+    Readers query the file, which already holds such a write; for a key staged here they get
+    the value that was visible before instead, until the batch that wrote it is published (the
+    same staging as stream states above). Per key: the visible item and the pending writes of
+    later batches, in commit order.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], tuple[KvItem | None, list[tuple[int, KvItem | None]]]]
+        self._keys = {}
+        self._lock = threading.Lock()
+
+    def stage(
+        self,
+        number: int,
+        changes: dict[tuple[str, str], KvItem | None],
+        before: dict[tuple[str, str], KvItem | None],
+    ) -> None:
+        with self._lock:
+            for where, item in changes.items():
+                entry = self._keys.get(where)
+                if entry is None:
+                    self._keys[where] = (before.get(where), [(number, item)])
+                else:
+                    entry[1].append((number, item))
+
+    def unstage(self, number: int) -> None:
+        with self._lock:
+            for where in list(self._keys):
+                visible, pending = self._keys[where]
+                kept = [p for p in pending if p[0] != number]
+                if kept:
+                    self._keys[where] = (visible, kept)
+                else:
+                    del self._keys[where]
+
+    def publish(self, number: int) -> None:
+        with self._lock:
+            for where in list(self._keys):
+                visible, pending = self._keys[where]
+                while pending and pending[0][0] <= number:
+                    visible = pending.pop(0)[1]
+                if pending:
+                    self._keys[where] = (visible, pending)
+                else:
+                    del self._keys[where]
+
+    def read(
+        self, namespace: str, key: str, load: Callable[[str, str], KvItem | None]
+    ) -> KvItem | None:
+        """What a reader sees of ``key``: the staged key's visible item, else ``load``'s.
+
+        ``load`` runs under the lock the writer stages with (before its COMMIT), so it never
+        sees a write that is committed but neither staged nor fsynced.
+        """
+        with self._lock:
+            entry = self._keys.get((namespace, key))
+            if entry is not None:
+                return entry[0]
+            return load(namespace, key)
+
+    def scan(
+        self,
+        namespace: str,
+        prefix: str,
+        load: Callable[[str, str], list[tuple[str, KvItem]]],
+    ) -> list[tuple[str, KvItem]]:
+        """``load``'s rows with the staged keys of ``namespace``/``prefix`` as readers see them."""
+        with self._lock:
+            rows = dict(load(namespace, prefix))
+            for (ns, key), (visible, _) in self._keys.items():
+                if ns == namespace and key.startswith(prefix):
+                    if visible is None:
+                        rows.pop(key, None)
+                    else:
+                        rows[key] = visible
+        return sorted(rows.items(), key=lambda pair: pair[0])
 
 
 class StateTable:
@@ -57,6 +145,7 @@ class StateTable:
         self.access_dirty: set[str] = set()  # paths whose last_access is ahead of the file
         # committed, not yet fsynced: path -> (batch number, state or None if removed)
         self.staged: dict[str, tuple[int, StreamState | None]] = {}
+        self.kv = KvOverlay()
 
     def lookup(self, conn: sqlite3.Connection, path: str) -> StreamState | None:
         """The published state of ``path`` (any lifecycle stage), or ``None`` if absent."""

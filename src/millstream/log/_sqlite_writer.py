@@ -1,6 +1,7 @@
 """The one writer thread of ``SqliteStore``: group commit.
 
-Every create, append, delete and reclaim is a ``Job`` put on a queue. The writer thread takes
+Every create, append, produce, delete, truncation, key-value write, producer-id allocation and
+reclaim is a ``Job`` put on a queue. The writer thread takes
 all the jobs waiting, applies them in arrival order inside one transaction and commits once.
 While it commits, new jobs queue up and form the next batch, so the more concurrent writers
 there are, the more appends share each commit.
@@ -30,29 +31,56 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._batches import stamp_batch, with_base_offset
 from ._create import plan_create
-from ._errors import LogError, StorageError, StreamGone, StreamNotFound
+from ._errors import (
+    InvalidRequest,
+    LogError,
+    OffsetOutOfRange,
+    StorageError,
+    StreamGone,
+    StreamNotFound,
+)
 from ._model import (
     AppendRequest,
     AppendResult,
     CreateRequest,
     CreateResult,
+    KafkaBatch,
+    KvItem,
+    KvWrite,
+    ProduceResult,
+    is_json_content_type,
 )
-from ._rules import StreamState, apply_append, is_expired, plan_append
+from ._rules import (
+    KafkaProducerState,
+    StreamState,
+    apply_append,
+    apply_produce,
+    is_expired,
+    plan_append,
+    plan_kv,
+    plan_produce,
+)
 from ._sqlite_schema import (
     INSERT_STREAM,
+    TIME_INDEX_STEP_MS,
     UPDATE_STREAM,
     FsyncMode,
     insert_flat,
     insert_many,
+    kafka_producer_row,
     stream_row,
 )
 from ._sqlite_state import StateTable, TailCaches, copy_state
 from ._sqlite_sync import WalFile, WalSyncer
+from ._views import http_payloads
 
-__all__ = ["Job", "Writer"]
+__all__ = ["Counters", "Job", "Writer"]
 
-JobKind = Literal["create", "append", "delete", "reclaim"]
+JobKind = Literal[
+    "create", "append", "produce", "delete", "truncate", "kv", "producer_id", "reclaim"
+]
 
 MAX_BATCH = 4096  # jobs per transaction (plus one loop iteration's); more wait for the next one
 INTERVAL_FSYNC_SECONDS = 0.1  # fsync="interval": the most acknowledged writes a crash can lose
@@ -74,22 +102,40 @@ class Job:
     error: BaseException | None = None
 
 
+@dataclass(slots=True)
+class Counters:
+    """The store-wide counters the writer hands out (persisted in ``meta`` with each use)."""
+
+    kv_version: int
+    producer_id: int
+
+
 class _Batch:
     """One transaction's worth of jobs: working copies of states and the rows to write."""
 
-    def __init__(self, conn: sqlite3.Connection, table: StateTable, now: float) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, table: StateTable, now: float, counters: Counters
+    ) -> None:
         self.conn = conn
         self.table = table
         self.now = now
         self.timestamp_ms = int(now * 1000)
         self.work: dict[str, StreamState | None] = {}  # None: removed in this batch
         self.values: list[object] = []  # messages rows end to end: stream_id, seq, data, ts
+        self.batch_values: list[object] = []  # Kafka batch rows: stream_id, seq, data, ts, span
+        self.index_values: list[object] = []  # time_index rows: stream_id, ts, seq
         self.dirty: set[str] = set()  # paths whose streams row needs an UPDATE
         self.producers: dict[tuple[int, str], tuple[int, int]] = {}
+        self.kafka_producers: dict[tuple[int, int], KafkaProducerState] = {}
         self.dropped: set[int] = set()
         self.changed: set[str] = set()  # paths whose live readers to wake
         self.cached: dict[int, tuple[int, list[bytes]]] = {}  # stream_id -> (start, payloads)
+        self.uncache: set[int] = set()  # streams whose tail cache a batch entry interrupts
+        self.truncated: set[int] = set()  # streams whose log start moved
         self.nbytes = 0  # payload bytes written (to estimate WAL growth)
+        self.counters = Counters(counters.kv_version, counters.producer_id)
+        self.kv_changes: dict[tuple[str, str], KvItem | None] = {}  # this batch's kv writes
+        self.kv_before: dict[tuple[str, str], KvItem | None] = {}  # committed values replaced
 
     def get(self, path: str) -> StreamState | None:
         if path in self.work:
@@ -117,16 +163,27 @@ class _Batch:
         else:
             entry[1].extend(payloads)
 
+    def _stamp(self, state: StreamState, seq: int, stamp: int) -> None:
+        """Keep the stream's highest timestamp, and index it sparsely (see ``time_index``)."""
+        if stamp > state.max_timestamp:
+            if stamp >= state.time_indexed + TIME_INDEX_STEP_MS:
+                self.index_values += (state.stream_id, stamp, seq)
+                state.time_indexed = stamp
+            state.max_timestamp = stamp
+
     # -- jobs ---------------------------------------------------------------------------
 
     def append(self, path: str, request: AppendRequest) -> AppendResult:
         state = self._live(path)
         plan = plan_append(state, request)
+        if request.kv and plan.outcome != "duplicate":
+            self._kv_apply(request.kv)  # raises KvConflict before anything is written
         start = state.tail
         result = apply_append(state, request, plan, self.now)
         if plan.outcome == "duplicate":
             return result
         if plan.outcome == "appended":
+            self._stamp(state, start, self.timestamp_ms)
             self._add_messages(state, start, request.messages)
         if plan.producer is not None:
             claim = plan.producer
@@ -134,6 +191,85 @@ class _Batch:
         self.dirty.add(path)
         self.changed.add(path)
         return result
+
+    def produce(self, path: str, batch: KafkaBatch) -> ProduceResult:
+        state = self._live(path)
+        plan = plan_produce(state, batch)
+        base = state.tail
+        stamp = self.timestamp_ms if batch.log_append_time else batch.max_timestamp_ms
+        known = state.max_timestamp
+        result = apply_produce(state, batch, plan, self.timestamp_ms, self.now)
+        if plan.duplicate is not None:
+            return result
+        state.max_timestamp = known
+        self._stamp(state, base, stamp)
+        if batch.log_append_time:
+            data = stamp_batch(batch.data, base, self.timestamp_ms)
+        else:
+            data = with_base_offset(batch.data, base)
+        sid = state.stream_id
+        self.batch_values += (sid, base, data, stamp, batch.record_count)
+        self.nbytes += len(data)
+        self.cached.pop(sid, None)
+        self.uncache.add(sid)
+        if plan.check_producer:
+            pid = batch.producer_id
+            self.kafka_producers[(sid, pid)] = state.kafka_producers[pid]
+        self.dirty.add(path)
+        self.changed.add(path)
+        return result
+
+    def truncate(self, path: str, before: int) -> int:
+        state = self._live(path)
+        target = state.tail if before == -1 else before
+        if target < 0 or target > state.tail:
+            raise OffsetOutOfRange(
+                f"offset {before} is past the tail {state.tail}",
+                log_start=state.log_start,
+                tail=state.tail,
+            )
+        if state.refcount > 0:
+            raise InvalidRequest("forks still read this stream's data; it cannot be truncated")
+        if target <= state.log_start:
+            return state.log_start
+        self.flush_rows()
+        sid = state.stream_id
+        self.conn.execute(
+            "DELETE FROM messages WHERE stream_id = ? AND seq < ? AND seq + coalesce(span, 1) <= ?",
+            (sid, target, target),
+        )
+        self.conn.execute("DELETE FROM time_index WHERE stream_id = ? AND seq < ?", (sid, target))
+        state.log_start = target
+        self.truncated.add(sid)
+        self.dirty.add(path)
+        self.changed.add(path)
+        return target
+
+    def producer_id(self, _path: str, _request: None) -> tuple[int, int]:
+        pid = self.counters.producer_id
+        self.counters.producer_id += 1
+        return pid, 0
+
+    def kv(self, _path: str, writes: list[KvWrite]) -> list[int]:
+        return self._kv_apply(writes)
+
+    def _kv_apply(self, writes: Sequence[KvWrite]) -> list[int]:
+        plan = plan_kv(writes, self._kv_current, self.counters.kv_version)
+        for where, item in plan.changes.items():
+            self.kv_changes[where] = item
+        self.counters.kv_version = plan.next_version
+        return plan.versions
+
+    def _kv_current(self, namespace: str, key: str) -> KvItem | None:
+        where = (namespace, key)
+        if where in self.kv_changes:
+            return self.kv_changes[where]
+        row = self.conn.execute(
+            "SELECT value, version FROM kv WHERE namespace = ? AND key = ?", where
+        ).fetchone()
+        item = None if row is None else KvItem(bytes(row[0]), row[1])
+        self.kv_before[where] = item
+        return item
 
     def create(self, path: str, request: CreateRequest) -> CreateResult:
         plan = plan_create(
@@ -167,15 +303,19 @@ class _Batch:
                 resolved.sub_offset if resolved is not None else 0,
                 base,
                 self.now,
+                source.log_start if source is not None else 0,
+                self.timestamp_ms if own else -1,
             ),
         )
         assert cursor.lastrowid is not None
         state = StreamState(path=path, stream_id=cursor.lastrowid, config=config)
         state.last_access = self.now
         state.fork, state.fork_base = resolved, base
+        state.log_start = source.log_start if source is not None else 0
         state.tail = base
         state.closed = request.closed
         if own:
+            self._stamp(state, base, self.timestamp_ms)
             self._add_messages(state, base, own)
             state.tail = base + len(own)
         if source is not None:
@@ -231,9 +371,17 @@ class _Batch:
             state = source
         self.flush_rows()
         row = self.conn.execute(
-            "SELECT data FROM messages WHERE stream_id = ? AND seq = ?", (state.stream_id, position)
+            "SELECT seq, data, span FROM messages WHERE stream_id = ? AND seq <= ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (state.stream_id, position),
         ).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        seq, data, span = row
+        if span is None:
+            return bytes(data) if seq == position else None
+        payloads = http_payloads(bytes(data), is_json_content_type(state.config.content_type))
+        return payloads[position - seq] if position - seq < len(payloads) else None
 
     def drop(self, state: StreamState) -> None:
         """Remove ``state`` now, or soft-delete it while forks reference it; cascade upward."""
@@ -246,6 +394,10 @@ class _Batch:
         self.flush_rows()
         self.conn.execute("DELETE FROM messages WHERE stream_id = ?", (sid,))
         self.conn.execute("DELETE FROM producers WHERE stream_id = ?", (sid,))
+        if state.kafka_entries:
+            self.conn.execute("DELETE FROM kafka_producers WHERE stream_id = ?", (sid,))
+        if state.max_timestamp >= 0:
+            self.conn.execute("DELETE FROM time_index WHERE stream_id = ?", (sid,))
         self.conn.execute("DELETE FROM streams WHERE id = ?", (sid,))
         self.work[state.path] = None
         self.dirty.discard(state.path)
@@ -263,10 +415,33 @@ class _Batch:
         if self.values:
             insert_flat(self.conn, "messages", self.values)
             self.values = []
+        if self.batch_values:
+            insert_flat(self.conn, "batches", self.batch_values)
+            self.batch_values = []
 
-    def flush(self) -> None:
-        """Write everything the batch decided (messages, stream rows, producer state)."""
+    def flush(self, counters: Counters) -> None:
+        """Write everything the batch decided (entries, stream rows, producer and key-value
+        state, counters)."""
         self.flush_rows()
+        if self.index_values:
+            insert_flat(self.conn, "time_index", self.index_values)
+        kafka = [
+            kafka_producer_row(sid, pid, producer)
+            for (sid, pid), producer in self.kafka_producers.items()
+            if sid not in self.dropped
+        ]
+        if kafka:
+            insert_many(self.conn, "kafka_producers", kafka)
+        if self.kv_changes:
+            self._flush_kv()
+        if self.counters != counters:
+            self.conn.executemany(
+                "UPDATE meta SET value = ? WHERE name = ?",
+                [
+                    (self.counters.kv_version, "kv_version"),
+                    (self.counters.producer_id, "producer_id"),
+                ],
+            )
         updates = [stream_row(s) for p in self.dirty if (s := self.work.get(p)) is not None]
         if updates:
             self.conn.executemany(UPDATE_STREAM, updates)
@@ -277,6 +452,23 @@ class _Batch:
         ]
         if producers:
             insert_many(self.conn, "producers", producers)
+
+    def _flush_kv(self) -> None:
+        upserts = [
+            (ns, key, item.value, item.version)
+            for (ns, key), item in self.kv_changes.items()
+            if item is not None
+        ]
+        deletes = [where for where, item in self.kv_changes.items() if item is None]
+        if upserts:
+            self.conn.executemany(
+                "INSERT INTO kv (namespace, key, value, version) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
+                " version = excluded.version",
+                upserts,
+            )
+        if deletes:
+            self.conn.executemany("DELETE FROM kv WHERE namespace = ? AND key = ?", deletes)
 
 
 @dataclass(slots=True, eq=False)
@@ -301,8 +493,10 @@ class Writer:
         *,
         fsync: FsyncMode,
         wal_path: str,
+        counters: Counters,
     ) -> None:
         self._conn = conn
+        self.counters = counters
         self._table = table
         self._caches = caches
         self._loop = self.loop = loop
@@ -410,7 +604,7 @@ class Writer:
                 job.error = failure
             self._deliver(jobs, set())
             return
-        batch = _Batch(self._conn, self._table, time.time())
+        batch = _Batch(self._conn, self._table, time.time(), self.counters)
         number = self._number = self._number + 1
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -419,10 +613,12 @@ class Writer:
                     job.result = getattr(batch, job.kind)(job.path, job.request)
                 except LogError as exc:
                     job.error = exc
-            batch.flush()
+            batch.flush(self.counters)
             if self._syncer is not None:
                 # Staged before COMMIT: from then on no reader loads these paths from the file.
                 self._table.stage(number, batch.work)
+                if batch.kv_changes:
+                    self._table.kv.stage(number, batch.kv_changes, batch.kv_before)
             self._conn.execute("COMMIT")
         except Exception as exc:
             if self._conn.in_transaction:
@@ -432,6 +628,7 @@ class Writer:
                 # The failed batch's working copies share producer maps with the states of
                 # earlier batches: let those be published first, then reload from the file.
                 self._table.unstage(number)
+                self._table.kv.unstage(number)
                 self._syncer.drain()
             self._table.evict(batch.work)
             for job in jobs:
@@ -441,6 +638,7 @@ class Writer:
             return
         self.batches += 1
         self.jobs += len(jobs)
+        self.counters = batch.counters
         committed = _Committed(number, batch, jobs)
         if self._syncer is None:
             self._unsynced = self._fsync == "interval"
@@ -475,12 +673,16 @@ class Writer:
         then), on the writer thread otherwise.
         """
         batch = committed.batch
+        for sid in batch.uncache:
+            self._caches.drop(sid)
         for sid, (start, payloads) in batch.cached.items():
             if sid not in batch.dropped:
                 self._caches.extend(sid, start, payloads)
         for sid in batch.dropped:
             self._caches.drop(sid)
         self._table.publish(batch.work, committed.number)
+        if batch.kv_changes and self._syncer is not None:
+            self._table.kv.publish(committed.number)
         self._deliver(committed.jobs, batch.changed)
 
     def _fail_committed(self, committed: _Committed, error: StorageError) -> None:

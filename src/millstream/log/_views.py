@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from ._batches import BATCH_HEADER_SIZE, encode_batch, record_values, slice_batch
+from ._batches import BATCH_HEADER_SIZE, encode_batch, iter_records, record_values, slice_batch
 from ._errors import CorruptBatch
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "clip_entry",
     "http_payloads",
     "json_payload",
+    "time_in_batch",
 ]
 
 #: Messages per encoded batch when Durable Streams messages are read over Kafka.
@@ -167,6 +168,21 @@ class BatchCache(_Lru):
     def forget(self, stream_id: int) -> None:
         """Drop a deleted or truncated stream's batches."""
         self.drop_where(lambda key: key[0] == stream_id)  # type: ignore[index]
+
+
+def time_in_batch(
+    data: bytes, start: int, end: int, target: int, fallback: tuple[int, int]
+) -> tuple[int, int] | None:
+    """The first record of a stored batch in ``[start, end)`` whose timestamp reaches
+    ``target`` (Kafka ListOffsets by time looks inside the batch the same way); ``fallback``
+    for a batch whose records do not decode."""
+    try:
+        for record in iter_records(data):
+            if start <= record.offset < end and record.timestamp_ms >= target:
+                return record.offset, record.timestamp_ms
+    except CorruptBatch:
+        return fallback
+    return None
 
 
 def clip_entry(entry: Entry, end: int) -> Entry | None:
