@@ -1,0 +1,98 @@
+"""The gateway on the SQLite store: keys made by the CLI while the server runs, revocation,
+the usage table, and a gateway killed mid-generation that ends it ``failed`` on restart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from millstream.client._sse import SSEParser
+from millstream.llm import AuthenticationError, ClaudeClient
+
+from .conftest import FakeProvider, gateway_process
+
+CHAT = "/v1/chat/completions"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "millstream", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_keys_work_on_a_running_server(fake: FakeProvider, tmp_path: Path) -> None:
+    data = str(tmp_path)
+    with gateway_process(fake, "--data-dir", data) as gw:
+        created = cli("keys", "create", "--project", "acme", "--budget-tokens", "5000", "--data-dir", data)
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip().splitlines()[-1]
+        assert key.startswith("ms_")
+        with ClaudeClient(base_url=gw.url, api_key=key) as client:
+            response = client.complete("hello")
+            assert response.project_id == "acme"
+            stats = client.get_usage()
+        assert stats.limit == 5000 and stats.remaining == 5000 - response.usage.total_tokens
+
+        listed = cli("keys", "list", "--data-dir", data)
+        assert "llm:acme" in listed.stdout and listed.returncode == 0
+        usage = cli("usage", "--project", "acme", "--data-dir", data)
+        assert usage.returncode == 0, usage.stderr
+        assert "acme" in usage.stdout and "sonnet" in usage.stdout
+        assert f"{response.usage.total_tokens:,}" in usage.stdout
+
+        revoked = cli("keys", "revoke", key, "--data-dir", data)
+        assert revoked.returncode == 0, revoked.stderr
+        with ClaudeClient(base_url=gw.url, api_key=key) as client:
+            with pytest.raises(AuthenticationError) as caught:
+                client.complete("hello")
+        assert "revoked" in caught.value.message
+
+
+def test_cli_without_data_says_so(tmp_path: Path) -> None:
+    done = cli("keys", "list", "--data-dir", str(tmp_path / "nothing"))
+    assert done.returncode != 0 and "no millstream data" in done.stderr
+
+
+def test_restart_mid_generation_ends_it_failed(fake: FakeProvider, tmp_path: Path) -> None:
+    data = str(tmp_path)
+    fake.config(token_delay=0.3)
+    with gateway_process(fake, "--data-dir", data, "--bootstrap-key", "crash:100000") as gw:
+        key = gw.key
+        with httpx.Client(base_url=gw.url, headers=gw.headers(), timeout=30) as http:
+            with http.stream("POST", CHAT, json={"messages": [{"role": "user", "content": "x"}], "stream": True}) as answer:
+                parser = SSEParser()
+                last = ""
+                tokens = 0
+                for chunk in answer.iter_raw():
+                    for event in parser.feed(chunk):
+                        last = event.id or last
+                        delta = orjson.loads(event.data)["choices"][0]["delta"]
+                        tokens += 1 if delta.get("content") else 0
+                    if tokens >= 2:
+                        break
+                gw.process.kill()  # kill -9 mid-generation
+    with gateway_process(fake, "--data-dir", data) as again:
+        headers = {"authorization": f"Bearer {key}", "Last-Event-ID": last}
+        rest = httpx.post(
+            again.url + CHAT,
+            json={"messages": [{"role": "user", "content": "x"}], "stream": True},
+            headers=headers,
+            timeout=30,
+        )
+        usage = httpx.get(again.url + "/v1/usage", headers=headers, timeout=30).json()
+    events = SSEParser().feed(rest.content)
+    assert events[-1].data == "[DONE]"
+    errors = [orjson.loads(e.data) for e in events if e.data.startswith('{"error"')]
+    assert errors and errors[0]["error"]["type"] == "gateway_restarted"
+    final = orjson.loads(events[-3].data)
+    assert final["status"] == "failed" and final["usage"]["completion_tokens"] >= 1
+    assert usage["total_tokens"] == final["usage"]["total_tokens"]  # billed once, not zero
