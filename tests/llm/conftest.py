@@ -89,7 +89,9 @@ class Gateway:
 
 
 @contextmanager
-def gateway_process(fake: FakeProvider | None, *args: str, env: dict[str, str] | None = None) -> Iterator[Gateway]:
+def gateway_process(
+    fake: FakeProvider | None, *args: str, env: dict[str, str] | None = None
+) -> Iterator[Gateway]:
     environment = {
         k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))
     }
@@ -110,7 +112,9 @@ def gateway_process(fake: FakeProvider | None, *args: str, env: dict[str, str] |
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    keys = [line.split("key: ", 1)[1].strip() for line in process.output if line.startswith("key: ")]
+    keys = [
+        line.split("key: ", 1)[1].strip() for line in process.output if line.startswith("key: ")
+    ]
     try:
         yield Gateway(process, keys)
     finally:

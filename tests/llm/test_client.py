@@ -35,7 +35,11 @@ class TestClaudeClient:
         assert (default.max_retries, default.retry_delay, default.api_key) == (3, 1.0, None)
         default.close()
         client = ClaudeClient(
-            base_url=gateway.url + "/", api_key=gateway.key, project_id="p", timeout=5, max_retries=1
+            base_url=gateway.url + "/",
+            api_key=gateway.key,
+            project_id="p",
+            timeout=5,
+            max_retries=1,
         )
         assert client.base_url == gateway.url
         assert client.complete("hello").project_id == "demo"  # the key decides the project
@@ -105,11 +109,13 @@ class TestClaudeClient:
             first = client.complete("hi", model="haiku")
             second = client.complete("hi", model="sonnet")
             stats = client.get_usage(period="day")
-        assert stats.project_id == "demo" and stats.period == "day"
+        assert stats.project_id == "demo"
+        assert stats.period == "day"
         assert stats.total_tokens == first.usage.total_tokens + second.usage.total_tokens
         assert stats.total_cost == pytest.approx(first.cost + second.cost)
         assert stats.by_model["haiku"]["tokens"] == first.usage.total_tokens
-        assert stats.limit is None and stats.remaining is None
+        assert stats.limit is None
+        assert stats.remaining is None
 
     def test_client_health(self, gateway: Gateway) -> None:
         with ClaudeClient(base_url=gateway.url) as client:  # no key needed
@@ -121,10 +127,13 @@ class TestClaudeClient:
 
     def test_error_handling_authentication(self, gateway: Gateway) -> None:
         for key in (None, "ms_0123456789abcdef_wrongwrongwrongwrong", "garbage"):
-            with ClaudeClient(base_url=gateway.url, api_key=key, retry_delay=0) as client:
-                with pytest.raises(AuthenticationError) as caught:
-                    client.complete("hi")
-            assert caught.value.status == 401 and not caught.value.retryable
+            with (
+                ClaudeClient(base_url=gateway.url, api_key=key, retry_delay=0) as client,
+                pytest.raises(AuthenticationError) as caught,
+            ):
+                client.complete("hi")
+            assert caught.value.status == 401
+            assert not caught.value.retryable
             assert "millstream keys create" in caught.value.hint
 
     def test_error_handling_budget_exceeded(self, fake: FakeProvider) -> None:
@@ -141,20 +150,26 @@ class TestClaudeClient:
                 with pytest.raises(BudgetExceededError) as caught:
                     client.complete("hi")
                 stats = client.get_usage()
-            assert caught.value.status == 429 and not caught.value.retryable
+            assert caught.value.status == 429
+            assert not caught.value.retryable
             assert "Budget exceeded for project tight" in caught.value.message
-            assert stats.total_tokens <= 60 and stats.limit == 60
+            assert stats.total_tokens <= 60
+            assert stats.limit == 60
 
     def test_error_handling_rate_limit(self, fake: FakeProvider) -> None:
-        with gateway_process(fake, "--memory", "--bootstrap-key", "demo", "--llm-rpm", "2") as gw:
-            with ClaudeClient(base_url=gw.url, api_key=gw.key, max_retries=0) as client:
-                client.complete("one")
-                client.complete("two")
-                with pytest.raises(RateLimitError) as caught:
-                    client.complete("three")
+        with (
+            gateway_process(fake, "--memory", "--bootstrap-key", "demo", "--llm-rpm", "2") as gw,
+            ClaudeClient(base_url=gw.url, api_key=gw.key, max_retries=0) as client,
+        ):
+            client.complete("one")
+            client.complete("two")
+            with pytest.raises(RateLimitError) as caught:
+                client.complete("three")
         error = caught.value
-        assert error.status == 429 and error.retryable
-        assert error.retry_after is not None and 1 <= error.retry_after <= 120
+        assert error.status == 429
+        assert error.retryable
+        assert error.retry_after is not None
+        assert 1 <= error.retry_after <= 120
 
     def test_retry_logic(self, gateway: Gateway, fake: FakeProvider) -> None:
         # Upstream: two 529 overloads with Retry-After, then success; the gateway retries.
@@ -176,7 +191,8 @@ class TestClaudeClient:
 class TestAsyncClaudeClient:
     async def test_async_client_initialization(self, gateway: Gateway) -> None:
         client = AsyncClaudeClient(base_url=gateway.url, api_key=gateway.key, timeout=7)
-        assert client.timeout == 7 and client.project_id == "default"
+        assert client.timeout == 7
+        assert client.project_id == "default"
         assert (await client.complete("hi")).content == WORDS
         await client.close()
         assert client.client.is_closed
@@ -189,7 +205,8 @@ class TestAsyncClaudeClient:
     async def test_async_client_complete(self, gateway: Gateway) -> None:
         async with AsyncClaudeClient(base_url=gateway.url, api_key=gateway.key) as client:
             response = await client.complete("hello", model="opus")
-        assert response.model == "opus" and response.content == WORDS
+        assert response.model == "opus"
+        assert response.content == WORDS
 
     async def test_async_client_stream(self, gateway: Gateway) -> None:
         async with AsyncClaudeClient(base_url=gateway.url, api_key=gateway.key) as client:
@@ -199,14 +216,16 @@ class TestAsyncClaudeClient:
     async def test_async_client_batch(self, gateway: Gateway) -> None:
         async with AsyncClaudeClient(base_url=gateway.url, api_key=gateway.key) as client:
             result = await client.batch([f"prompt {i}" for i in range(12)])
-        assert result.completed == 12 and result.failed == 0
+        assert result.completed == 12
+        assert result.failed == 0
         assert [r.prompt for r in result.results] == [f"prompt {i}" for i in range(12)]
 
     async def test_async_client_get_usage(self, gateway: Gateway) -> None:
         async with AsyncClaudeClient(base_url=gateway.url, api_key=gateway.key) as client:
             response = await client.complete("hi")
             stats = await client.get_usage(period="week")
-        assert stats.total_tokens == response.usage.total_tokens and stats.period == "week"
+        assert stats.total_tokens == response.usage.total_tokens
+        assert stats.period == "week"
 
     async def test_async_error_handling(self, gateway: Gateway) -> None:
         async with AsyncClaudeClient(base_url=gateway.url, api_key="nope") as client:
@@ -215,7 +234,8 @@ class TestAsyncClaudeClient:
         async with AsyncClaudeClient(base_url=gateway.url, api_key=gateway.key) as client:
             with pytest.raises(ClaudeAPIError) as caught:
                 await client.get_usage(period="year")
-        assert caught.value.status == 400 and "period" in caught.value.message
+        assert caught.value.status == 400
+        assert "period" in caught.value.message
 
     async def test_async_retry_logic(self, gateway: Gateway, fake: FakeProvider) -> None:
         fake.fault("status", status=429, count=2, retry_after="0.05")

@@ -13,10 +13,15 @@ import orjson
 import pytest
 from openai import OpenAI
 
-from millstream.client._sse import SSEParser
-from millstream.llm import AsyncClaudeClient, ClaudeClient, GenerationError
-
 from client.faultproxy import Fault, running_proxy
+from millstream.client._sse import SSEParser
+from millstream.llm import (
+    AsyncClaudeClient,
+    BadRequestError,
+    ClaudeClient,
+    GenerationError,
+    ServerError,
+)
 from servers import wait_until
 
 from .conftest import FakeProvider, Gateway, gateway_process
@@ -72,7 +77,9 @@ def test_resume_with_only_last_event_id(gateway: Gateway, fake: FakeProvider) ->
             raw, last_id = read_until(first.iter_raw(), 3)
         # The client connection is gone; the generation runs on. Reconnect two ways.
         again = http.post(CHAT, json=body(stream=True), headers={"Last-Event-ID": last_id})
-        browser = httpx.get(gateway.url + resume_url, headers={"Last-Event-ID": last_id}, timeout=30)
+        browser = httpx.get(
+            gateway.url + resume_url, headers={"Last-Event-ID": last_id}, timeout=30
+        )
     before = text_of(events(raw))
     assert before == "".join(WORDS[:3])
     for rest in (again, browser):
@@ -104,7 +111,8 @@ def test_idempotency_key_attaches(gateway: Gateway, fake: FakeProvider) -> None:
     answers = asyncio.run(both())
     later = httpx.post(gateway.url + CHAT, json=body(stream=True), headers=headers, timeout=30)
     ids = {a.json()["id"] for a in answers}
-    assert len(ids) == 1 and all(a.json()["content"] == "".join(WORDS) for a in answers)
+    assert len(ids) == 1
+    assert all(a.json()["content"] == "".join(WORDS) for a in answers)
     assert text_of(events(later.content)) == "".join(WORDS)
     assert len(fake.requests()) == 1
     other = httpx.post(gateway.url + CHAT, json=body("different"), headers=headers, timeout=30)
@@ -132,11 +140,13 @@ def test_disconnect_does_not_cancel_and_cancel_does(gateway: Gateway, fake: Fake
             read_until(chunks, 1)
             cancelled = http.post(f"/v1/generations/{generation}/cancel").json()
             rest = b"".join(chunks)
-    assert cancelled["cancelled"] is True and cancelled["end"]["status"] == "cancelled"
+    assert cancelled["cancelled"] is True
+    assert cancelled["end"]["status"] == "cancelled"
     tail = events(rest)
     assert tail[-1][1] == "[DONE]"
     errors = [d for _, d in tail if isinstance(d, dict) and "error" in d]
-    assert errors and errors[0]["error"]["generation_status"] == "cancelled"  # type: ignore[index]
+    assert errors
+    assert errors[0]["error"]["generation_status"] == "cancelled"
     usage = cancelled["end"]["usage"]
     assert 0 < usage["output_tokens"] < 8  # billed for what was generated, never zero
 
@@ -146,9 +156,13 @@ def test_stream_fault_mid_body_ends_failed(gateway: Gateway, fake: FakeProvider,
     fake.fault(kind, after=3)
     with ClaudeClient(base_url=gateway.url, api_key=gateway.key, max_retries=0) as client:
         tokens: list[str] = []
-        with pytest.raises(GenerationError) as caught:
+
+        def consume() -> None:
             for token in client.stream("x", model="haiku"):
                 tokens.append(token)
+
+        with pytest.raises(GenerationError) as caught:
+            consume()
     assert tokens == WORDS[:3]
     assert caught.value.type in ("upstream_connection", "upstream_protocol")
     assert len(fake.requests()) == 1  # never retried once tokens were out
@@ -159,13 +173,14 @@ def test_upstream_storms_and_errors(gateway: Gateway, fake: FakeProvider) -> Non
         fake.fault("status", status=500, count=1)
         assert client.complete("x").content == "".join(WORDS)  # one 5xx: retried upstream
         fake.fault("status", status=400, count=1)
-        with pytest.raises(Exception) as bad:
+        with pytest.raises(BadRequestError) as bad:
             client.complete("x")
         assert getattr(bad.value, "status", None) == 400  # never retried
         fake.fault("status", status=529, count=-1, retry_after="0")
-        with pytest.raises(Exception) as storm:
+        with pytest.raises(ServerError) as storm:
             client.complete("x")
-    assert getattr(storm.value, "status", None) == 503 and storm.value.retryable  # type: ignore[attr-defined]
+    assert getattr(storm.value, "status", None) == 503
+    assert storm.value.retryable
     statuses = [r["path"] for r in fake.requests()]
     assert len(statuses) == 2 + 1 + 4  # 500+ok, 400, 1 + 3 retries of the storm
 
@@ -177,7 +192,8 @@ def test_openai_sdk_completes_and_streams(gateway: Gateway) -> None:
             model="sonnet", messages=[{"role": "user", "content": "hi"}]
         )
         assert response.choices[0].message.content == "".join(WORDS)
-        assert response.usage is not None and response.usage.completion_tokens == 8
+        assert response.usage is not None
+        assert response.usage.completion_tokens == 8
         chunks = client.chat.completions.create(
             model="auto", messages=[{"role": "user", "content": "hi"}], stream=True
         )
@@ -189,12 +205,14 @@ def test_openai_sdk_completes_and_streams(gateway: Gateway) -> None:
 
 
 def test_openai_compatible_provider(fake: FakeProvider) -> None:
-    with gateway_process(
-        fake, "--memory", "--bootstrap-key", "demo", "--llm-model", "sonnet=openai:gpt-fake"
-    ) as gw:
-        with ClaudeClient(base_url=gw.url, api_key=gw.key) as client:
-            assert client.complete("hi", model="sonnet").content == "".join(WORDS)
-            assert "".join(client.stream("hi", model="sonnet")) == "".join(WORDS)
+    with (
+        gateway_process(
+            fake, "--memory", "--bootstrap-key", "demo", "--llm-model", "sonnet=openai:gpt-fake"
+        ) as gw,
+        ClaudeClient(base_url=gw.url, api_key=gw.key) as client,
+    ):
+        assert client.complete("hi", model="sonnet").content == "".join(WORDS)
+        assert "".join(client.stream("hi", model="sonnet")) == "".join(WORDS)
     sent = fake.requests()
     assert [r["path"] for r in sent] == ["/v1/chat/completions"] * 2
     assert sent[0]["headers"]["Authorization"] == "Bearer sk-openai-fake-key"
@@ -214,7 +232,8 @@ def test_concurrent_requests_never_overspend(fake: FakeProvider) -> None:
         ok = [r for r in results if not isinstance(r, BaseException)]
         with ClaudeClient(base_url=gw.url, api_key=gw.key) as client:
             stats = client.get_usage()
-    assert ok and len(ok) < 40
+    assert ok
+    assert len(ok) < 40
     assert stats.total_tokens == sum(r.usage.total_tokens for r in ok)  # type: ignore[attr-defined]
     assert stats.total_tokens <= budget
 
@@ -276,11 +295,15 @@ def test_no_provider_configured_says_so() -> None:
 
 
 def test_offline_model_is_labelled_and_deterministic() -> None:
-    with gateway_process(None, "--memory", "--bootstrap-key", "demo", "--llm-offline") as gw:
-        with ClaudeClient(base_url=gw.url, api_key=gw.key) as client:
-            first = client.complete("hello world")
-            second = client.complete("hello world")
-    assert first.content == second.content == "[millstream offline model] you said: hello world done. "
+    with (
+        gateway_process(None, "--memory", "--bootstrap-key", "demo", "--llm-offline") as gw,
+        ClaudeClient(base_url=gw.url, api_key=gw.key) as client,
+    ):
+        first = client.complete("hello world")
+        second = client.complete("hello world")
+    assert (
+        first.content == second.content == "[millstream offline model] you said: hello world done. "
+    )
     assert any("OFFLINE MODEL" in line for line in gw.process.output)
 
 

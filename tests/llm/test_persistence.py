@@ -32,7 +32,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_keys_work_on_a_running_server(fake: FakeProvider, tmp_path: Path) -> None:
     data = str(tmp_path)
     with gateway_process(fake, "--data-dir", data) as gw:
-        created = cli("keys", "create", "--project", "acme", "--budget-tokens", "5000", "--data-dir", data)
+        created = cli(
+            "keys", "create", "--project", "acme", "--budget-tokens", "5000", "--data-dir", data
+        )
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip().splitlines()[-1]
         assert key.startswith("ms_")
@@ -40,26 +42,32 @@ def test_cli_keys_work_on_a_running_server(fake: FakeProvider, tmp_path: Path) -
             response = client.complete("hello")
             assert response.project_id == "acme"
             stats = client.get_usage()
-        assert stats.limit == 5000 and stats.remaining == 5000 - response.usage.total_tokens
+        assert stats.limit == 5000
+        assert stats.remaining == 5000 - response.usage.total_tokens
 
         listed = cli("keys", "list", "--data-dir", data)
-        assert "llm:acme" in listed.stdout and listed.returncode == 0
+        assert "llm:acme" in listed.stdout
+        assert listed.returncode == 0
         usage = cli("usage", "--project", "acme", "--data-dir", data)
         assert usage.returncode == 0, usage.stderr
-        assert "acme" in usage.stdout and "sonnet" in usage.stdout
+        assert "acme" in usage.stdout
+        assert "sonnet" in usage.stdout
         assert f"{response.usage.total_tokens:,}" in usage.stdout
 
         revoked = cli("keys", "revoke", key, "--data-dir", data)
         assert revoked.returncode == 0, revoked.stderr
-        with ClaudeClient(base_url=gw.url, api_key=key) as client:
-            with pytest.raises(AuthenticationError) as caught:
-                client.complete("hello")
+        with (
+            ClaudeClient(base_url=gw.url, api_key=key) as client,
+            pytest.raises(AuthenticationError) as caught,
+        ):
+            client.complete("hello")
         assert "revoked" in caught.value.message
 
 
 def test_cli_without_data_says_so(tmp_path: Path) -> None:
     done = cli("keys", "list", "--data-dir", str(tmp_path / "nothing"))
-    assert done.returncode != 0 and "no millstream data" in done.stderr
+    assert done.returncode != 0
+    assert "no millstream data" in done.stderr
 
 
 def test_restart_mid_generation_ends_it_failed(fake: FakeProvider, tmp_path: Path) -> None:
@@ -67,19 +75,22 @@ def test_restart_mid_generation_ends_it_failed(fake: FakeProvider, tmp_path: Pat
     fake.config(token_delay=0.3)
     with gateway_process(fake, "--data-dir", data, "--bootstrap-key", "crash:100000") as gw:
         key = gw.key
-        with httpx.Client(base_url=gw.url, headers=gw.headers(), timeout=30) as http:
-            with http.stream("POST", CHAT, json={"messages": [{"role": "user", "content": "x"}], "stream": True}) as answer:
-                parser = SSEParser()
-                last = ""
-                tokens = 0
-                for chunk in answer.iter_raw():
-                    for event in parser.feed(chunk):
-                        last = event.id or last
-                        delta = orjson.loads(event.data)["choices"][0]["delta"]
-                        tokens += 1 if delta.get("content") else 0
-                    if tokens >= 2:
-                        break
-                gw.process.kill()  # kill -9 mid-generation
+        request = {"messages": [{"role": "user", "content": "x"}], "stream": True}
+        with (
+            httpx.Client(base_url=gw.url, headers=gw.headers(), timeout=30) as http,
+            http.stream("POST", CHAT, json=request) as answer,
+        ):
+            parser = SSEParser()
+            last = ""
+            tokens = 0
+            for chunk in answer.iter_raw():
+                for event in parser.feed(chunk):
+                    last = event.id or last
+                    delta = orjson.loads(event.data)["choices"][0]["delta"]
+                    tokens += 1 if delta.get("content") else 0
+                if tokens >= 2:
+                    break
+            gw.process.kill()  # kill -9 mid-generation
     with gateway_process(fake, "--data-dir", data) as again:
         headers = {"authorization": f"Bearer {key}", "Last-Event-ID": last}
         rest = httpx.post(
@@ -92,7 +103,9 @@ def test_restart_mid_generation_ends_it_failed(fake: FakeProvider, tmp_path: Pat
     events = SSEParser().feed(rest.content)
     assert events[-1].data == "[DONE]"
     errors = [orjson.loads(e.data) for e in events if e.data.startswith('{"error"')]
-    assert errors and errors[0]["error"]["type"] == "gateway_restarted"
+    assert errors
+    assert errors[0]["error"]["type"] == "gateway_restarted"
     final = orjson.loads(events[-3].data)
-    assert final["status"] == "failed" and final["usage"]["completion_tokens"] >= 1
+    assert final["status"] == "failed"
+    assert final["usage"]["completion_tokens"] >= 1
     assert usage["total_tokens"] == final["usage"]["total_tokens"]  # billed once, not zero

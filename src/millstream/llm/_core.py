@@ -127,7 +127,7 @@ class ClientCore:
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return float(min(retry_after, 60.0))
-        base = min(self.retry_delay * 2**attempt, MAX_BACKOFF)
+        base = float(min(self.retry_delay * 2**attempt, MAX_BACKOFF))
         return base / 2 + random.uniform(0, base / 2)
 
     def _http_timeout(self, timeout: float | None) -> httpx.Timeout:
