@@ -5,8 +5,10 @@ raced by concurrent requests."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -319,3 +321,11 @@ def test_threads_share_one_client(gateway: Gateway) -> None:
         for thread in threads:
             thread.join()
     assert results == ["".join(WORDS)] * 4
+
+
+def test_docs_client_example_runs(gateway: Gateway) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "llm.md").read_text()
+    (snippet,) = re.findall(r"## Client example\n\n```python\n(.*?)```", text, re.S)
+    namespace: dict[str, object] = {"BASE_URL": gateway.url, "API_KEY": gateway.key}
+    exec(compile(snippet, "<docs/llm.md>", "exec"), namespace)
+    assert namespace["stats"].total_tokens > 0  # type: ignore[attr-defined]
