@@ -191,7 +191,7 @@ def main() -> None:
             ms_added = rows["millstream"]["p50"] - direct["p50"]
             ratio = lite_added / max(ms_added, 1e-9)
             print(
-                f"added p50: litellm {lite_added:.2f} ms, millstream {ms_added:.2f} ms ({ratio:.2f}x)"
+                f"added p50 ms: litellm {lite_added:.2f}, millstream {ms_added:.2f} ({ratio:.2f}x)"
             )
         if "litellm" in targets:
             lite.terminate()
