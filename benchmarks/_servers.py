@@ -125,7 +125,17 @@ _UVICORN_READY = {"durable-streams": r"Uvicorn running on (http://127\.0\.0\.1:\
 def _millstream(*args: str) -> Callable[[Path], list[str]]:
     def argv(scratch: Path) -> list[str]:
         extra = [a.replace("{scratch}", str(scratch)) for a in args]
-        return [sys.executable, "-m", "millstream", "serve", "--port", "0", *extra]
+        return [
+            sys.executable,
+            "-m",
+            "millstream",
+            "serve",
+            "--port",
+            "0",
+            "--kafka-port",
+            "0",
+            *extra,
+        ]
 
     return argv
 

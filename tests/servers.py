@@ -22,6 +22,7 @@ __all__ = ["NODE_DIR", "REPO", "ServerProcess", "millstream_server", "reference_
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "node"
 _URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
+_KAFKA = re.compile(r"kafka://127\.0\.0\.1:(\d+)")
 
 
 class ServerProcess:
@@ -31,6 +32,7 @@ class ServerProcess:
         self.argv = list(argv)
         self.output: list[str] = []
         self.url = ""
+        self.kafka = ""  # HOST:PORT of the Kafka door, when the startup line names one
         self._ready = threading.Event()
         self.process = subprocess.Popen(
             self.argv,
@@ -52,6 +54,8 @@ class ServerProcess:
             self.output.append(line)
             if not self.url and (match := _URL.search(line)):
                 self.url = match.group(0)
+                if kafka := _KAFKA.search(line):
+                    self.kafka = kafka.group(0).removeprefix("kafka://")
                 self._ready.set()
         self._ready.set()
 
@@ -86,12 +90,14 @@ class ServerProcess:
 
 
 def millstream_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "millstream", "serve", "--port", "0", *args]
+    """``millstream serve`` on free ports for both doors (``--no-kafka`` drops the Kafka one)."""
+    return [sys.executable, "-m", "millstream", "serve", "--port", "0", "--kafka-port", "0", *args]
 
 
 @contextmanager
 def millstream_server(*args: str) -> Iterator[ServerProcess]:
-    """``millstream serve --port 0 ARGS...``; pass ``--memory`` or ``--data-dir DIR``."""
+    """``millstream serve --port 0 --kafka-port 0 ARGS...``; pass ``--memory`` or
+    ``--data-dir DIR``. ``url`` is the HTTP door's, ``kafka`` the Kafka bootstrap address."""
     server = ServerProcess(millstream_argv(*args))
     try:
         yield server

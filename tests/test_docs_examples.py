@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from servers import REPO, millstream_server
@@ -66,10 +67,11 @@ def test_server_doc_session() -> None:
         run_console(block, server.url)
 
 
-async def test_server_doc_embedding_example() -> None:
+@pytest.mark.parametrize("example", [0, 1], ids=["app", "node"])
+async def test_server_doc_embedding_example(example: int) -> None:
     block = section(REPO / "docs" / "server.md", "Embedding the app")
     namespace: dict[str, Any] = {}
-    exec(compile(fenced(block, "python")[0], "<docs/server.md>", "exec"), namespace)
+    exec(compile(fenced(block, "python")[example], "<docs/server.md>", "exec"), namespace)
     config = uvicorn.Config(namespace["app"], host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -86,6 +88,12 @@ async def test_server_doc_embedding_example() -> None:
             assert appended.status_code in (200, 204)
             read = await client.get(url, params={"offset": "-1"})
             assert read.content == b"hi"
+            health = (await client.get(f"http://127.0.0.1:{port}/streams/health")).json()
+            if example == 1:  # the node's services are mounted and report their health
+                assert health["services"]["subscriptions"]["status"] == "ok"
+                jwks = await client.get(url.replace("embedded", "__ds/jwks.json"))
+                assert jwks.status_code == 200
+                assert jwks.json()["keys"]
     finally:
         server.should_exit = True
         await task

@@ -18,8 +18,8 @@ import pytest
 import uvicorn
 
 from millstream.log import MemoryStore
-from millstream.server._fastpath import direct_protocol
 from millstream.server.http import create_app
+from millstream.server.http._fastpath import direct_protocol
 
 # tests/servers.py (real server processes) lives one level up.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -19,8 +19,8 @@ import pytest
 from conftest import LiveServer, start_server, stop_server
 
 from millstream.log import MemoryStore
-from millstream.server._fastpath import DirectHttpProtocol
 from millstream.server.http import create_app
+from millstream.server.http._fastpath import DirectHttpProtocol
 
 MAX_BODY = 100_000
 KEEP_ALIVE = 1.0
@@ -463,7 +463,7 @@ def test_idle_connections_close_after_the_keep_alive_timeout(pair: Pair) -> None
 
 
 def test_direct_protocol_is_what_serve_uses() -> None:
-    from millstream.server import _run
+    from millstream.server.http import HttpDoor
 
-    assert "direct_protocol" in _run.serve.__code__.co_names
+    assert "direct_protocol" in HttpDoor.__init__.__code__.co_names
     assert issubclass(DirectHttpProtocol, object)

@@ -136,7 +136,11 @@ def test_public_names_are_pinned() -> None:
 
     assert millstream.server.http.__all__ == [
         "DEFAULT_MAX_BODY_SIZE",
+        "STREAM_PREFIX",
         "DurableStreamsApp",
+        "HealthProvider",
+        "HttpDoor",
         "create_app",
+        "stream_url_root",
     ]
     assert millstream.server.__all__ == ["create_app"]

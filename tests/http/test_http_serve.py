@@ -28,8 +28,10 @@ def test_help_documents_fsync_risks() -> None:
 def test_sigterm_ends_live_readers_and_exits_zero() -> None:
     with millstream_server("--memory", "--no-subscriptions", "--long-poll-timeout", "30") as server:
         announced = [line for line in server.output if line.startswith("millstream listening")]
+        assert server.kafka
         assert announced == [
-            f"millstream listening on {server.url} (store: memory (nothing survives a restart))\n"
+            f"millstream listening on {server.url} and kafka://{server.kafka} "
+            "(store: memory (nothing survives a restart))\n"
         ]
         url = f"{server.url}/v1/stream/shutdown"
         tail = httpx.put(url, headers={"Content-Type": "text/plain"}).headers["stream-next-offset"]

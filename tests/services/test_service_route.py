@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from millstream.server._types import Receive, Scope, Send
+from millstream.server.http._types import Receive, Scope, Send
 from millstream.services import Route
 
 

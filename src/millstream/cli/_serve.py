@@ -1,15 +1,18 @@
-"""``millstream serve``: the Durable Streams server on the embedded store, zero configuration."""
+"""``millstream serve``: a node on the embedded store, zero configuration: the Durable Streams
+HTTP door, the Kafka door and the services (``millstream.node``)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Literal, cast
 
 import click
 
 from millstream.log import MemoryStore, Store
-from millstream.server._run import ServeOptions, serve
+from millstream.node import NodeOptions, run
 from millstream.server.http import DEFAULT_MAX_BODY_SIZE
+from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
 
 from . import main
 
@@ -86,6 +89,32 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Serve the subscription APIs under /v1/stream/__ds/ (PROTOCOL.md §6-7).",
 )
 @click.option(
+    "--kafka-port",
+    default=9092,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port of the Kafka door; 0 picks any free port (the startup line shows which).",
+)
+@click.option(
+    "--kafka-advertised-host",
+    default=None,
+    help="Host name the Kafka door gives clients in Metadata (default: --host).",
+)
+@click.option("--no-kafka", is_flag=True, help="Do not run the Kafka door.")
+@click.option(
+    "--kafka-max-request-size",
+    type=click.IntRange(min=1024),
+    default=DEFAULT_MAX_REQUEST_SIZE,
+    show_default=True,
+    help="Largest Kafka request in bytes; a larger frame closes the connection.",
+)
+@click.option(
+    "--kafka-auto-create-topics/--no-kafka-auto-create-topics",
+    default=True,
+    show_default=True,
+    help="Create a topic when a Kafka client asks for its metadata or produces to it.",
+)
+@click.option(
     "--http-fast-path/--no-http-fast-path",
     default=True,
     show_default=True,
@@ -104,23 +133,34 @@ def serve_command(
     fsync: str,
     max_body_size: int,
     subscriptions: bool,
+    kafka_port: int,
+    kafka_advertised_host: str | None,
+    no_kafka: bool,
+    kafka_max_request_size: int,
+    kafka_auto_create_topics: bool,
     http_fast_path: bool,
 ) -> None:
-    """Run the Durable Streams server (streams at http://HOST:PORT/v1/stream/<path>).
+    """Run millstream: streams at http://HOST:PORT/v1/stream/<path>, Kafka at HOST:KAFKA-PORT.
 
-    Prints one line, "millstream listening on http://HOST:PORT (store: ...)", once it accepts
-    connections. SIGTERM finishes in-flight appends, ends live readers and exits 0.
+    Prints one line, "millstream listening on http://HOST:PORT and kafka://HOST:PORT (store:
+    ...)", once both doors accept connections. SIGTERM finishes in-flight appends and produces,
+    ends live readers and parked fetches, and exits 0.
     """
     explicit_dir = ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE
     if memory and explicit_dir:
         raise click.UsageError("--memory and --data-dir exclude each other")
     store = _open_store(memory, data_dir, fsync)
-    options = ServeOptions(
+    options = NodeOptions(
         host=host,
         port=port,
         long_poll_timeout=long_poll_timeout,
         max_body_size=max_body_size,
-        subscriptions=subscriptions,
         http_fast_path=http_fast_path,
+        kafka=not no_kafka,
+        kafka_port=kafka_port,
+        kafka_advertised_host=kafka_advertised_host,
+        kafka_max_request_size=kafka_max_request_size,
+        kafka_auto_create_topics=kafka_auto_create_topics,
+        subscriptions=subscriptions,
     )
-    serve(store, options)
+    sys.exit(run(store, options))

@@ -18,7 +18,10 @@ from ._errors import (
     ContentTypeMismatch,
     CorruptBatch,
     DuplicateSequence,
+    InvalidConfig,
+    InvalidPartitions,
     InvalidRequest,
+    InvalidTopic,
     KvConflict,
     LogError,
     OffsetOutOfRange,
@@ -30,8 +33,11 @@ from ._errors import (
     StreamGone,
     StreamNotFound,
     StreamSeqConflict,
+    TopicExists,
+    TopicNotFound,
     UnknownProducerId,
 )
+from ._expiry import RECLAIM_INTERVAL, reclaim_forever
 from ._memory import MemoryStore
 from ._model import (
     AppendRequest,
@@ -61,12 +67,16 @@ from ._paths import (
 )
 from ._sqlite import SqliteStore
 from ._store import DEFAULT_MAX_READ_BYTES, Store
+from ._topics import DEFAULT_TOPIC_CONFIGS, TOPICS_NAMESPACE, TopicInfo, Topics
 
 __all__ = [
     "COMPRESSION_NAMES",
     "DEFAULT_MAX_READ_BYTES",
+    "DEFAULT_TOPIC_CONFIGS",
     "OFFSET_BEGINNING",
     "OFFSET_NOW",
+    "RECLAIM_INTERVAL",
+    "TOPICS_NAMESPACE",
     "AppendRequest",
     "AppendResult",
     "BatchReadResult",
@@ -76,7 +86,10 @@ __all__ = [
     "CreateResult",
     "DuplicateSequence",
     "ForkSpec",
+    "InvalidConfig",
+    "InvalidPartitions",
     "InvalidRequest",
+    "InvalidTopic",
     "KafkaBatch",
     "KvConflict",
     "KvItem",
@@ -100,6 +113,10 @@ __all__ = [
     "StreamInfo",
     "StreamNotFound",
     "StreamSeqConflict",
+    "TopicExists",
+    "TopicInfo",
+    "TopicNotFound",
+    "Topics",
     "UnknownProducerId",
     "encode_batch",
     "format_offset",
@@ -112,6 +129,7 @@ __all__ = [
     "parse_batch",
     "parse_offset",
     "partition_path",
+    "reclaim_forever",
     "record_values",
     "split_batches",
     "split_partition_path",

@@ -2,8 +2,10 @@
 
 LogError
 ├── StreamNotFound            no such stream (or it expired)
+│   └── TopicNotFound         no such topic (Kafka UNKNOWN_TOPIC_OR_PARTITION)
 ├── StreamGone                soft-deleted: forks still read it, clients get 410
 ├── StreamConflict            create/fork config differs from what exists (409)
+│   └── TopicExists           Kafka TOPIC_ALREADY_EXISTS
 ├── StreamClosed              append to a closed stream (409 + Stream-Closed)
 ├── ContentTypeMismatch       append content type differs from the stream's (409)
 ├── StreamSeqConflict         Stream-Seq not strictly increasing (409)
@@ -14,7 +16,10 @@ LogError
 ├── KvConflict                a key-value expectation failed; nothing was written
 ├── InvalidRequest            the request is malformed for the log (400)
 │   ├── OffsetOutOfRange      a position below the log start or past the tail
-│   └── CorruptBatch          a Kafka record batch fails its checks (Kafka CORRUPT_MESSAGE)
+│   ├── CorruptBatch          a Kafka record batch fails its checks (Kafka CORRUPT_MESSAGE)
+│   ├── InvalidTopic          not a legal topic name (Kafka INVALID_TOPIC_EXCEPTION)
+│   ├── InvalidPartitions     a partition count that cannot be (Kafka INVALID_PARTITIONS)
+│   └── InvalidConfig         an unknown or invalid topic config (Kafka INVALID_CONFIG)
 └── StorageError              the store could not do its job (retryable, 503)
 """
 
@@ -24,7 +29,10 @@ __all__ = [
     "ContentTypeMismatch",
     "CorruptBatch",
     "DuplicateSequence",
+    "InvalidConfig",
+    "InvalidPartitions",
     "InvalidRequest",
+    "InvalidTopic",
     "KvConflict",
     "LogError",
     "OffsetOutOfRange",
@@ -36,6 +44,8 @@ __all__ = [
     "StreamGone",
     "StreamNotFound",
     "StreamSeqConflict",
+    "TopicExists",
+    "TopicNotFound",
     "UnknownProducerId",
 ]
 
@@ -151,3 +161,23 @@ class CorruptBatch(InvalidRequest):
 class StorageError(LogError):
     code = "storage_error"
     retryable = True
+
+
+class TopicNotFound(StreamNotFound):
+    code = "topic_not_found"
+
+
+class TopicExists(StreamConflict):
+    code = "topic_exists"
+
+
+class InvalidTopic(InvalidRequest):
+    code = "invalid_topic"
+
+
+class InvalidPartitions(InvalidRequest):
+    code = "invalid_partitions"
+
+
+class InvalidConfig(InvalidRequest):
+    code = "invalid_config"

@@ -1,6 +1,8 @@
-"""Front doors of millstream: ``server.http`` (Durable Streams over HTTP, an ASGI app).
+"""Front doors of millstream: ``server.http`` (Durable Streams over HTTP, an ASGI app) and
+``server.kafka`` (the Kafka wire protocol over asyncio TCP).
 
-``millstream serve`` runs them (``server._run``); each door only talks to ``millstream.log``.
+A node (``millstream.node``) runs them over one store; each door talks only to ``millstream.log``
+and the two never import each other.
 """
 
 from .http import create_app

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from millstream.server._types import ASGIApp
+from millstream.server.http._types import ASGIApp
 
 __all__ = ["Route", "Service"]
 

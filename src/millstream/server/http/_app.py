@@ -1,78 +1,49 @@
-"""The Durable Streams ASGI app: routing, lifespan, and the last line of error handling.
+"""The Durable Streams ASGI app: lifespan, dispatch and the last line of error handling.
 
 Streams live at ``{root_path}/v1/stream/<path>``; ``GET /health`` answers JSON. The app honours
-``scope["root_path"]`` so it mounts under any prefix of a Starlette/FastAPI app. Paths whose
-first segment is ``__ds`` are reserved for subscriptions (PROTOCOL.md §6) and are routed before
-any stream handling.
+``scope["root_path"]`` so it mounts under any prefix of a Starlette/FastAPI app. Routes that
+services mount (``routes=``) are matched first; paths whose first segment starts with ``__`` are
+never streams. Where a request goes and how it is validated is ``_routing``'s one table, shared
+with ``serve``'s fast path (``direct``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
-from millstream.log import LogError, Store
+from millstream.log import LogError, Store, reclaim_forever
 
-from .._body import BodyTooLarge, ClientDisconnected
-from .._types import Receive, Scope, Send
+from ._body import BodyTooLarge, ClientDisconnected, read_body
 from ._errors import HttpError, from_log_error
-from ._headers import (
-    ReadQuery,
-    RequestHeaders,
-    parse_query_string,
-    parse_read_query,
-    request_headers,
-)
-from ._reads import get_answer, handle_get, handle_head, head_answer
-from ._responses import Answer, error_answer, preflight, send_answer, send_json
-from ._settings import DEFAULT_MAX_BODY_SIZE, STREAM_PREFIX, Settings
-from ._sse import handle_sse
-from ._writes import (
-    AppendHeaders,
-    CreateHeaders,
-    append_answer,
-    create_answer,
-    handle_create,
-    handle_delete,
-    handle_post,
-    parse_append_headers,
-    parse_create_headers,
-)
+from ._headers import RequestHeaders, request_headers
+from ._responses import Answer, error_answer, json_answer, preflight, send_answer
+from ._routing import MountedRoute, RequestParts, locate, prepare
+from ._settings import DEFAULT_MAX_BODY_SIZE, Settings
+from ._types import Receive, Scope, Send
 
 __all__ = [
     "DIRECT_BODY_LIMIT",
     "DirectHandler",
     "DurableStreamsApp",
+    "HealthProvider",
     "create_app",
     "failure_answer",
 ]
 
 logger = logging.getLogger("millstream.server.http")
 
-_RESERVED = "__ds"
-
 #: A request ``DurableStreamsApp.direct`` took: called with the complete body.
 DirectHandler = Callable[[bytes], Coroutine[Any, Any, "Answer | None"]]
-_RECLAIM_INTERVAL = 30.0
+#: What ``GET /health`` adds to ``{"status": "ok", "store": ...}`` (e.g. ``services``); a
+#: ``status`` other than ``"ok"`` makes the answer 503.
+HealthProvider = Callable[[], Awaitable[dict[str, Any]]]
 #: Larger bodies (and chunked ones) always take the ASGI route, with its 413 handling.
 DIRECT_BODY_LIMIT = 64 << 10
-
-
-class SubscriptionHandler(Protocol):
-    """What ``millstream.server.subscriptions.SubscriptionService`` offers this app."""
-
-    async def start(self) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-    async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, *, subpath: str, stream_root: str
-    ) -> None: ...
 
 
 class DurableStreamsApp:
@@ -82,16 +53,17 @@ class DurableStreamsApp:
         self,
         settings: Settings,
         *,
-        subscriptions: bool = False,
+        routes: Sequence[MountedRoute] = (),
+        health: HealthProvider | None = None,
         manage_store: bool = False,
         public_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.store = settings.store
+        self.routes = tuple(routes)
         self.manage_store = manage_store
         self.public_url = public_url
-        self._subscriptions_enabled = subscriptions
-        self._subscriptions: SubscriptionHandler | None = None
+        self._health = health
         self._started = False
         self._reclaimer: asyncio.Task[None] | None = None
         self._direct_body_limit = min(settings.max_body_size, DIRECT_BODY_LIMIT)
@@ -99,62 +71,24 @@ class DurableStreamsApp:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Start what the app owns: the store (if managed), reclaiming, subscriptions."""
+        """With ``manage_store``: start the store and reclaim expired streams (``millstream
+        serve`` runs the app inside a node, which owns the store, and never calls this)."""
         if self._started:
             return
         self._started = True
         if self.manage_store:
             await self.store.start()
-            self._reclaimer = asyncio.ensure_future(self._reclaim_forever())
-        if self._subscriptions_enabled:
-            try:
-                await self._subscription_service()
-            except HttpError as exc:
-                logger.warning("%s", exc.message)
+            self._reclaimer = asyncio.ensure_future(reclaim_forever(self.store))
 
     async def shutdown(self) -> None:
-        """Stop in the reverse order; wakes every live reader first."""
+        """Wake every live reader; with ``manage_store`` also stop reclaiming, close the store."""
         self.store.notifier.close()
         if self._reclaimer is not None:
             self._reclaimer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reclaimer
-        if self._subscriptions is not None:
-            await self._subscriptions.aclose()
         if self.manage_store:
             await self.store.aclose()
-
-    async def _reclaim_forever(self) -> None:
-        while True:
-            await asyncio.sleep(_RECLAIM_INTERVAL)
-            try:
-                reclaimed = await self.store.reclaim_expired()
-            except Exception:
-                logger.exception("reclaiming expired streams failed")
-            else:
-                if reclaimed:
-                    logger.info("reclaimed %d expired streams", reclaimed)
-
-    async def _subscription_service(self) -> SubscriptionHandler:
-        if self._subscriptions is None:
-            # Imported lazily: the app works (with subscriptions off) without that module.
-            try:
-                module = importlib.import_module("millstream.server.subscriptions")
-                factory = module.SubscriptionService
-            except (ImportError, AttributeError) as exc:
-                raise HttpError(
-                    501, "not_implemented", f"subscriptions are not available here: {exc}"
-                ) from exc
-            try:
-                service: Any = factory(self.store, public_url_root_hint=self.public_url)
-                await service.start()
-            except Exception as exc:
-                logger.exception("starting subscriptions failed")
-                raise HttpError(
-                    501, "not_implemented", f"subscriptions failed to start: {exc}"
-                ) from exc
-            self._subscriptions = service
-        return self._subscriptions
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -213,79 +147,35 @@ class DurableStreamsApp:
         root_path: str = "",
         server: tuple[str, int | None] | None = None,
     ) -> DirectHandler | None:
-        """For ``millstream serve``'s own HTTP protocol (``server._fastpath``): the handler of
-        a request it may answer without ASGI, or ``None`` to pass the request to the app.
+        """For ``millstream serve``'s own HTTP protocol (``_fastpath``): the handler of a
+        request it may answer without ASGI, or ``None`` to pass the request to the app.
 
-        Only creates, appends, catch-up GETs and HEADs of a stream qualify, and only when the
-        checks ``_route`` makes before touching the store all pass (any 4xx they would raise is
-        left to the app). ``path`` is the decoded path without ``root_path``; ``scheme``,
+        Only stream requests the routing table marks ``direct`` qualify (creates, appends,
+        catch-up GETs and HEADs), and only when preparing them raised nothing (any 4xx is left
+        to the app). ``path`` is the decoded path without ``root_path``; ``scheme``,
         ``root_path`` and ``server`` are the scope's (a create's ``Location`` needs them). The
         handler takes the complete body and returns what ``_http`` would have sent (``None``:
         nothing).
         """
         if b"transfer-encoding" in headers or b"expect" in headers:
             return None
-        if not path.startswith(STREAM_PREFIX):
-            return None
-        stream = path[len(STREAM_PREFIX) :]
-        if not stream or stream.startswith(_RESERVED) or not stream.isprintable():
-            return None
         try:
-            if method == "POST":
-                parsed = parse_append_headers(headers)
-                declared = parsed.declared_length
-                if declared is not None and declared > self._direct_body_limit:
-                    return None
-                return partial(self._direct_post, stream, parsed, path)
-            if method == "GET":
-                query = parse_query_string(query_string)
-                if query.live:
-                    return None
-                return partial(self._direct_get, stream, query, headers, path)
-            if method == "HEAD":
-                return partial(self._direct_head, stream, path)
-            if method == "PUT":
-                if b"x-forwarded-proto" in headers and not self.public_url:
-                    return None  # uvicorn's proxy middleware may change the Location scheme
-                created = parse_create_headers(headers, root_path + STREAM_PREFIX)
-                declared = created.declared_length
-                if declared is not None and declared > self._direct_body_limit:
-                    return None
-                root = self._stream_url_root(headers.get(b"host"), scheme, server, root_path)
-                return partial(self._direct_put, stream, created, root + stream, path)
+            _, stream = locate(path, self.routes)
+            if stream is None:
+                return None
+            parts = RequestParts(
+                stream, query_string, headers, scheme, root_path, server, self.public_url
+            )
+            prepared = prepare(self.settings, method, parts)
         except HttpError:
             return None
-        return None
-
-    async def _direct_get(
-        self, stream: str, query: ReadQuery, headers: RequestHeaders, path: str, body: bytes
-    ) -> Answer | None:
-        try:
-            return await get_answer(self.settings, stream, query, headers)
-        except Exception as exc:
-            return failure_answer(exc, "GET", path)
-
-    async def _direct_head(self, stream: str, path: str, body: bytes) -> Answer | None:
-        try:
-            return await head_answer(self.settings, stream)
-        except Exception as exc:
-            return failure_answer(exc, "HEAD", path)
-
-    async def _direct_post(
-        self, stream: str, parsed: AppendHeaders, path: str, body: bytes
-    ) -> Answer | None:
-        try:
-            return await append_answer(self.settings, stream, parsed, body)
-        except Exception as exc:
-            return failure_answer(exc, "POST", path)
-
-    async def _direct_put(
-        self, stream: str, parsed: CreateHeaders, location: str, path: str, body: bytes
-    ) -> Answer | None:
-        try:
-            return await create_answer(self.settings, stream, parsed, body, location)
-        except Exception as exc:
-            return failure_answer(exc, "PUT", path)
+        run = prepared.answer
+        if run is None or not prepared.direct:
+            return None
+        declared = prepared.declared_length
+        if declared is not None and declared > self._direct_body_limit:
+            return None
+        return partial(_answer_direct, run, method, path)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
         root_path: str = scope.get("root_path", "")
@@ -295,88 +185,49 @@ class DurableStreamsApp:
         if method == "OPTIONS":
             await preflight(send)
             return
-        if not path.startswith(STREAM_PREFIX):
-            if path == "/health" and method in ("GET", "HEAD"):
-                body = {"status": "ok", "store": self.store.description}
-                await send_json(send, 200, body, head=method == "HEAD")
-                return
-            raise HttpError(
-                404, "not_found", f"no route for {path!r}; streams live under /v1/stream/"
-            )
-        stream = path[len(STREAM_PREFIX) :]
-        if stream.startswith(_RESERVED) and stream.partition("/")[0] == _RESERVED:
-            await self._reserved(scope, receive, send, stream, root_path)
+        app, stream = locate(path, self.routes)
+        if app is not None:
+            await app(scope, receive, send)
             return
-        if not stream:
-            raise HttpError(404, "not_found", "a stream URL needs a path after /v1/stream/")
-        if not stream.isprintable():
-            raise HttpError(400, "bad_path", "stream paths must not contain control characters")
-        settings = self.settings
-        if method == "GET":
-            headers = request_headers(scope)
-            query = parse_read_query(scope)
-            if query.live == "sse":
-                await handle_sse(settings, stream, query, receive, send)
-            else:
-                await handle_get(settings, stream, query, headers, send)
-        elif method == "POST":
-            await handle_post(settings, stream, request_headers(scope), receive, send)
-        elif method == "PUT":
-            location = self._stream_root(scope, root_path) + stream
-            await handle_create(
-                settings,
-                stream,
-                request_headers(scope),
-                receive,
-                send,
-                location,
-                root_path + STREAM_PREFIX,
-            )
-        elif method == "HEAD":
-            await handle_head(settings, stream, send)
-        elif method == "DELETE":
-            await handle_delete(settings, stream, send)
-        else:
-            raise HttpError(
-                405,
-                "method_not_allowed",
-                f"{method} is not a stream operation",
-                [(b"allow", b"GET, HEAD, POST, PUT, DELETE, OPTIONS")],
-            )
-
-    async def _reserved(
-        self, scope: Scope, receive: Receive, send: Send, stream: str, root_path: str
-    ) -> None:
-        """``__ds/...``: subscriptions when enabled, otherwise 404 (and never a stream)."""
-        if not self._subscriptions_enabled:
-            raise HttpError(
-                404, "not_found", "paths starting with __ds are reserved (subscriptions are off)"
-            )
-        service = await self._subscription_service()
-        subpath = stream[len(_RESERVED) + 1 :]
-        await service(
-            scope, receive, send, subpath=subpath, stream_root=self._stream_root(scope, root_path)
+        if stream is None:
+            if method not in ("GET", "HEAD"):
+                raise HttpError(404, "not_found", f"no route for {method} {path!r}")
+            await send_answer(send, await self._health_answer(method == "HEAD"))
+            return
+        parts = RequestParts(
+            stream,
+            scope.get("query_string", b""),
+            request_headers(scope),
+            scope.get("scheme", "http"),
+            root_path,
+            scope.get("server"),
+            self.public_url,
         )
+        prepared = prepare(self.settings, method, parts)
+        if prepared.live is not None:
+            await prepared.live(receive, send)
+            return
+        assert prepared.answer is not None
+        body = b""
+        if prepared.reads_body:
+            limit = self.settings.max_body_size
+            body = await read_body(receive, limit, prepared.declared_length)
+        await send_answer(send, await prepared.answer(body))
 
-    def _stream_root(self, scope: Scope, root_path: str) -> str:
-        """Absolute URL of the stream root, e.g. ``http://127.0.0.1:4437/v1/stream/``."""
-        host = request_headers(scope).get(b"host")
-        server = scope.get("server")
-        return self._stream_url_root(host, scope.get("scheme", "http"), server, root_path)
+    async def _health_answer(self, head: bool) -> Answer:
+        body: dict[str, Any] = {"status": "ok", "store": self.store.description}
+        if self._health is not None:
+            body.update(await self._health())
+        return json_answer(200 if body["status"] == "ok" else 503, body, head=head)
 
-    def _stream_url_root(self, host: bytes | None, scheme: str, server: Any, root_path: str) -> str:
-        """The stream root from its parts: ``public_url``, else the request's ``Host`` (the
-        last one sent, as ``request_headers`` keeps), else the address the server listens on."""
-        if self.public_url:
-            return self.public_url.rstrip("/") + root_path + STREAM_PREFIX
-        if host:
-            authority = host.decode("latin-1")
-        elif server:
-            server_host, server_port = server
-            authority = f"{server_host}:{server_port}"
-        else:
-            authority = "localhost"
-        return f"{scheme}://{authority}{root_path}{STREAM_PREFIX}"
+
+async def _answer_direct(
+    run: Callable[[bytes], Coroutine[Any, Any, Answer]], method: str, path: str, body: bytes
+) -> Answer | None:
+    try:
+        return await run(body)
+    except Exception as exc:
+        return failure_answer(exc, method, path)
 
 
 def failure_answer(exc: Exception, method: str, path: object) -> Answer | None:
@@ -401,16 +252,19 @@ def create_app(
     long_poll_timeout: float = 30.0,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     sse_reconnect_seconds: float = 60.0,
-    subscriptions: bool = False,
+    routes: Sequence[MountedRoute] = (),
+    health: HealthProvider | None = None,
     manage_store: bool = False,
     public_url: str | None = None,
 ) -> DurableStreamsApp:
     """The Durable Streams HTTP front door for ``store`` as an ASGI app.
 
-    ``manage_store=True`` makes the app's lifespan start and close ``store`` and reclaim expired
-    streams every 30 s (what ``millstream serve`` uses); leave it off when the caller owns the
-    store. Mounted under Starlette, call ``await app.startup()``/``app.shutdown()`` from the
-    parent's lifespan (Starlette does not forward lifespan events to mounts).
+    ``routes`` are services' routes (``millstream.services.Route``), matched before streams;
+    ``health`` adds to ``GET /health``. ``manage_store=True`` makes the app's lifespan start and
+    close ``store`` and reclaim expired streams every 30 s, for running the app alone under an
+    ASGI server; leave it off when the caller owns the store (a ``millstream.node.Node`` does).
+    Mounted under Starlette, call ``await app.startup()``/``app.shutdown()`` from the parent's
+    lifespan (Starlette does not forward lifespan events to mounts).
 
     >>> from millstream.log import MemoryStore
     >>> app = create_app(MemoryStore(), long_poll_timeout=0.5)
@@ -421,5 +275,5 @@ def create_app(
         raise ValueError("max_body_size must be positive")
     settings = Settings(store, long_poll_timeout, max_body_size, sse_reconnect_seconds)
     return DurableStreamsApp(
-        settings, subscriptions=subscriptions, manage_store=manage_store, public_url=public_url
+        settings, routes=routes, health=health, manage_store=manage_store, public_url=public_url
     )

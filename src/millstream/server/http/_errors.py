@@ -22,7 +22,7 @@ from millstream.log import (
     format_offset,
 )
 
-from .._types import Headers
+from ._types import Headers
 
 __all__ = ["HttpError", "bad_request", "from_log_error"]
 

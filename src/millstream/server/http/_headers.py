@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl
 
 from millstream.log import OFFSET_BEGINNING, OFFSET_NOW, ProducerClaim, parse_offset
 
-from .._types import Scope
 from ._errors import HttpError, bad_request
+from ._types import Scope
 
 __all__ = [
     "MAX_SAFE_INTEGER",

@@ -9,25 +9,21 @@ import time
 
 from millstream.log import ReadResult, StreamConfig, StreamInfo, is_json_content_type
 
-from .._types import Headers, Send
 from ._cursor import response_cursor
 from ._headers import ReadQuery, RequestHeaders
 from ._jsonmode import wrap_json
-from ._responses import Answer, content_length, next_offset_header, send_answer
+from ._responses import Answer, content_length, next_offset_header
 from ._settings import Settings
+from ._types import Headers
 from ._writes import stream_info_headers
 
-__all__ = ["get_answer", "handle_get", "handle_head", "head_answer"]
+__all__ = ["get_answer", "head_answer"]
 
 _NO_STORE = (b"cache-control", b"no-store")
 _UP_TO_DATE = (b"stream-up-to-date", b"true")
 _CLOSED = (b"stream-closed", b"true")
 _PUBLIC_MAX_AGE = 60
 _CONFIG_CACHE_SIZE = 100_000
-
-
-async def handle_head(settings: Settings, path: str, send: Send) -> None:
-    await send_answer(send, await head_answer(settings, path))
 
 
 async def head_answer(settings: Settings, path: str) -> Answer:
@@ -77,12 +73,6 @@ def _empty_live(info_closed: bool, tail: int, query: ReadQuery) -> Answer:
     else:
         headers.append((b"stream-cursor", response_cursor(query.cursor).encode()))
     return (204, headers, b"")
-
-
-async def handle_get(
-    settings: Settings, path: str, query: ReadQuery, headers: RequestHeaders, send: Send
-) -> None:
-    await send_answer(send, await get_answer(settings, path, query, headers))
 
 
 async def get_answer(

@@ -2,15 +2,15 @@
 as values (``Answer``), and helpers that send one as two ASGI messages.
 
 Handlers compute an ``Answer``; the ASGI app sends it with ``send_answer`` and ``millstream
-serve``'s own HTTP protocol (``server._fastpath``) writes the same value in one ``write()``.
+serve``'s own HTTP protocol (``_fastpath``) writes the same value in one ``write()``.
 """
 
 from __future__ import annotations
 
 import orjson
 
-from .._types import Headers, Send
 from ._errors import HttpError
+from ._types import Headers, Send
 
 __all__ = [
     "COMMON_HEADERS",

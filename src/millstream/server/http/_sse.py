@@ -23,12 +23,12 @@ from millstream.log import (
     normalize_content_type,
 )
 
-from .._types import Headers, Receive, Send
 from ._cursor import response_cursor
 from ._headers import ReadQuery
 from ._jsonmode import wrap_json
 from ._responses import COMMON_HEADERS
 from ._settings import Settings
+from ._types import Headers, Receive, Send
 
 __all__ = ["handle_sse"]
 

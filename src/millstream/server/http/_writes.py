@@ -18,8 +18,6 @@ from millstream.log import (
     normalize_content_type,
 )
 
-from .._body import read_body
-from .._types import Headers, Receive, Send
 from ._errors import HttpError, bad_request
 from ._headers import (
     RequestHeaders,
@@ -30,17 +28,16 @@ from ._headers import (
     parse_strict_int,
 )
 from ._jsonmode import json_messages
-from ._responses import Answer, answer, next_offset_header, send_answer, send_response
+from ._responses import Answer, answer, next_offset_header
 from ._settings import Settings
+from ._types import Headers
 
 __all__ = [
     "AppendHeaders",
     "CreateHeaders",
     "append_answer",
     "create_answer",
-    "handle_create",
-    "handle_delete",
-    "handle_post",
+    "delete_answer",
     "parse_append_headers",
     "parse_create_headers",
     "stream_info_headers",
@@ -158,20 +155,6 @@ def parse_create_headers(headers: RequestHeaders, stream_root_path: str) -> Crea
     return CreateHeaders(config, fork, closed, _declared_length(headers))
 
 
-async def handle_create(
-    settings: Settings,
-    path: str,
-    headers: RequestHeaders,
-    receive: Receive,
-    send: Send,
-    location: str,
-    stream_root_path: str,
-) -> None:
-    parsed = parse_create_headers(headers, stream_root_path)
-    body = await read_body(receive, settings.max_body_size, parsed.declared_length)
-    await send_answer(send, await create_answer(settings, path, parsed, body, location))
-
-
 async def create_answer(
     settings: Settings, path: str, parsed: CreateHeaders, body: bytes, location: str
 ) -> Answer:
@@ -217,14 +200,6 @@ def parse_append_headers(headers: RequestHeaders) -> AppendHeaders:
         raise bad_request("Stream-Seq must not be empty")
     raw_type = headers.get(b"content-type", b"").strip()
     return AppendHeaders(producer, close, stream_seq, raw_type, _declared_length(headers))
-
-
-async def handle_post(
-    settings: Settings, path: str, headers: RequestHeaders, receive: Receive, send: Send
-) -> None:
-    parsed = parse_append_headers(headers)
-    body = await read_body(receive, settings.max_body_size, parsed.declared_length)
-    await send_answer(send, await append_answer(settings, path, parsed, body))
 
 
 async def append_answer(
@@ -277,6 +252,7 @@ async def _check_appendable(settings: Settings, path: str, content_type: str) ->
         )
 
 
-async def handle_delete(settings: Settings, path: str, send: Send) -> None:
+async def delete_answer(settings: Settings, path: str) -> Answer:
+    """Delete the stream at ``path`` (soft-deleted while forks reference it, §4.2)."""
     await settings.store.delete(path)
-    await send_response(send, 204, [])
+    return answer(204, [])

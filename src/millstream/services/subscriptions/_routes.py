@@ -1,12 +1,14 @@
-"""``SubscriptionService``: the ASGI face of the subscription engine (PROTOCOL.md §6, §7).
+"""``SubscriptionService``: the subscription engine as a node service (PROTOCOL.md §6, §7).
 
-The HTTP app routes every ``{stream-root}__ds/...`` request here with ``subpath`` (the path
-after ``__ds/``) and ``stream_root`` (the absolute URL of the stream root)::
+The node mounts its one route, ``/v1/stream/__ds``, on the HTTP door; every request below it is
+answered with ``subpath`` (the path after ``__ds/``) and ``stream_root`` (the absolute URL of the
+stream root, which callback and JWKS URLs use)::
 
     service = SubscriptionService(store)
-    await service.start()
-    await service(scope, receive, send, subpath="subscriptions/sub-1", stream_root=root)
-    await service.aclose()
+    await service.start()            # after store.start()
+    app = create_app(store, routes=service.routes())
+    ...
+    await service.aclose()           # before store.aclose()
 
 Every answer is JSON; errors are ``{"error": {"code": ..., "message": ...}}``.
 """
@@ -21,9 +23,11 @@ import orjson
 
 from millstream.log import LogError
 from millstream.log import Store as LogStore
+from millstream.server.http import STREAM_PREFIX, stream_url_root
+from millstream.server.http._body import BodyTooLarge, ClientDisconnected, read_body
+from millstream.server.http._types import Receive, Scope, Send
 
-from .._body import BodyTooLarge, ClientDisconnected, read_body
-from .._types import Receive, Scope, Send
+from .._service import Route, Service
 from ._config import parse_config, parse_stream_path
 from ._errors import SubscriptionError
 from ._service import SubscriptionEngine, WakeRequest
@@ -37,14 +41,24 @@ MAX_ID_LENGTH = 256
 _ACTIONS = ("callback", "claim", "ack", "release")
 
 
-class SubscriptionService:
-    """Handles the reserved ``__ds`` control routes for one store."""
+ROUTE_PREFIX = STREAM_PREFIX + "__ds"
 
-    def __init__(self, store: LogStore, *, public_url_root_hint: str | None = None) -> None:
-        # The hint is accepted for the HTTP app's convenience; each request's ``stream_root``
-        # (which already honours a configured public URL) is what callback and JWKS URLs use.
-        self.public_url_root_hint = public_url_root_hint
+
+class SubscriptionService(Service):
+    """Handles the reserved ``__ds`` control routes for one store.
+
+    ``public_url`` (the server's externally visible root, as the HTTP door's) replaces the
+    request's ``Host`` in the stream root that callback and JWKS URLs are built from.
+    """
+
+    name = "subscriptions"
+
+    def __init__(self, store: LogStore, *, public_url: str | None = None) -> None:
+        self.public_url = public_url
         self.engine = SubscriptionEngine(store)
+
+    def routes(self) -> list[Route]:
+        return [Route(ROUTE_PREFIX, self.asgi)]
 
     async def start(self) -> None:
         """Load keys and subscriptions and start watching the store; call after store.start()."""
@@ -52,6 +66,24 @@ class SubscriptionService:
 
     async def aclose(self) -> None:
         await self.engine.aclose()
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok", "subscriptions": self.engine.subscription_count}
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The mounted route: ``{root_path}/v1/stream/__ds[/...]``."""
+        root_path: str = scope.get("root_path", "")
+        path: str = scope["path"]
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        host = None
+        for name, value in scope.get("headers", ()):
+            if name == b"host":
+                host = bytes(value)  # the last one, as the stream routes take it
+        root = stream_url_root(
+            host, scope.get("scheme", "http"), scope.get("server"), root_path, self.public_url
+        )
+        await self(scope, receive, send, subpath=path[len(ROUTE_PREFIX) + 1 :], stream_root=root)
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, *, subpath: str, stream_root: str

@@ -11,8 +11,8 @@ import time
 import httpx
 
 from millstream.log import AppendRequest, CreateRequest, MemoryStore, StreamConfig, format_offset
-from millstream.server.subscriptions import SubscriptionService
-from millstream.server.subscriptions._persist import COMPACT_AFTER, STATE_PREFIX
+from millstream.services.subscriptions import SubscriptionService
+from millstream.services.subscriptions._persist import COMPACT_AFTER, STATE_PREFIX
 
 from .conftest import ROOT, LiveServer, Receiver, eventually, mount
 
@@ -165,7 +165,7 @@ async def test_state_streams_compact(store: MemoryStore, receiver: Receiver) -> 
         for i in range(COMPACT_AFTER + 5):
             response = await client.post(_sub(url, "s1", "streams"), json={"streams": [f"x/{i}"]})
             assert response.status_code == 204
-        paths = await store.list_paths(STATE_PREFIX)
+        paths = await store.list_paths(STATE_PREFIX, include_internal=True)
         assert len(paths) == 1
         assert (await store.head(paths[0])).tail < COMPACT_AFTER
     async with Running(store) as (_, url, client):

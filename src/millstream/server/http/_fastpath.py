@@ -32,12 +32,12 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_path_with_query_string
 
-from .http import DurableStreamsApp
+from ._app import DurableStreamsApp
 
 if TYPE_CHECKING:
     from uvicorn._types import HTTPScope
-from .http._app import DirectHandler
-from .http._responses import COMMON_HEADERS, Answer
+from ._app import DirectHandler
+from ._responses import COMMON_HEADERS, Answer
 
 __all__ = ["direct_protocol"]
 

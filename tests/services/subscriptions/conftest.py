@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from millstream.log import AppendRequest, CreateRequest, MemoryStore, Store, StreamConfig
-from millstream.server.subscriptions import SubscriptionService
+from millstream.services.subscriptions import SubscriptionService
 
 ROOT = "/v1/stream/"
 JSON = StreamConfig(content_type="application/json")

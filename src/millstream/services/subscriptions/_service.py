@@ -90,6 +90,10 @@ class SubscriptionEngine:
     # -- lifecycle ------------------------------------------------------------------------
 
     @property
+    def subscription_count(self) -> int:
+        return len(self._subs)
+
+    @property
     def keys(self) -> KeyRing:
         if self._keys is None:
             raise SubscriptionError("UNAVAILABLE", "subscriptions are not started")

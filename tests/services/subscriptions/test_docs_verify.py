@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 
 from .conftest import Harness, Receiver
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "subscriptions.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "subscriptions.md"
 
 
 def documented_verify() -> Any:

@@ -85,7 +85,7 @@ class StateStore:
         """Every persisted subscription, from the newest state stream of each id."""
         newest: dict[str, tuple[int, str]] = {}
         stale: list[str] = []
-        for path in await self._store.list_paths(STATE_PREFIX):
+        for path in await self._store.list_paths(STATE_PREFIX, include_internal=True):
             quoted, _, epoch_text = path[len(STATE_PREFIX) :].partition("/")
             if not epoch_text.isdigit():
                 continue
@@ -140,7 +140,9 @@ class StateStore:
         """Remove every state stream of ``subscription_id``."""
         self._epochs.pop(subscription_id, None)
         prefix = f"{STATE_PREFIX}{quote(subscription_id, safe='')}/"
-        for path in sorted(await self._store.list_paths(prefix), reverse=True):
+        for path in sorted(
+            await self._store.list_paths(prefix, include_internal=True), reverse=True
+        ):
             await self._delete_quietly(path)
 
     async def _delete_quietly(self, path: str) -> None:

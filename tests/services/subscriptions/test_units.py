@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import millstream.server.subscriptions as subs
-from millstream.server.subscriptions import (
+import millstream.services.subscriptions as subs
+from millstream.services.subscriptions import (
     KeyRing,
     SubscriptionError,
     backoff_delay,

@@ -1,7 +1,7 @@
 """Reading an ASGI request body (plain or chunked) with a hard size cap, never buffering past it.
 
 Shared by the stream routes (``server/http``) and the subscription routes
-(``server/subscriptions``); each turns ``BodyTooLarge`` into its own 413 answer.
+(``services/subscriptions``); each turns ``BodyTooLarge`` into its own 413 answer.
 """
 
 from __future__ import annotations

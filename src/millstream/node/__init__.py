@@ -1,0 +1,13 @@
+"""The millstream node: one store, the HTTP and Kafka front doors, and the services.
+
+``millstream serve`` is ``run(store, NodeOptions(...))``. A node owns the store (start, expiry,
+shutdown), builds its services from its options (``build_services``, the place to add one),
+mounts their routes on the HTTP door and merges their health into ``GET /health``.
+"""
+
+from ._node import Node
+from ._options import NodeOptions
+from ._run import run
+from ._services import build_services
+
+__all__ = ["Node", "NodeOptions", "build_services", "run"]

@@ -1,0 +1,189 @@
+"""The node: owns the store, runs the HTTP and Kafka doors and the services over it.
+
+Start order: the store, expiry reclaiming, each service (in ``build_services`` order), then the
+doors start listening. Stop order is the reverse, beginning with the store's notifier so that
+live readers of both doors (long-polls, SSE, parked Kafka fetches) answer at once: the doors
+stop listening and drain in-flight requests (appends and produces are answered), the services
+close in reverse order, and the store closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from millstream.log import Store, reclaim_forever
+from millstream.server.http import DurableStreamsApp, HttpDoor, create_app
+from millstream.server.kafka import KafkaDoor, KafkaSettings
+from millstream.services import Service
+
+from ._options import NodeOptions
+from ._services import build_services
+
+__all__ = ["Node"]
+
+logger = logging.getLogger("millstream.node")
+
+
+class Node:
+    """One store, two front doors, the services.
+
+    >>> from millstream.log import MemoryStore
+    >>> node = Node(MemoryStore(), NodeOptions(port=0, kafka_port=0))
+    >>> # await node.start(); print(node.http_url, node.kafka_url); await node.aclose()
+
+    ``services=None`` builds them from ``options`` (``build_services``). The HTTP app
+    (``http_app``) also mounts in a Starlette/FastAPI app: pass ``listen_http=False`` to
+    ``start``/``running`` and let the host app serve it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        options: NodeOptions | None = None,
+        *,
+        services: Sequence[Service] | None = None,
+    ) -> None:
+        self.store = store
+        self.options = options = options or NodeOptions()
+        self.services: list[Service] = list(
+            build_services(store, options) if services is None else services
+        )
+        self.http_app: DurableStreamsApp = create_app(
+            store,
+            long_poll_timeout=options.long_poll_timeout,
+            max_body_size=options.max_body_size,
+            sse_reconnect_seconds=options.sse_reconnect_seconds,
+            routes=[route for service in self.services for route in service.routes()],
+            health=self.health,
+            public_url=options.public_url,
+        )
+        self.http_door: HttpDoor | None = None
+        self.kafka_door: KafkaDoor | None = None
+        self._started: list[Service] = []
+        self._store_started = False
+        self._reclaimer: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, *, listen_http: bool = True) -> None:
+        """Start the store, the services and the doors; on failure, stop what started and
+        re-raise (``OSError`` when a door's address is taken)."""
+        try:
+            await self._start(listen_http)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _start(self, listen_http: bool) -> None:
+        options = self.options
+        await self.store.start()
+        self._store_started = True
+        self._reclaimer = asyncio.ensure_future(reclaim_forever(self.store))
+        for service in self.services:
+            await service.start()
+            self._started.append(service)
+        if listen_http:
+            self.http_door = HttpDoor(
+                self.http_app,
+                host=options.host,
+                port=options.port,
+                fast_path=options.http_fast_path,
+                graceful_timeout=options.graceful_timeout,
+            )
+            await self.http_door.start()
+        if options.kafka:
+            settings = KafkaSettings(
+                host=options.host,
+                port=options.kafka_port,
+                advertised_host=options.kafka_advertised_host or options.host,
+                max_request_size=options.kafka_max_request_size,
+                auto_create_topics=options.kafka_auto_create_topics,
+                graceful_timeout=options.graceful_timeout,
+            )
+            self.kafka_door = KafkaDoor(self.store, settings)
+            await self.kafka_door.start()
+
+    async def aclose(self) -> None:
+        """Stop everything that started, in reverse; idempotent."""
+        if self._store_started:
+            self.store.notifier.close()  # live readers of both doors answer now
+        doors = [door for door in (self.http_door, self.kafka_door) if door is not None]
+        self.http_door = self.kafka_door = None
+        results = await asyncio.gather(*(door.aclose() for door in doors), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                logger.error("stopping a door failed", exc_info=result)
+        while self._started:
+            service = self._started.pop()
+            try:
+                await service.aclose()
+            except Exception:
+                logger.exception("closing service %s failed", service.name)
+        if self._reclaimer is not None:
+            self._reclaimer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reclaimer
+            self._reclaimer = None
+        if self._store_started:
+            self._store_started = False
+            await self.store.aclose()
+
+    def force_exit(self) -> None:
+        """Stop waiting for in-flight requests (a second SIGTERM/SIGINT)."""
+        for door in (self.http_door, self.kafka_door):
+            if door is not None:
+                door.force_exit()
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, listen_http: bool = True) -> AsyncIterator[Node]:
+        """``start`` … ``aclose``; as a Starlette lifespan: ``lambda app: node.running(
+        listen_http=False)`` with ``Mount("/streams", app=node.http_app)``."""
+        await self.start(listen_http=listen_http)
+        try:
+            yield self
+        finally:
+            await self.aclose()
+
+    # -- what it serves ----------------------------------------------------------------------
+
+    @property
+    def http_url(self) -> str | None:
+        """``http://HOST:PORT`` once the HTTP door listens."""
+        return None if self.http_door is None else self.http_door.url
+
+    @property
+    def kafka_url(self) -> str | None:
+        """``kafka://HOST:PORT`` once the Kafka door listens."""
+        return None if self.kafka_door is None else self.kafka_door.url
+
+    def startup_line(self) -> str:
+        """``millstream listening on http://HOST:PORT and kafka://HOST:PORT (store: ...)``,
+        with the ports actually bound (tests and scripts parse it)."""
+        urls = [url for url in (self.http_url, self.kafka_url) if url is not None]
+        door = self.kafka_door
+        if door is not None and door.advertised != door.address:
+            urls[-1] += f" advertised as {door.advertised}"
+        return f"millstream listening on {' and '.join(urls)} (store: {self.store.description})"
+
+    async def health(self) -> dict[str, Any]:
+        """What ``GET /health`` adds: each service's health under ``services``; the status is
+        ``"degraded"`` when a service reports anything but ``ok`` (or fails to answer)."""
+        services: dict[str, Any] = {}
+        status = "ok"
+        for service in self.services:
+            try:
+                report = await service.health()
+            except Exception as exc:
+                logger.exception("health of service %s failed", service.name)
+                report = {"status": "error", "error": str(exc)}
+            services[service.name] = report
+            if report.get("status") != "ok":
+                status = "degraded"
+        result: dict[str, Any] = {"status": status, "services": services}
+        if self.kafka_door is not None:
+            result["kafka"] = self.kafka_door.advertised
+        return result

@@ -1,0 +1,37 @@
+"""What a node is configured with: one flat set of options, as ``millstream serve`` takes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from millstream.server.http import DEFAULT_MAX_BODY_SIZE
+from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
+
+__all__ = ["NodeOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """Options of both doors and of the services the node builds (``build_services``).
+
+    A new service adds its options here, beside a ``millstream serve`` flag of the same name.
+    """
+
+    # -- the HTTP door
+    host: str = "127.0.0.1"
+    port: int = 4437  # 0: any free port
+    long_poll_timeout: float = 30.0
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    sse_reconnect_seconds: float = 60.0
+    http_fast_path: bool = True
+    public_url: str | None = None  # the HTTP root clients see, when not the Host they send
+    # -- the Kafka door
+    kafka: bool = True
+    kafka_port: int = 9092  # 0: any free port
+    kafka_advertised_host: str | None = None  # what Metadata names; None: the bind host
+    kafka_max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    kafka_auto_create_topics: bool = True
+    # -- services
+    subscriptions: bool = True
+    #: seconds the doors wait for in-flight requests on shutdown before cancelling them
+    graceful_timeout: float = 10.0

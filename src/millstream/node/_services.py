@@ -1,0 +1,25 @@
+"""The services a node runs, built from its options: the one place to add a service.
+
+To add one: a ``Service`` subclass under ``millstream.services.<name>``, its options in
+``NodeOptions`` and as ``millstream serve`` flags (``cli/_serve.py``), and one branch below.
+The node mounts its ``routes()`` on the HTTP door, starts it after the store and closes it
+before the store, in reverse order of this list.
+"""
+
+from __future__ import annotations
+
+from millstream.log import Store
+from millstream.services import Service
+from millstream.services.subscriptions import SubscriptionService
+
+from ._options import NodeOptions
+
+__all__ = ["build_services"]
+
+
+def build_services(store: Store, options: NodeOptions) -> list[Service]:
+    """Every service ``options`` enables, in start order."""
+    services: list[Service] = []
+    if options.subscriptions:
+        services.append(SubscriptionService(store, public_url=options.public_url))
+    return services

@@ -1,0 +1,104 @@
+"""The HTTP door on a socket: uvicorn (httptools, or ``_fastpath``'s protocol) inside the
+caller's event loop, started and stopped by the node that owns the store.
+
+The node handles signals and the store; this only listens, serves and drains. Stopping closes
+the listener, asks every connection to finish its response, waits for in-flight requests (up to
+``graceful_timeout``, then cancels them) and returns. Live readers end when the node closes the
+store's notifier, which it does before stopping the doors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import uvicorn
+
+from ._app import DurableStreamsApp
+from ._fastpath import direct_protocol
+
+__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "HttpDoor"]
+
+GRACEFUL_SHUTDOWN_SECONDS = 10.0  # after this, requests still running are cancelled
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: the node owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpDoor:
+    """Serves ``app`` on ``host:port`` (``0``: any free port, see ``url``)."""
+
+    def __init__(
+        self,
+        app: DurableStreamsApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4437,
+        fast_path: bool = True,
+        graceful_timeout: float = GRACEFUL_SHUTDOWN_SECONDS,
+    ) -> None:
+        self.app = app
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            http=direct_protocol(app) if fast_path else "httptools",
+            lifespan="off",  # the node starts and closes what the app serves
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=int(graceful_timeout),
+            server_header=False,
+            backlog=4096,
+        )
+        self._server = _Server(config)
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Listen; raises ``OSError`` when the address cannot be bound."""
+        server = self._server
+        config = server.config
+        if not config.loaded:
+            config.load()
+        server.lifespan = config.lifespan_class(config)
+        try:
+            await server.startup()
+        except SystemExit as exc:  # uvicorn exits on a bind error (it logged the reason)
+            raise OSError(f"cannot listen on {config.host}:{config.port}") from exc
+        # uvicorn's tick renews the Date header once a second and watches should_exit.
+        self._ticker = asyncio.ensure_future(server.main_loop())
+
+    @property
+    def port(self) -> int:
+        """The port actually bound."""
+        for listener in self._server.servers:
+            for sock in listener.sockets or ():
+                return int(sock.getsockname()[1])
+        return self._server.config.port
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` with the port actually bound."""
+        host = self._server.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def force_exit(self) -> None:
+        """Stop waiting for in-flight requests (a second signal)."""
+        self._server.force_exit = True
+
+    async def aclose(self) -> None:
+        """Stop listening, let in-flight requests finish, close every connection."""
+        server = self._server
+        if self._ticker is None:
+            return
+        server.should_exit = True
+        await self._ticker
+        self._ticker = None
+        await server.shutdown()

@@ -1,0 +1,158 @@
+"""Produce (0) and InitProducerId (22): record batches in, as the producer's bytes.
+
+Each partition's batches go to ``store.produce`` (header and CRC-32C checked by
+``log.split_batches``, records never decoded); the partitions of one request are produced
+concurrently, so they share the store's group commit. acks=0 is answered with nothing, acks=1
+and acks=all alike once the store has committed (one node: the leader is every replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from millstream.log import (
+    KafkaBatch,
+    LogError,
+    StreamNotFound,
+    TopicInfo,
+    is_internal,
+    is_topic_name,
+    partition_path,
+    split_batches,
+)
+
+from ._errors import error_code
+from .codec import (
+    ErrorCode,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    PartitionProduceData,
+    PartitionProduceResponse,
+    ProduceRequest,
+    ProduceResponse,
+    TopicProduceResponse,
+)
+
+if TYPE_CHECKING:
+    from ._broker import Broker
+
+__all__ = ["init_producer_id", "produce"]
+
+logger = logging.getLogger("millstream.server.kafka")
+
+_VALID_ACKS = (-1, 0, 1)
+
+
+async def produce(broker: Broker, body: ProduceRequest) -> ProduceResponse:
+    """Write every partition's batches; one ``PartitionProduceResponse`` each, in order."""
+    refused: ErrorCode | None = None
+    if body.acks not in _VALID_ACKS:
+        refused = ErrorCode.INVALID_REQUIRED_ACKS
+    elif body.transactional_id is not None:
+        refused = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED  # no transactions here
+    jobs: list[asyncio.Future[PartitionProduceResponse]] = []
+    for topic in body.topic_data:
+        found = refused or await _topic(broker, topic.name)
+        for part in topic.partition_data:
+            if isinstance(found, TopicInfo):
+                jobs.append(asyncio.ensure_future(_produce_partition(broker, found, part)))
+            else:
+                jobs.append(_done(PartitionProduceResponse(index=part.index, error_code=found)))
+    results = await asyncio.gather(*jobs)
+    responses: list[TopicProduceResponse] = []
+    index = 0
+    for topic in body.topic_data:
+        count = len(topic.partition_data)
+        responses.append(
+            TopicProduceResponse(name=topic.name, partition_responses=results[index : index + count])
+        )
+        index += count
+    return ProduceResponse(responses=responses)
+
+
+async def _topic(broker: Broker, name: str) -> TopicInfo | ErrorCode:
+    """The topic records go to (created if missing and allowed), or why there is none."""
+    if not is_topic_name(name) or is_internal(name):
+        return ErrorCode.INVALID_TOPIC_EXCEPTION
+    info = await broker.topic_cache.get(name)
+    if info is not None:
+        return info
+    if not broker.settings.auto_create_topics:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    return await broker.auto_create(name)
+
+
+async def _produce_partition(
+    broker: Broker, topic: TopicInfo, part: PartitionProduceData
+) -> PartitionProduceResponse:
+    index = part.index
+    if not 0 <= index < topic.partitions:
+        return PartitionProduceResponse(index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    records = part.records
+    if not records:
+        return PartitionProduceResponse(index=index, error_code=ErrorCode.CORRUPT_MESSAGE)
+    limit = topic.max_message_bytes
+    if len(records) > limit:
+        return PartitionProduceResponse(
+            index=index,
+            error_code=ErrorCode.MESSAGE_TOO_LARGE,
+            error_message=f"{len(records)} bytes of records exceed max.message.bytes {limit} "
+            f"of topic {topic.name!r}",
+        )
+    path = partition_path(topic.name, index)
+    first = None
+    try:
+        for batch in split_batches(records):
+            if topic.log_append_time:
+                batch = _with_log_append_time(batch)
+            result = await broker.store.produce(path, batch)
+            if first is None:
+                first = result
+    except StreamNotFound:
+        broker.topic_cache.forget(topic.name)
+        return PartitionProduceResponse(index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    except LogError as exc:
+        return PartitionProduceResponse(
+            index=index, error_code=error_code(exc), error_message=exc.message
+        )
+    assert first is not None
+    return PartitionProduceResponse(
+        index=index,
+        base_offset=first.base_offset,
+        log_append_time_ms=first.log_append_time_ms,
+        log_start_offset=first.log_start_offset,
+    )
+
+
+def _with_log_append_time(batch: KafkaBatch) -> KafkaBatch:
+    return KafkaBatch(
+        data=batch.data,
+        record_count=batch.record_count,
+        first_timestamp_ms=batch.first_timestamp_ms,
+        max_timestamp_ms=batch.max_timestamp_ms,
+        producer_id=batch.producer_id,
+        producer_epoch=batch.producer_epoch,
+        base_sequence=batch.base_sequence,
+        log_append_time=True,
+        attributes=batch.attributes,
+    )
+
+
+def _done(response: PartitionProduceResponse) -> asyncio.Future[PartitionProduceResponse]:
+    future: asyncio.Future[PartitionProduceResponse] = asyncio.get_running_loop().create_future()
+    future.set_result(response)
+    return future
+
+
+async def init_producer_id(broker: Broker, body: InitProducerIdRequest) -> InitProducerIdResponse:
+    """A fresh idempotent producer id (KIP-98). Transactions are not supported; a producer
+    asking to bump its epoch (KIP-360) gets a fresh id, which clients accept alike."""
+    if body.transactional_id is not None:
+        return InitProducerIdResponse(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    try:
+        producer_id, epoch = await broker.store.init_producer_id()
+    except LogError as exc:
+        return InitProducerIdResponse(error_code=error_code(exc))
+    return InitProducerIdResponse(producer_id=producer_id, producer_epoch=epoch)

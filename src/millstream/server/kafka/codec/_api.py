@@ -1,0 +1,363 @@
+"""Whole frames to typed messages and back: request routing, headers, ApiVersions rules.
+
+``decode_request`` reads the request header's first eight bytes (api key, api version,
+correlation id) and checks them against ``SUPPORTED_VERSIONS`` before touching the body, so a
+version this codec cannot decode still gets an answer where Kafka requires one (ApiVersions).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from ._compile import Encoder, decoder, encoder, read_uvarint
+from ._error_codes import ErrorCode
+from ._errors import DecodeError, EncodeError, UnsupportedApiKey, UnsupportedVersion
+from ._headers import RequestHeader
+from ._msg_admin import (
+    CreatePartitionsRequest,
+    CreatePartitionsResponse,
+    CreateTopicsRequest,
+    CreateTopicsResponse,
+    DeleteTopicsRequest,
+    DeleteTopicsResponse,
+    DescribeConfigsRequest,
+    DescribeConfigsResponse,
+)
+from ._msg_cluster import (
+    ApiVersion,
+    ApiVersionsRequest,
+    ApiVersionsResponse,
+    MetadataRequest,
+    MetadataResponse,
+)
+from ._msg_fetch import (
+    DeleteRecordsRequest,
+    DeleteRecordsResponse,
+    FetchRequest,
+    FetchResponse,
+    ListOffsetsRequest,
+    ListOffsetsResponse,
+)
+from ._msg_groups import (
+    DescribeGroupsRequest,
+    DescribeGroupsResponse,
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupRequest,
+    LeaveGroupResponse,
+    ListGroupsRequest,
+    ListGroupsResponse,
+    OffsetCommitRequest,
+    OffsetCommitResponse,
+    OffsetFetchRequest,
+    OffsetFetchResponse,
+    SyncGroupRequest,
+    SyncGroupResponse,
+)
+from ._msg_produce import (
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    ProduceRequest,
+    ProduceResponse,
+)
+from ._msg_sasl import (
+    SaslAuthenticateRequest,
+    SaslAuthenticateResponse,
+    SaslHandshakeRequest,
+    SaslHandshakeResponse,
+)
+from ._versions import SUPPORTED_VERSIONS, ApiKey
+
+__all__ = [
+    "MESSAGES",
+    "Request",
+    "RequestBody",
+    "ResponseBody",
+    "api_versions_response",
+    "decode_request",
+    "decode_response",
+    "encode_request",
+    "encode_response",
+    "expects_response",
+]
+
+RequestBody = (
+    ProduceRequest
+    | FetchRequest
+    | ListOffsetsRequest
+    | MetadataRequest
+    | OffsetCommitRequest
+    | OffsetFetchRequest
+    | FindCoordinatorRequest
+    | JoinGroupRequest
+    | HeartbeatRequest
+    | LeaveGroupRequest
+    | SyncGroupRequest
+    | DescribeGroupsRequest
+    | ListGroupsRequest
+    | SaslHandshakeRequest
+    | ApiVersionsRequest
+    | CreateTopicsRequest
+    | DeleteTopicsRequest
+    | DeleteRecordsRequest
+    | InitProducerIdRequest
+    | DescribeConfigsRequest
+    | SaslAuthenticateRequest
+    | CreatePartitionsRequest
+)
+ResponseBody = (
+    ProduceResponse
+    | FetchResponse
+    | ListOffsetsResponse
+    | MetadataResponse
+    | OffsetCommitResponse
+    | OffsetFetchResponse
+    | FindCoordinatorResponse
+    | JoinGroupResponse
+    | HeartbeatResponse
+    | LeaveGroupResponse
+    | SyncGroupResponse
+    | DescribeGroupsResponse
+    | ListGroupsResponse
+    | SaslHandshakeResponse
+    | ApiVersionsResponse
+    | CreateTopicsResponse
+    | DeleteTopicsResponse
+    | DeleteRecordsResponse
+    | InitProducerIdResponse
+    | DescribeConfigsResponse
+    | SaslAuthenticateResponse
+    | CreatePartitionsResponse
+)
+
+# api key → (request class, response class)
+MESSAGES: Final[dict[ApiKey, tuple[type[RequestBody], type[ResponseBody]]]] = {
+    ApiKey.PRODUCE: (ProduceRequest, ProduceResponse),
+    ApiKey.FETCH: (FetchRequest, FetchResponse),
+    ApiKey.LIST_OFFSETS: (ListOffsetsRequest, ListOffsetsResponse),
+    ApiKey.METADATA: (MetadataRequest, MetadataResponse),
+    ApiKey.OFFSET_COMMIT: (OffsetCommitRequest, OffsetCommitResponse),
+    ApiKey.OFFSET_FETCH: (OffsetFetchRequest, OffsetFetchResponse),
+    ApiKey.FIND_COORDINATOR: (FindCoordinatorRequest, FindCoordinatorResponse),
+    ApiKey.JOIN_GROUP: (JoinGroupRequest, JoinGroupResponse),
+    ApiKey.HEARTBEAT: (HeartbeatRequest, HeartbeatResponse),
+    ApiKey.LEAVE_GROUP: (LeaveGroupRequest, LeaveGroupResponse),
+    ApiKey.SYNC_GROUP: (SyncGroupRequest, SyncGroupResponse),
+    ApiKey.DESCRIBE_GROUPS: (DescribeGroupsRequest, DescribeGroupsResponse),
+    ApiKey.LIST_GROUPS: (ListGroupsRequest, ListGroupsResponse),
+    ApiKey.SASL_HANDSHAKE: (SaslHandshakeRequest, SaslHandshakeResponse),
+    ApiKey.API_VERSIONS: (ApiVersionsRequest, ApiVersionsResponse),
+    ApiKey.CREATE_TOPICS: (CreateTopicsRequest, CreateTopicsResponse),
+    ApiKey.DELETE_TOPICS: (DeleteTopicsRequest, DeleteTopicsResponse),
+    ApiKey.DELETE_RECORDS: (DeleteRecordsRequest, DeleteRecordsResponse),
+    ApiKey.INIT_PRODUCER_ID: (InitProducerIdRequest, InitProducerIdResponse),
+    ApiKey.DESCRIBE_CONFIGS: (DescribeConfigsRequest, DescribeConfigsResponse),
+    ApiKey.SASL_AUTHENTICATE: (SaslAuthenticateRequest, SaslAuthenticateResponse),
+    ApiKey.CREATE_PARTITIONS: (CreatePartitionsRequest, CreatePartitionsResponse),
+}
+
+_HEAD = struct.Struct(">hhi")
+_SIZE = struct.Struct(">i")
+_CORRELATION = struct.Struct(">i")
+_HEAD_REQUEST = struct.Struct(">ihhi")  # size (patched last), api key, version, correlation id
+_HEAD_RESPONSE = struct.Struct(">ii")  # size (patched last), correlation id
+_I16 = struct.Struct(">h")
+
+# api key (int) → (lowest, highest, request class, first flexible version or None)
+_ROUTES: Final = {
+    int(key): (low, high, MESSAGES[key][0], MESSAGES[key][0].FLEXIBLE_FROM)
+    for key, (low, high) in SUPPORTED_VERSIONS.items()
+}
+# everything a decode can raise on bad bytes besides DecodeError itself
+_MALFORMED = (struct.error, IndexError, ValueError, OverflowError, TypeError)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A decoded request: its header (keep it to answer) and its typed body."""
+
+    header: RequestHeader
+    body: RequestBody
+
+
+def decode_request(frame: bytes) -> Request:
+    """Decode one frame (without its size prefix) from ``FrameBuffer.feed``.
+
+    Raises ``UnsupportedApiKey`` / ``UnsupportedVersion`` (both carry ``header``) before
+    reading the body, and ``DecodeError`` for anything malformed.
+    """
+    if type(frame) is not bytes:
+        frame = bytes(frame)
+    if len(frame) < 8:
+        raise DecodeError(f"request of {len(frame)} bytes is shorter than a request header")
+    api_key, api_version, correlation_id = _HEAD.unpack_from(frame, 0)
+    route = _ROUTES.get(api_key)
+    if route is None:
+        raise UnsupportedApiKey(
+            f"unknown API key {api_key}",
+            header=RequestHeader(api_key, api_version, correlation_id),
+        )
+    low, high, cls, flexible_from = route
+    if not low <= api_version <= high:
+        raise UnsupportedVersion(
+            f"API key {api_key} version {api_version} is outside {low}-{high}",
+            header=RequestHeader(api_key, api_version, correlation_id),
+        )
+    header: RequestHeader | None = None
+    try:
+        # client id: nullable int16-length string, in both header v1 and v2 (never compact)
+        (n,) = _I16.unpack_from(frame, 8)
+        pos = 10
+        if n >= 0:
+            if pos + n > len(frame):
+                raise DecodeError("truncated client id")
+            client_id: str | None = frame[pos : pos + n].decode()
+            pos += n
+        elif n == -1:
+            client_id = None
+        else:
+            raise DecodeError(f"negative client id length {n}")
+        header = RequestHeader(api_key, api_version, correlation_id, client_id)
+        if flexible_from is not None and api_version >= flexible_from:
+            pos = _skip_header_tags(frame, pos)
+        body, pos = decoder(cls, api_version)(frame, pos)
+    except DecodeError as exc:
+        if exc.header is None:
+            exc.header = header or RequestHeader(api_key, api_version, correlation_id)
+        raise
+    except _MALFORMED as exc:
+        raise DecodeError(
+            f"malformed {cls.__name__} v{api_version}: {exc}",
+            header=header or RequestHeader(api_key, api_version, correlation_id),
+        ) from exc
+    if pos != len(frame):
+        raise DecodeError(
+            f"{len(frame) - pos} bytes after the end of {cls.__name__} v{api_version}",
+            header=header,
+        )
+    return Request(header, body)
+
+
+def _skip_header_tags(frame: bytes, pos: int) -> int:
+    count, pos = read_uvarint(frame, pos)
+    for _ in range(min(count, len(frame))):
+        _, pos = read_uvarint(frame, pos)
+        size, pos = read_uvarint(frame, pos)
+        pos += size
+    if pos > len(frame):
+        raise DecodeError("truncated request header tagged fields")
+    return pos
+
+
+def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes]:
+    """The whole response frame (size prefix, response header, body) as chunks for
+    ``transport.writelines``; large record data is passed through uncopied.
+
+    The body is encoded at ``header.api_version``, except an ApiVersions response to a version
+    outside ``SUPPORTED_VERSIONS``, which is encoded as v0 (the KIP-511 fallback). Fields that
+    do not exist in that version are left out; the response header is flexible (v1) when the
+    version is, except for ApiVersions (always v0).
+    """
+    key = header.api_key
+    version = header.api_version
+    if key != body.API_KEY:
+        raise EncodeError(f"{type(body).__name__} does not answer API key {key}")
+    if key == ApiKey.API_VERSIONS:
+        low, high = SUPPORTED_VERSIONS[ApiKey.API_VERSIONS]
+        if not low <= version <= high:
+            version = 0
+        flexible_header = False
+    else:
+        flexible_from = body.FLEXIBLE_FROM
+        flexible_header = flexible_from is not None and version >= flexible_from
+    out = bytearray(_HEAD_RESPONSE.pack(0, header.correlation_id))
+    if flexible_header:
+        out.append(0)  # no tagged fields in the response header
+    return _frame(out, encoder(type(body), version), body)
+
+
+def encode_request(header: RequestHeader, body: RequestBody) -> bytes:
+    """A whole request frame, as a client would send it (tests and tools)."""
+    if header.api_key != body.API_KEY:
+        raise EncodeError(f"{type(body).__name__} is not API key {header.api_key}")
+    out = bytearray(
+        _HEAD_REQUEST.pack(0, header.api_key, header.api_version, header.correlation_id)
+    )
+    if header.client_id is None:
+        out += b"\xff\xff"
+    else:
+        client_id = header.client_id.encode()
+        out += _I16.pack(len(client_id))
+        out += client_id
+    flexible_from = body.FLEXIBLE_FROM
+    if flexible_from is not None and header.api_version >= flexible_from:
+        out.append(0)
+    return b"".join(_frame(out, encoder(type(body), header.api_version), body))
+
+
+def decode_response(api_key: int, api_version: int, frame: bytes) -> tuple[int, ResponseBody]:
+    """(correlation id, body) of a response frame (without its size prefix), as a client
+    reads it: ApiVersions responses have the v0 header."""
+    try:
+        cls = MESSAGES[ApiKey(api_key)][1]
+    except ValueError:
+        raise UnsupportedApiKey(f"unknown API key {api_key}") from None
+    if type(frame) is not bytes:
+        frame = bytes(frame)
+    flexible_from = cls.FLEXIBLE_FROM
+    flexible = flexible_from is not None and api_version >= flexible_from
+    try:
+        (correlation_id,) = _CORRELATION.unpack_from(frame, 0)
+        pos = 4
+        if flexible and api_key != ApiKey.API_VERSIONS:
+            pos = _skip_header_tags(frame, pos)
+        body, pos = decoder(cls, api_version)(frame, pos)
+    except _MALFORMED as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        raise DecodeError(f"malformed {cls.__name__} v{api_version}: {exc}") from exc
+    if pos != len(frame):
+        raise DecodeError(f"{len(frame) - pos} bytes after the end of {cls.__name__}")
+    return correlation_id, body
+
+
+def _frame(out: bytearray, encode: Encoder, body: object) -> list[bytes]:
+    """Encode ``body`` after the header in ``out`` (which starts with 4 bytes for the size)."""
+    chunks: list[bytes] = []
+    try:
+        encode(body, out, chunks)
+    except (struct.error, TypeError, AttributeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode {type(body).__name__}: {exc}") from exc
+    if not chunks:
+        _SIZE.pack_into(out, 0, len(out) - 4)
+        return [bytes(out)]
+    chunks.append(bytes(out))
+    chunks[0] = _SIZE.pack(sum(map(len, chunks)) - 4) + chunks[0][4:]
+    return chunks
+
+
+def expects_response(request: Request) -> bool:
+    """False only for Produce with ``acks=0``: Kafka sends no response to those at all."""
+    body = request.body
+    return not (type(body) is ProduceRequest and body.acks == 0)
+
+
+def api_versions_response(
+    error_code: int = ErrorCode.NONE, throttle_time_ms: int = 0
+) -> ApiVersionsResponse:
+    """The ApiVersions answer listing ``SUPPORTED_VERSIONS``; with
+    ``ErrorCode.UNSUPPORTED_VERSION`` it is the reply to an ApiVersions version we lack."""
+    return ApiVersionsResponse(
+        error_code=error_code,
+        api_keys=[
+            ApiVersion(api_key=key, min_version=low, max_version=high)
+            for key, (low, high) in sorted(SUPPORTED_VERSIONS.items())
+        ],
+        throttle_time_ms=throttle_time_ms,
+    )

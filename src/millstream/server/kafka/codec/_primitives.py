@@ -1,0 +1,16 @@
+"""Value types shared by the generated messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+from uuid import UUID
+
+__all__ = ["ZERO_UUID", "RecordData"]
+
+ZERO_UUID: Final = UUID(int=0)
+"""Kafka's "no topic id" (``Uuid.ZERO_UUID``): what millstream answers wherever an id goes."""
+
+RecordData = bytes | Sequence[bytes]
+"""Record batches in a response: one ``bytes``, or several written one after another without
+being joined (``encode_response`` hands them to ``writelines`` as separate chunks)."""
