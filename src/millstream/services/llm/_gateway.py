@@ -24,8 +24,8 @@ import orjson
 from millstream.auth import AuthError, TokenRecord, TokenStore
 from millstream.llm._wire import is_generation_id, parse_event_id
 from millstream.log import KvWrite, LogError, Store
-from millstream.server._body import BodyTooLarge, ClientDisconnected, read_body
-from millstream.server._types import Receive, Scope, Send
+from millstream.server.http._body import BodyTooLarge, ClientDisconnected, read_body
+from millstream.server.http._types import Receive, Scope, Send
 from millstream.services import Route, Service
 
 from ._answers import completion_body, sse_for_record
