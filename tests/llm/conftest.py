@@ -1,11 +1,11 @@
-"""Real processes for the LLM tests: the fake provider (``fake_provider.py``) and the gateway
-(``gateway_server.py``, standing in for ``millstream serve`` until the node runs services)."""
+"""Real processes for the LLM tests: the fake provider (``fake_provider.py``) and
+``millstream serve`` in front of it, with keys made by ``millstream keys create``."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
-from servers import ServerProcess
+from millstream.cli import main
+from servers import ServerProcess, millstream_argv
 
 HERE = Path(__file__).resolve().parent
 ANTHROPIC_KEY = "sk-ant-fake-key"
@@ -74,6 +76,7 @@ def fake(fake_process: FakeProvider) -> Iterator[FakeProvider]:
 @dataclass
 class Gateway:
     process: ServerProcess
+    data_dir: Path
     keys: list[str]
 
     @property
@@ -88,10 +91,25 @@ class Gateway:
         return {"authorization": f"Bearer {key or self.key}"}
 
 
-@contextmanager
-def gateway_process(
-    fake: FakeProvider | None, *args: str, env: dict[str, str] | None = None
-) -> Iterator[Gateway]:
+def cli(*args: str) -> str:
+    """Run a ``millstream`` command in this process; its standard output (fails the test on a
+    non-zero exit)."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def create_key(data_dir: Path, spec: str, *options: str) -> str:
+    """``millstream keys create`` for ``PROJECT[:BUDGET_TOKENS]``: the key (its last line)."""
+    project, _, budget = spec.partition(":")
+    args = ["keys", "create", "--project", project, "--data-dir", str(data_dir), *options]
+    if budget:
+        args += ["--budget-tokens", budget]
+    return cli(*args).strip().splitlines()[-1]
+
+
+def provider_env(fake: FakeProvider | None) -> dict[str, str]:
+    """This process's environment without provider settings, plus the fake's if given."""
     environment = {
         k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))
     }
@@ -102,27 +120,30 @@ def gateway_process(
             OPENAI_API_KEY=OPENAI_KEY,
             OPENAI_BASE_URL=fake.url + "/v1",
         )
-    environment.update(env or {})
-    argv = [sys.executable, str(HERE / "gateway_server.py"), *args]
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(environment)
+    return environment
+
+
+@contextmanager
+def serve(
+    fake: FakeProvider | None,
+    data_dir: Path,
+    *args: str,
+    keys: Sequence[str] = ("demo",),
+) -> Iterator[Gateway]:
+    """``millstream serve --data-dir DATA_DIR ARGS`` (no Kafka door) with the fake provider's
+    keys and URLs in the standard variables (none with ``fake=None``), then one API key per
+    ``PROJECT[:BUDGET_TOKENS]`` in ``keys``, made by ``millstream keys create`` while it runs."""
+    argv = [*millstream_argv("--no-kafka", "--data-dir", str(data_dir)), *args]
+    process = ServerProcess(argv, env=provider_env(fake))
     try:
-        process = ServerProcess(argv)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    keys = [
-        line.split("key: ", 1)[1].strip() for line in process.output if line.startswith("key: ")
-    ]
-    try:
-        yield Gateway(process, keys)
+        made = [create_key(data_dir, spec) for spec in keys]
+        yield Gateway(process, data_dir, made)
     finally:
         process.terminate()
 
 
 @pytest.fixture
-def gateway(fake: FakeProvider) -> Iterator[Gateway]:
-    """The gateway on the memory store in front of the fake (Anthropic), key for ``demo``."""
-    with gateway_process(fake, "--memory", "--bootstrap-key", "demo", "--llm-rpm", "1000") as gw:
+def gateway(fake: FakeProvider, tmp_path: Path) -> Iterator[Gateway]:
+    """``millstream serve`` in front of the fake (Anthropic), a key for project ``demo``."""
+    with serve(fake, tmp_path, "--llm-rpm", "1000") as gw:
         yield gw

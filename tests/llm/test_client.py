@@ -4,6 +4,7 @@ provider (no mocks): sync client, async client, and mixed use."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from millstream.llm import (
     TimeoutError,
 )
 
-from .conftest import FakeProvider, Gateway, gateway_process
+from .conftest import FakeProvider, Gateway, serve
 
 WORDS = "w0 w1 w2 w3 w4 w5 w6 w7 "
 
@@ -136,8 +137,8 @@ class TestClaudeClient:
             assert not caught.value.retryable
             assert "millstream keys create" in caught.value.hint
 
-    def test_error_handling_budget_exceeded(self, fake: FakeProvider) -> None:
-        with gateway_process(fake, "--memory", "--bootstrap-key", "tight:60") as gw:
+    def test_error_handling_budget_exceeded(self, fake: FakeProvider, tmp_path: Path) -> None:
+        with serve(fake, tmp_path, keys=["tight:60"]) as gw:
             with ClaudeClient(base_url=gw.url, api_key=gw.key, retry_delay=0) as client:
                 client.complete("hi")  # 8 output tokens + prompt fit in 60
                 used = client.get_usage().total_tokens
@@ -156,9 +157,9 @@ class TestClaudeClient:
             assert stats.total_tokens <= 60
             assert stats.limit == 60
 
-    def test_error_handling_rate_limit(self, fake: FakeProvider) -> None:
+    def test_error_handling_rate_limit(self, fake: FakeProvider, tmp_path: Path) -> None:
         with (
-            gateway_process(fake, "--memory", "--bootstrap-key", "demo", "--llm-rpm", "2") as gw,
+            serve(fake, tmp_path, "--llm-rpm", "2") as gw,
             ClaudeClient(base_url=gw.url, api_key=gw.key, max_retries=0) as client,
         ):
             client.complete("one")

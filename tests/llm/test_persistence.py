@@ -14,7 +14,7 @@ import pytest
 from millstream.client._sse import SSEParser
 from millstream.llm import AuthenticationError, ClaudeClient
 
-from .conftest import FakeProvider, gateway_process
+from .conftest import FakeProvider, serve
 
 CHAT = "/v1/chat/completions"
 
@@ -31,7 +31,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_keys_work_on_a_running_server(fake: FakeProvider, tmp_path: Path) -> None:
     data = str(tmp_path)
-    with gateway_process(fake, "--data-dir", data) as gw:
+    with serve(fake, tmp_path, keys=[]) as gw:
         created = cli(
             "keys", "create", "--project", "acme", "--budget-tokens", "5000", "--data-dir", data
         )
@@ -71,9 +71,8 @@ def test_cli_without_data_says_so(tmp_path: Path) -> None:
 
 
 def test_restart_mid_generation_ends_it_failed(fake: FakeProvider, tmp_path: Path) -> None:
-    data = str(tmp_path)
     fake.config(token_delay=0.3)
-    with gateway_process(fake, "--data-dir", data, "--bootstrap-key", "crash:100000") as gw:
+    with serve(fake, tmp_path, keys=["crash:100000"]) as gw:
         key = gw.key
         request = {"messages": [{"role": "user", "content": "x"}], "stream": True}
         with (
@@ -91,7 +90,7 @@ def test_restart_mid_generation_ends_it_failed(fake: FakeProvider, tmp_path: Pat
                 if tokens >= 2:
                     break
             gw.process.kill()  # kill -9 mid-generation
-    with gateway_process(fake, "--data-dir", data) as again:
+    with serve(fake, tmp_path, keys=[]) as again:
         headers = {"authorization": f"Bearer {key}", "Last-Event-ID": last}
         rest = httpx.post(
             again.url + CHAT,

@@ -9,12 +9,13 @@ actions for the stream doors.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,30 +136,47 @@ class TokenStore:
 
     async def revoke(self, token_id: str) -> TokenRecord:
         """Mark the token revoked (idempotent); it never verifies again."""
+        return await self._update(
+            token_id,
+            lambda record: (
+                record
+                if record.revoked is not None
+                else dataclasses.replace(record, revoked=time.time())
+            ),
+        )
+
+    async def update_meta(self, token_id: str, changes: dict[str, Any]) -> TokenRecord:
+        """Merge ``changes`` into the token's ``meta`` (a ``None`` value removes the entry);
+        services keep per-key settings there (the LLM gateway its rate limits)."""
+
+        def change(record: TokenRecord) -> TokenRecord:
+            meta = {**record.meta, **changes}
+            return dataclasses.replace(
+                record, meta={k: v for k, v in meta.items() if v is not None}
+            )
+
+        return await self._update(token_id, change)
+
+    async def _update(
+        self, token_id: str, change: Callable[[TokenRecord], TokenRecord]
+    ) -> TokenRecord:
+        """Apply ``change`` with compare-and-set, again from the fresh record on a conflict."""
         while True:
             item = await self._store.kv_get(TOKENS_NAMESPACE, token_id)
             if item is None:
                 raise TokenNotFound(f"no token with id {token_id!r}")
             record = TokenRecord.from_json(token_id, item.value)
-            if record.revoked is not None:
+            changed = change(record)
+            if changed == record:
                 return record
-            revoked = TokenRecord(
-                record.id,
-                record.name,
-                record.secret_hash,
-                record.scopes,
-                record.created,
-                time.time(),
-                record.meta,
-            )
             write = KvWrite(
-                TOKENS_NAMESPACE, token_id, revoked.to_json(), expect_version=item.version
+                TOKENS_NAMESPACE, token_id, changed.to_json(), expect_version=item.version
             )
             try:
                 await self._store.kv_write([write])
             except KvConflict:
                 continue
-            return revoked
+            return changed
 
     async def verify(self, token: str) -> TokenRecord:
         """The record of a valid, unrevoked ``token``; ``InvalidToken``/``RevokedToken``."""

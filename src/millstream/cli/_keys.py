@@ -67,21 +67,51 @@ def keys_group() -> None:
     """Create, list and revoke API keys (a key with scope llm:PROJECT uses the LLM gateway)."""
 
 
+_RPM = click.option(
+    "--rpm",
+    type=click.IntRange(min=0),
+    default=None,
+    help="This key's requests per minute (0: no limit; default: serve's --llm-rpm).",
+)
+_TPM = click.option(
+    "--tpm",
+    type=click.IntRange(min=0),
+    default=None,
+    help="This key's tokens per minute (0: no limit; default: serve's --llm-tpm).",
+)
+
+
+def _limits_meta(rpm: int | None, tpm: int | None) -> dict[str, int]:
+    return {k: v for k, v in (("rpm", rpm), ("tpm", tpm)) if v is not None}
+
+
+def _limits_text(meta: dict[str, Any]) -> str:
+    from millstream.services.llm import KEY_LIMITS_META
+
+    own = meta.get(KEY_LIMITS_META) or {}
+    parts = [f"{k} {'unlimited' if v == 0 else v}" for k, v in sorted(own.items())]
+    return ", ".join(parts) or "default"
+
+
 @keys_group.command("create")
 @click.option("--project", required=True, help="The project the key spends for.")
 @click.option("--budget-tokens", type=click.IntRange(min=0), help="Monthly token budget.")
 @click.option("--budget-usd", type=click.FloatRange(min=0), help="Monthly budget in USD.")
 @click.option("--name", default=None, help="A label for the key (default: the project).")
+@_RPM
+@_TPM
 @_DATA_DIR
 def keys_create(
     project: str,
     budget_tokens: int | None,
     budget_usd: float | None,
     name: str | None,
+    rpm: int | None,
+    tpm: int | None,
     data_dir: Path,
 ) -> None:
     """Create a key for PROJECT; the key is printed alone on the last line."""
-    from millstream.services.llm import Ledger, PriceTable
+    from millstream.services.llm import KEY_LIMITS_META, Ledger, PriceTable
 
     if not project or len(project) > 64 or not all(c.isalnum() or c in "._-" for c in project):
         raise click.BadParameter(
@@ -94,7 +124,9 @@ def keys_create(
         record = await ledger.ensure_project(
             project, budget_tokens=budget_tokens, budget_usd=budget_usd, replace_budget=replace
         )
-        new = await TokenStore(store).create(name or project, [f"llm:{project}"])
+        limits = _limits_meta(rpm, tpm)
+        meta = {KEY_LIMITS_META: limits} if limits else None
+        new = await TokenStore(store).create(name or project, [f"llm:{project}"], meta=meta)
         return record, new
 
     record, new = _run(data_dir, work)
@@ -116,17 +148,56 @@ def keys_list(data_dir: Path) -> None:
 
     records = _run(data_dir, work)
     table = Table(title="API keys")
-    for column in ("id", "name", "scopes", "created", "revoked"):
+    for column in ("id", "name", "scopes", "rate limits", "created", "revoked"):
         table.add_column(column)
     for record in records:
         table.add_row(
             record.id,
             record.name,
             " ".join(record.scopes),
+            _limits_text(record.meta),
             _when(record.created),
             _when(record.revoked) or "-",
         )
     Console(width=120).print(table)
+
+
+def _token_id(key: str) -> str:
+    if not key.startswith("ms_"):
+        return key
+    try:
+        token_id, _ = parse_token(key)
+    except AuthError as exc:
+        raise click.BadParameter(str(exc), param_hint="KEY") from exc
+    return token_id
+
+
+@keys_group.command("limits")
+@click.argument("key")
+@_RPM
+@_TPM
+@click.option("--default", "reset", is_flag=True, help="Drop this key's own limits first.")
+@_DATA_DIR
+def keys_limits(key: str, rpm: int | None, tpm: int | None, reset: bool, data_dir: Path) -> None:
+    """Set KEY's own rate limits (its id, or the whole key); a running server applies them to
+    the key's next request."""
+    from millstream.services.llm import KEY_LIMITS_META
+
+    token_id = _token_id(key)
+
+    async def work(store: Store) -> Any:
+        tokens = TokenStore(store)
+        current = (
+            {} if reset else dict((await tokens.get(token_id)).meta.get(KEY_LIMITS_META) or {})
+        )
+        limits = {**current, **_limits_meta(rpm, tpm)}
+        return await tokens.update_meta(token_id, {KEY_LIMITS_META: limits or None})
+
+    try:
+        record = _run(data_dir, work)
+    except AuthError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"key {record.id} ({record.name}): rate limits {_limits_text(record.meta)}")
 
 
 @keys_group.command("revoke")
@@ -134,12 +205,7 @@ def keys_list(data_dir: Path) -> None:
 @_DATA_DIR
 def keys_revoke(key: str, data_dir: Path) -> None:
     """Revoke KEY (its id, or the whole key); it stops working at once."""
-    token_id = key
-    if key.startswith("ms_"):
-        try:
-            token_id, _ = parse_token(key)
-        except AuthError as exc:
-            raise click.BadParameter(str(exc), param_hint="KEY") from exc
+    token_id = _token_id(key)
 
     async def work(store: Store) -> Any:
         return await TokenStore(store).revoke(token_id)

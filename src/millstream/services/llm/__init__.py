@@ -8,11 +8,12 @@ from ._gateway import LLMGateway
 from ._ledger import Ledger, ProjectRecord
 from ._pricing import DEFAULT_PRICES, Price, PriceTable
 from ._provider import RetrySettings
-from ._ratelimit import RateLimits
+from ._ratelimit import KEY_LIMITS_META, RateLimits
 
 __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_PRICES",
+    "KEY_LIMITS_META",
     "GatewayConfig",
     "LLMGateway",
     "Ledger",

@@ -13,7 +13,7 @@ the OpenAI-compatible API if it has one; otherwise none (requests get 503 saying
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ._anthropic import AnthropicProvider
@@ -107,6 +107,15 @@ class GatewayConfig:
             return "openai"
         return None
 
+    def check(self) -> None:
+        """``ValueError`` naming what is missing when the model map uses a provider whose key
+        is not set (``--llm-model opus=openai:gpt-4.1`` without ``OPENAI_API_KEY``)."""
+        keys = {"anthropic": self.anthropic_api_key, "openai": self.openai_api_key}
+        for tier, target in self.model_map().items():
+            if target.provider in keys and not keys[target.provider]:
+                variable = f"{target.provider.upper()}_API_KEY"
+                raise ValueError(f"{tier} uses {target.provider} but {variable} is not set")
+
     def model_map(self) -> dict[str, ModelTarget]:
         """Tier → provider and model id, for the tiers something can serve."""
         default = self.default_provider()
@@ -121,13 +130,13 @@ class GatewayConfig:
         return out
 
 
-def build_providers(config: GatewayConfig, needed: Sequence[str]) -> dict[str, Provider]:
-    """One adapter per provider in ``needed``; ``ValueError`` if one lacks its key."""
+def build_providers(config: GatewayConfig) -> dict[str, Provider]:
+    """One adapter per provider the model map uses; ``ValueError`` if one lacks its key."""
+    config.check()
     providers: dict[str, Provider] = {}
-    for name in dict.fromkeys(needed):
+    for name in dict.fromkeys(t.provider for t in config.model_map().values()):
         if name == "anthropic":
-            if not config.anthropic_api_key:
-                raise ValueError("the model map uses anthropic but ANTHROPIC_API_KEY is not set")
+            assert config.anthropic_api_key is not None
             providers[name] = AnthropicProvider(
                 config.anthropic_api_key,
                 base_url=config.anthropic_base_url,
@@ -135,8 +144,7 @@ def build_providers(config: GatewayConfig, needed: Sequence[str]) -> dict[str, P
                 stall_timeout=config.stall_timeout,
             )
         elif name == "openai":
-            if not config.openai_api_key:
-                raise ValueError("the model map uses openai but OPENAI_API_KEY is not set")
+            assert config.openai_api_key is not None
             providers[name] = OpenAIProvider(
                 config.openai_api_key,
                 base_url=config.openai_base_url,

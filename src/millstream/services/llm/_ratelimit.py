@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RateDecision", "RateLimits", "RateWindow"]
+__all__ = ["KEY_LIMITS_META", "RateDecision", "RateLimits", "RateWindow"]
 
 WINDOW_SECONDS = 60.0
+#: Where a key's own limits live in its token record's ``meta``: ``{"rpm": N, "tpm": M}``,
+#: each optional (absent: the server's default; 0: no limit). ``millstream keys limits``.
+KEY_LIMITS_META = "llm_rate_limits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,17 @@ class RateLimits:
 
     requests_per_minute: int | None = 100
     tokens_per_minute: int | None = None
+
+    def for_key(self, meta: dict[str, Any]) -> RateLimits:
+        """These limits with a key's own overrides (``KEY_LIMITS_META``) applied."""
+        own = meta.get(KEY_LIMITS_META)
+        if not isinstance(own, dict):
+            return self
+        rpm, tpm = own.get("rpm"), own.get("tpm")
+        return RateLimits(
+            self.requests_per_minute if not isinstance(rpm, int) else (rpm or None),
+            self.tokens_per_minute if not isinstance(tpm, int) else (tpm or None),
+        )
 
 
 @dataclass(frozen=True, slots=True)
