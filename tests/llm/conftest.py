@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -78,6 +79,7 @@ class Gateway:
     process: ServerProcess
     data_dir: Path
     keys: list[str]
+    project: str = "demo"  # the project of ``key``
 
     @property
     def url(self) -> str:
@@ -142,8 +144,19 @@ def serve(
         process.terminate()
 
 
-@pytest.fixture
-def gateway(fake: FakeProvider, tmp_path: Path) -> Iterator[Gateway]:
-    """``millstream serve`` in front of the fake (Anthropic), a key for project ``demo``."""
-    with serve(fake, tmp_path, "--llm-rpm", "1000") as gw:
+@pytest.fixture(scope="module")
+def shared_gateway(
+    fake_process: FakeProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """One ``millstream serve`` per test module, in front of the fake (Anthropic)."""
+    with serve(fake_process, tmp_path_factory.mktemp("llm"), "--llm-rpm", "1000", keys=[]) as gw:
         yield gw
+
+
+@pytest.fixture
+def gateway(shared_gateway: Gateway, fake: FakeProvider, request: pytest.FixtureRequest) -> Gateway:
+    """The module's gateway with a key for a project of this test's own (fresh usage, budget
+    and rate window): ``gateway.project``."""
+    project = "t-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    key = create_key(shared_gateway.data_dir, project)
+    return Gateway(shared_gateway.process, shared_gateway.data_dir, [key], project)

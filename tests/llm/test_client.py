@@ -4,7 +4,6 @@ provider (no mocks): sync client, async client, and mixed use."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +19,7 @@ from millstream.llm import (
     TimeoutError,
 )
 
-from .conftest import FakeProvider, Gateway, serve
+from .conftest import FakeProvider, Gateway, create_key
 
 WORDS = "w0 w1 w2 w3 w4 w5 w6 w7 "
 
@@ -43,7 +42,7 @@ class TestClaudeClient:
             max_retries=1,
         )
         assert client.base_url == gateway.url
-        assert client.complete("hello").project_id == "demo"  # the key decides the project
+        assert client.complete("hello").project_id == gateway.project  # the key decides
         client.close()
 
     def test_context_manager(self, gateway: Gateway) -> None:
@@ -110,7 +109,7 @@ class TestClaudeClient:
             first = client.complete("hi", model="haiku")
             second = client.complete("hi", model="sonnet")
             stats = client.get_usage(period="day")
-        assert stats.project_id == "demo"
+        assert stats.project_id == gateway.project
         assert stats.period == "day"
         assert stats.total_tokens == first.usage.total_tokens + second.usage.total_tokens
         assert stats.total_cost == pytest.approx(first.cost + second.cost)
@@ -137,31 +136,30 @@ class TestClaudeClient:
             assert not caught.value.retryable
             assert "millstream keys create" in caught.value.hint
 
-    def test_error_handling_budget_exceeded(self, fake: FakeProvider, tmp_path: Path) -> None:
-        with serve(fake, tmp_path, keys=["tight:60"]) as gw:
-            with ClaudeClient(base_url=gw.url, api_key=gw.key, retry_delay=0) as client:
-                client.complete("hi")  # 8 output tokens + prompt fit in 60
-                used = client.get_usage().total_tokens
-                while used < 60:
-                    try:
-                        client.complete("hi")
-                    except BudgetExceededError:
-                        break
-                    used = client.get_usage().total_tokens
-                with pytest.raises(BudgetExceededError) as caught:
+    def test_error_handling_budget_exceeded(self, gateway: Gateway) -> None:
+        key = create_key(gateway.data_dir, "tight:60")
+        with ClaudeClient(base_url=gateway.url, api_key=key, retry_delay=0) as client:
+            client.complete("hi")  # 8 output tokens + prompt fit in 60
+            used = client.get_usage().total_tokens
+            while used < 60:
+                try:
                     client.complete("hi")
-                stats = client.get_usage()
-            assert caught.value.status == 429
-            assert not caught.value.retryable
-            assert "Budget exceeded for project tight" in caught.value.message
-            assert stats.total_tokens <= 60
-            assert stats.limit == 60
+                except BudgetExceededError:
+                    break
+                used = client.get_usage().total_tokens
+            with pytest.raises(BudgetExceededError) as caught:
+                client.complete("hi")
+            stats = client.get_usage()
+        assert caught.value.status == 429
+        assert not caught.value.retryable
+        assert "Budget exceeded for project tight" in caught.value.message
+        assert stats.total_tokens <= 60
+        assert stats.limit == 60
 
-    def test_error_handling_rate_limit(self, fake: FakeProvider, tmp_path: Path) -> None:
-        with (
-            serve(fake, tmp_path, "--llm-rpm", "2") as gw,
-            ClaudeClient(base_url=gw.url, api_key=gw.key, max_retries=0) as client,
-        ):
+    def test_error_handling_rate_limit(self, gateway: Gateway) -> None:
+        # The server allows 1,000 requests a minute; this key's own limit is 2.
+        key = create_key(gateway.data_dir, "limited", "--rpm", "2")
+        with ClaudeClient(base_url=gateway.url, api_key=key, max_retries=0) as client:
             client.complete("one")
             client.complete("two")
             with pytest.raises(RateLimitError) as caught:

@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from click.testing import CliRunner
 from openai import OpenAI
 
 from client.faultproxy import Fault, running_proxy
+from millstream.cli import main
 from millstream.client._sse import SSEParser
 from millstream.llm import (
     AsyncClaudeClient,
@@ -26,9 +28,10 @@ from millstream.llm import (
 )
 from servers import wait_until
 
-from .conftest import FakeProvider, Gateway, serve
+from .conftest import FakeProvider, Gateway, create_key, serve
 
 WORDS = [f"w{i} " for i in range(8)]
+PROVIDER_VARS = ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"]
 CHAT = "/v1/chat/completions"
 
 
@@ -206,32 +209,64 @@ def test_openai_sdk_completes_and_streams(gateway: Gateway) -> None:
         client.close()
 
 
-def test_openai_compatible_provider(fake: FakeProvider, tmp_path: Path) -> None:
+def test_openai_compatible_provider_and_price_table(fake: FakeProvider, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_bytes(
+        orjson.dumps(
+            {"gpt-fake": {"input": 1.0, "output": 2.0}, "haiku": {"input": 3, "output": 4}}
+        )
+    )
+    args = ["--llm-model", "sonnet=openai:gpt-fake", "--llm-prices", str(prices)]
     with (
-        serve(fake, tmp_path, "--llm-model", "sonnet=openai:gpt-fake") as gw,
+        serve(fake, tmp_path / "data", *args) as gw,
         ClaudeClient(base_url=gw.url, api_key=gw.key) as client,
     ):
-        assert client.complete("hi", model="sonnet").content == "".join(WORDS)
+        sonnet = client.complete("hi", model="sonnet")
+        assert sonnet.content == "".join(WORDS)
         assert "".join(client.stream("hi", model="sonnet")) == "".join(WORDS)
+        haiku = client.complete("hi", model="haiku")
+        opus = client.complete("hi", model="opus")
     sent = fake.requests()
-    assert [r["path"] for r in sent] == ["/v1/chat/completions"] * 2
+    assert [r["path"] for r in sent] == ["/v1/chat/completions"] * 2 + ["/v1/messages"] * 2
     assert sent[0]["headers"]["Authorization"] == "Bearer sk-openai-fake-key"
     assert sent[1]["body"]["stream_options"] == {"include_usage": True}
+    # A model id's price wins over its tier's; tiers not in the file keep the defaults.
+    for response, (per_in, per_out) in ((sonnet, (1, 2)), (haiku, (3, 4)), (opus, (0.015, 0.075))):
+        usage = response.usage
+        expected = (usage.input_tokens * per_in + usage.output_tokens * per_out) / 1000
+        assert response.cost == pytest.approx(expected)
 
 
-def test_concurrent_requests_never_overspend(fake: FakeProvider, tmp_path: Path) -> None:
+def test_serve_refuses_llm_flags_that_cannot_work(tmp_path: Path) -> None:
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"haiku": {"input": "cheap"}}')
+    cases = [
+        (["--llm-model", "sonnet"], "TIER=[PROVIDER:]MODEL"),
+        (["--llm-model", "opus=openai:gpt-4.1"], "OPENAI_API_KEY is not set"),
+        (["--llm-prices", str(bad)], "numeric 'input' and 'output'"),
+        (["--llm-rpm", "-1"], "--llm-rpm"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(
+            main, ["serve", "--memory", "--port", "0", *args], env=dict.fromkeys(PROVIDER_VARS)
+        )
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, result.output
+
+
+def test_concurrent_requests_never_overspend(gateway: Gateway) -> None:
     budget = 400
-    with serve(fake, tmp_path, keys=[f"race:{budget}"]) as gw:
+    key = create_key(gateway.data_dir, f"race:{budget}")
 
-        async def race() -> list[object]:
-            async with AsyncClaudeClient(base_url=gw.url, api_key=gw.key, max_retries=0) as c:
-                calls = [c.complete(f"prompt {i}", model="haiku") for i in range(40)]
-                return list(await asyncio.gather(*calls, return_exceptions=True))
+    async def race() -> list[object]:
+        async with AsyncClaudeClient(base_url=gateway.url, api_key=key, max_retries=0) as c:
+            calls = [c.complete(f"prompt {i}", model="haiku") for i in range(40)]
+            return list(await asyncio.gather(*calls, return_exceptions=True))
 
-        results = asyncio.run(race())
-        ok = [r for r in results if not isinstance(r, BaseException)]
-        with ClaudeClient(base_url=gw.url, api_key=gw.key) as client:
-            stats = client.get_usage()
+    results = asyncio.run(race())
+    ok = [r for r in results if not isinstance(r, BaseException)]
+    with ClaudeClient(base_url=gateway.url, api_key=key) as client:
+        stats = client.get_usage()
     assert ok
     assert len(ok) < 40
     assert stats.total_tokens == sum(r.usage.total_tokens for r in ok)  # type: ignore[attr-defined]
@@ -273,9 +308,9 @@ def test_route_and_models(gateway: Gateway) -> None:
     assert large.json()["recommended_model"] == "opus"
 
 
-def test_budget_error_tells_sdks_not_to_retry(fake: FakeProvider, tmp_path: Path) -> None:
-    with serve(fake, tmp_path, keys=["empty:0"]) as gw:
-        answer = httpx.post(gw.url + CHAT, json=body(), headers=gw.headers(), timeout=30)
+def test_budget_error_tells_sdks_not_to_retry(gateway: Gateway) -> None:
+    key = create_key(gateway.data_dir, "empty:0")
+    answer = httpx.post(gateway.url + CHAT, json=body(), headers=gateway.headers(key), timeout=30)
     assert answer.status_code == 429
     assert answer.headers["x-should-retry"] == "false"
     assert answer.json() == {

@@ -12,9 +12,10 @@ import orjson
 import pytest
 
 from millstream.client._sse import SSEParser
-from millstream.llm import AuthenticationError, ClaudeClient
+from millstream.llm import AuthenticationError, ClaudeClient, RateLimitError
 
 from .conftest import FakeProvider, serve
+from .conftest import cli as run_cli
 
 CHAT = "/v1/chat/completions"
 
@@ -32,35 +33,38 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_keys_work_on_a_running_server(fake: FakeProvider, tmp_path: Path) -> None:
     data = str(tmp_path)
     with serve(fake, tmp_path, keys=[]) as gw:
+        # The real command line once (the key alone on the last line), in-process after that.
         created = cli(
             "keys", "create", "--project", "acme", "--budget-tokens", "5000", "--data-dir", data
         )
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip().splitlines()[-1]
         assert key.startswith("ms_")
-        with ClaudeClient(base_url=gw.url, api_key=key) as client:
+        with ClaudeClient(base_url=gw.url, api_key=key, max_retries=0) as client:
             response = client.complete("hello")
             assert response.project_id == "acme"
             stats = client.get_usage()
-        assert stats.limit == 5000
-        assert stats.remaining == 5000 - response.usage.total_tokens
+            assert stats.limit == 5000
+            assert stats.remaining == 5000 - response.usage.total_tokens
 
-        listed = cli("keys", "list", "--data-dir", data)
-        assert "llm:acme" in listed.stdout
-        assert listed.returncode == 0
-        usage = cli("usage", "--project", "acme", "--data-dir", data)
-        assert usage.returncode == 0, usage.stderr
-        assert "acme" in usage.stdout
-        assert "sonnet" in usage.stdout
-        assert f"{response.usage.total_tokens:,}" in usage.stdout
+            listed = run_cli("keys", "list", "--data-dir", data)
+            assert "llm:acme" in listed
+            usage = run_cli("usage", "--project", "acme", "--data-dir", data)
+            assert "acme" in usage
+            assert "sonnet" in usage
+            assert f"{response.usage.total_tokens:,}" in usage
 
-        revoked = cli("keys", "revoke", key, "--data-dir", data)
-        assert revoked.returncode == 0, revoked.stderr
-        with (
-            ClaudeClient(base_url=gw.url, api_key=key) as client,
-            pytest.raises(AuthenticationError) as caught,
-        ):
-            client.complete("hello")
+            # Its own rate limit applies to its next request, and goes again.
+            assert "rpm 1" in run_cli("keys", "limits", key, "--rpm", "1", "--data-dir", data)
+            assert "rpm 1" in run_cli("keys", "list", "--data-dir", data)
+            with pytest.raises(RateLimitError):
+                client.complete("hello")
+            run_cli("keys", "limits", key, "--default", "--data-dir", data)
+            assert client.complete("hello").project_id == "acme"
+
+            assert "revoked" in run_cli("keys", "revoke", key, "--data-dir", data)
+            with pytest.raises(AuthenticationError) as caught:
+                client.complete("hello")
         assert "revoked" in caught.value.message
 
 
