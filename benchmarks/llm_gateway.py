@@ -1,204 +1,372 @@
-"""LLM gateway benchmark: the same fake OpenAI-compatible provider called directly, through
-millstream's gateway, and through the LiteLLM proxy (if ``benchmarks/.work/litellm-venv``
-exists: ``python -m venv benchmarks/.work/litellm-venv && .../pip install 'litellm[proxy]'``).
+"""LLM gateway benchmark: one fake OpenAI-compatible provider (``tests/llm/fake_provider.py``)
+called directly, through ``millstream serve``'s gateway, and through the LiteLLM proxy
+(``litellm[proxy]``, pinned in ``_peers.py``, installed in a virtualenv of its own under
+``benchmarks/.work/``), side by side in one run.
 
-``python -m benchmarks.llm_gateway [--requests 300] [--streams 1000]``. Prints added latency
-p50/p99 over direct for non-streamed requests, time to first token and inter-token delay for
-streamed ones, and 1,000 concurrent streams (errors, server RSS).
+``python -m benchmarks.llm_gateway [--requests 300] [--streams 1000] [--fsync always]``
+
+The provider answers like a (very fast) model: the first token after ``--first-token-ms``
+(prefill), then ``--tokens`` tokens ``--token-ms`` apart; a non-streamed answer takes the sum.
+Figures:
+
+- non-streamed latency p50/p99 and what each gateway adds to direct (requests are sent to the
+  targets in turn, one at a time, so every target sees the same machine load);
+- streamed: time to first token and inter-token delay (p50), measured the same way;
+- 1,000 concurrent streams through each target: failed streams (anything but a 200 ending in
+  ``[DONE]`` with every token) and the peak RSS of the target's process tree while they run.
+
+millstream runs with its defaults (SQLite store, ``--fsync always``: a 2xx means the
+generation is on disk), the data directory under ``benchmarks/.work/`` (real disk, not tmpfs).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from benchmarks import _peers
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from servers import ServerProcess  # noqa: E402
+from servers import ServerProcess, millstream_argv  # noqa: E402
 
 FAKE_KEY = "sk-bench"
-LITELLM = REPO / "benchmarks" / ".work" / "litellm-venv" / "bin" / "litellm"
-BODY = {"model": "sonnet", "messages": [{"role": "user", "content": "benchmark prompt"}]}
+PROMPT = [{"role": "user", "content": "benchmark prompt"}]
 
 
-def pct(values: list[float], q: float) -> float:
+@dataclass
+class Target:
+    name: str
+    url: str
+    headers: dict[str, str]
+    model: str
+    pid: int
+
+
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def tree_rss_mib(pid: int) -> float:
+    """RSS of ``pid`` and its descendants (LiteLLM may run workers)."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        pending += [int(c) for c in children]
+    return total / 1024
 
 
-async def unary(url: str, headers: dict[str, str], model: str, n: int) -> list[float]:
-    out: list[float] = []
-    async with httpx.AsyncClient(timeout=60, headers=headers) as http:
-        for _ in range(n):
-            t = time.perf_counter()
-            r = await http.post(url, json={**BODY, "model": model})
-            r.raise_for_status()
-            out.append((time.perf_counter() - t) * 1000)
-    return out
+async def one_unary(http: httpx.AsyncClient, target: Target) -> float:
+    started = time.perf_counter()
+    answer = await http.post(
+        target.url, headers=target.headers, json={"model": target.model, "messages": PROMPT}
+    )
+    answer.raise_for_status()
+    assert answer.json()["choices"][0]["message"]["content"].startswith("w0 ")
+    return (time.perf_counter() - started) * 1000
 
 
-async def streamed(
-    url: str, headers: dict[str, str], model: str, n: int
-) -> tuple[list[float], list[float]]:
-    ttft: list[float] = []
-    gaps: list[float] = []
-    async with httpx.AsyncClient(timeout=60, headers=headers) as http:
-        for _ in range(n):
-            t = time.perf_counter()
-            last = None
-            async with http.stream("POST", url, json={**BODY, "model": model, "stream": True}) as r:
-                async for line in r.aiter_lines():
-                    if '"content":"w' not in line.replace(" ", ""):
-                        continue
-                    now = time.perf_counter()
-                    if last is None:
-                        ttft.append((now - t) * 1000)
-                    else:
-                        gaps.append((now - last) * 1000)
-                    last = now
-    return ttft, gaps
+async def one_stream(
+    http: httpx.AsyncClient, target: Target, tokens: int
+) -> tuple[float, list[float]]:
+    body = {"model": target.model, "messages": PROMPT, "stream": True}
+    started = time.perf_counter()
+    arrivals: list[float] = []
+    async with http.stream("POST", target.url, headers=target.headers, json=body) as answer:
+        answer.raise_for_status()
+        async for line in answer.aiter_lines():
+            if '"content":"w' in line.replace(" ", ""):
+                arrivals.append(time.perf_counter())
+    assert len(arrivals) == tokens, f"{target.name}: {len(arrivals)} of {tokens} tokens"
+    gaps = [(b - a) * 1000 for a, b in itertools.pairwise(arrivals)]
+    return (arrivals[0] - started) * 1000, gaps
 
 
-async def concurrent(url: str, headers: dict[str, str], model: str, n: int) -> int:
-    limits = httpx.Limits(max_connections=n + 10)
-    async with httpx.AsyncClient(timeout=120, headers=headers, limits=limits) as http:
+async def interleaved(
+    targets: list[Target], requests: int, streams: int, tokens: int
+) -> dict[str, dict[str, float]]:
+    """Latency figures, sending to the targets in turn."""
+    lat: dict[str, list[float]] = {t.name: [] for t in targets}
+    ttft: dict[str, list[float]] = {t.name: [] for t in targets}
+    gaps: dict[str, list[float]] = {t.name: [] for t in targets}
+    async with httpx.AsyncClient(timeout=60) as http:
+        for target in targets:  # warm-up: connections, caches, the gateway's first project load
+            for _ in range(10):
+                await one_unary(http, target)
+                await one_stream(http, target, tokens)
+        for _ in range(requests):
+            for target in targets:
+                lat[target.name].append(await one_unary(http, target))
+        for _ in range(streams):
+            for target in targets:
+                first, between = await one_stream(http, target, tokens)
+                ttft[target.name].append(first)
+                gaps[target.name] += between
+    return {
+        t.name: {
+            "p50": statistics.median(lat[t.name]),
+            "p99": percentile(lat[t.name], 0.99),
+            "ttft50": statistics.median(ttft[t.name]),
+            "ttft99": percentile(ttft[t.name], 0.99),
+            "gap50": statistics.median(gaps[t.name]),
+            "gap99": percentile(gaps[t.name], 0.99),
+        }
+        for t in targets
+    }
+
+
+async def concurrent(target: Target, count: int, tokens: int) -> tuple[int, float, float]:
+    """``count`` streams at once: (failed streams, peak RSS MiB of the target, seconds)."""
+    peak = tree_rss_mib(target.pid)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.05):
+            peak = max(peak, tree_rss_mib(target.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
+    body = {"model": target.model, "messages": PROMPT, "stream": True}
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
 
         async def one() -> bool:
             try:
                 async with http.stream(
-                    "POST", url, json={**BODY, "model": model, "stream": True}
-                ) as r:
-                    body = b"".join([c async for c in r.aiter_bytes()])
-                return r.status_code == 200 and b"[DONE]" in body
+                    "POST", target.url, headers=target.headers, json=body
+                ) as answer:
+                    raw = b"".join([chunk async for chunk in answer.aiter_bytes()])
             except httpx.HTTPError:
                 return False
+            complete = raw.count(b'"content":"w') + raw.count(b'"content": "w') == tokens
+            return answer.status_code == 200 and raw.rstrip().endswith(b"[DONE]") and complete
 
-        results = await asyncio.gather(*(one() for _ in range(n)))
-    return results.count(False)
+        results = await asyncio.gather(*(one() for _ in range(count)))
+    elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    return results.count(False), peak, elapsed
+
+
+@contextmanager
+def fake_provider(args: argparse.Namespace) -> Iterator[ServerProcess]:
+    script = REPO / "tests" / "llm" / "fake_provider.py"
+    fake = ServerProcess([sys.executable, str(script), "--openai-key", FAKE_KEY])
+    try:
+        settings = {
+            "tokens": args.tokens,
+            "token_delay": args.token_ms / 1000,
+            "first_token_delay": args.first_token_ms / 1000,
+        }
+        httpx.post(fake.url + "/_fake/config", json=settings).raise_for_status()
+        yield fake
+    finally:
+        fake.terminate()
+
+
+@contextmanager
+def millstream(fake: ServerProcess, args: argparse.Namespace) -> Iterator[Target]:
+    data = _peers.WORK / f"llm-gateway-{os.getpid()}"
+    shutil.rmtree(data, ignore_errors=True)
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": FAKE_KEY,
+        "OPENAI_BASE_URL": fake.url + "/v1",
+    }
+    env.pop("ANTHROPIC_API_KEY", None)
+    argv = millstream_argv(
+        "--no-kafka",
+        "--data-dir",
+        str(data),
+        "--fsync",
+        args.fsync,
+        "--llm-rpm",
+        "0",
+        "--llm-model",
+        "sonnet=openai:fake-model",
+    )
+    server = ServerProcess(argv, env=env)
+    try:
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "millstream",
+                "keys",
+                "create",
+                "--project",
+                "bench",
+                "--data-dir",
+                str(data),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = made.stdout.strip().splitlines()[-1]
+        yield Target(
+            "millstream",
+            server.url + "/v1/chat/completions",
+            {"authorization": f"Bearer {key}"},
+            "sonnet",
+            server.process.pid,
+        )
+    finally:
+        server.terminate()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@contextmanager
+def litellm(fake: ServerProcess) -> Iterator[Target]:
+    _peers.ensure_litellm()
+    work = _peers.WORK / f"litellm-{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "config.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: sonnet\n    litellm_params:\n"
+        f"      model: openai/fake-model\n      api_base: {fake.url}/v1\n"
+        f"      api_key: {FAKE_KEY}\n"
+    )
+    # LiteLLM's CLI cannot report a port-0 bind: take a free port and hand it over.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (work / "proxy.log").open("w")
+    proxy = subprocess.Popen(
+        [
+            str(_peers.litellm_executable()),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=work,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(base + "/health/liveliness", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proxy.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"LiteLLM did not start; see {work / 'proxy.log'}")
+            time.sleep(0.5)
+        yield Target("litellm", base + "/v1/chat/completions", {}, "sonnet", proxy.pid)
+    finally:
+        proxy.terminate()
+        try:
+            proxy.wait(15)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def litellm_version() -> str:
+    python = _peers.litellm_executable().parent / "python"
+    script = "from importlib.metadata import version; print(version('litellm'))"
+    done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "?"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--streams", type=int, default=1000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="non-streamed per target")
+    parser.add_argument("--stream-requests", type=int, default=100, help="streamed per target")
+    parser.add_argument("--streams", type=int, default=1000, help="concurrent streams")
+    parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--token-ms", type=float, default=2.0)
+    parser.add_argument("--first-token-ms", type=float, default=20.0)
+    parser.add_argument("--fsync", default="always", choices=["always", "interval", "never"])
+    parser.add_argument("--no-litellm", action="store_true", help="direct and millstream only")
     args = parser.parse_args()
-    fake = ServerProcess(
-        [sys.executable, str(REPO / "tests/llm/fake_provider.py"), "--openai-key", FAKE_KEY]
-    )
-    procs = [fake]
-    try:
-        httpx.post(fake.url + "/_fake/config", json={"tokens": 16, "token_delay": 0.002})
-        data = tempfile.mkdtemp(prefix="llm-bench-")
-        env_argv = [
-            sys.executable,
-            str(REPO / "tests/llm/gateway_server.py"),
-            "--data-dir",
-            data,
-            "--llm-rpm",
-            "0",
-            "--bootstrap-key",
-            "bench",
-            "--llm-model",
-            "sonnet=openai:fake-model",
-        ]
-        import os
 
-        os.environ.update(OPENAI_API_KEY=FAKE_KEY, OPENAI_BASE_URL=fake.url + "/v1")
-        gateway = ServerProcess(env_argv)
-        procs.append(gateway)
-        key = next(x.split("key: ")[1].strip() for x in gateway.output if x.startswith("key: "))
-        targets = {
-            "direct": (
+    with ExitStack() as stack:
+        fake = stack.enter_context(fake_provider(args))
+        targets = [
+            Target(
+                "direct",
                 fake.url + "/v1/chat/completions",
                 {"authorization": f"Bearer {FAKE_KEY}"},
                 "fake-model",
                 fake.process.pid,
             ),
-            "millstream": (
-                gateway.url + "/v1/chat/completions",
-                {"authorization": f"Bearer {key}"},
-                "sonnet",
-                gateway.process.pid,
-            ),
-        }
-        if LITELLM.exists():
-            config = Path(data) / "litellm.yaml"
-            config.write_text(
-                "model_list:\n  - model_name: sonnet\n    litellm_params:\n"
-                f"      model: openai/fake-model\n      api_base: {fake.url}/v1\n"
-                f"      api_key: {FAKE_KEY}\n"
-            )
-            port = 4000 + os.getpid() % 1000
-            lite = subprocess.Popen(
-                [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                try:
-                    if httpx.get(base + "/health/liveliness", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            targets["litellm"] = (base + "/v1/chat/completions", {}, "sonnet", lite.pid)
-        rows: dict[str, dict[str, float]] = {}
-        for name, (url, headers, model, pid) in targets.items():
-            asyncio.run(unary(url, headers, model, 20))  # warm-up
-            lat = asyncio.run(unary(url, headers, model, args.requests))
-            ttft, gaps = asyncio.run(streamed(url, headers, model, max(20, args.requests // 5)))
-            errors = asyncio.run(concurrent(url, headers, model, args.streams))
-            rows[name] = {
-                "p50": statistics.median(lat),
-                "p99": pct(lat, 0.99),
-                "ttft50": statistics.median(ttft),
-                "gap50": statistics.median(gaps),
-                "errors": errors,
-                "rss": rss_mib(pid),
-            }
-        direct = rows["direct"]
-        print(f"LLM gateway benchmark, {args.requests} requests, {args.streams} concurrent streams")
+            stack.enter_context(millstream(fake, args)),
+        ]
+        if not args.no_litellm:
+            targets.append(stack.enter_context(litellm(fake)))
+        rows = asyncio.run(interleaved(targets, args.requests, args.stream_requests, args.tokens))
+        for target in targets:
+            errors, rss, seconds = asyncio.run(concurrent(target, args.streams, args.tokens))
+            rows[target.name].update(errors=errors, rss=rss, seconds=seconds)
+
+    direct = rows["direct"]
+    print(
+        f"LLM gateway benchmark: {args.requests} non-streamed and {args.stream_requests} "
+        f"streamed requests per target, interleaved; {args.streams} concurrent streams; "
+        f"provider: first token {args.first_token_ms:g} ms, {args.tokens} tokens "
+        f"{args.token_ms:g} ms apart; millstream --fsync {args.fsync}"
+        + ("" if args.no_litellm else f"; LiteLLM {litellm_version()}")
+    )
+    print(
+        "| target | p50 ms | p99 ms | added p50 | added p99 | TTFT p50 | TTFT p99 "
+        f"| inter-token p50 | inter-token p99 | failed of {args.streams} | peak RSS MiB "
+        f"| {args.streams} streams s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows.items():
         print(
-            "| target | p50 ms | p99 ms | added p50 | added p99 | TTFT p50 ms "
-            "| inter-token p50 ms | errors/1000 streams | RSS MiB |"
+            f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p50'] - direct['p50']:+.2f} "
+            f"| {r['p99'] - direct['p99']:+.2f} | {r['ttft50']:.2f} | {r['ttft99']:.2f} "
+            f"| {r['gap50']:.2f} | {r['gap99']:.2f} | {int(r['errors'])} | {r['rss']:.0f} "
+            f"| {r['seconds']:.1f} |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for name, r in rows.items():
-            print(
-                f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p50'] - direct['p50']:.2f} | "
-                f"{r['p99'] - direct['p99']:.2f} | {r['ttft50']:.2f} | {r['gap50']:.2f} | "
-                f"{int(r['errors'])} | {r['rss']:.0f} |"
-            )
-        if "litellm" in rows:
-            lite_added = rows["litellm"]["p50"] - direct["p50"]
-            ms_added = rows["millstream"]["p50"] - direct["p50"]
-            ratio = lite_added / max(ms_added, 1e-9)
-            print(
-                f"added p50 ms: litellm {lite_added:.2f}, millstream {ms_added:.2f} ({ratio:.2f}x)"
-            )
-        if "litellm" in targets:
-            lite.terminate()
-            lite.wait(10)
-    finally:
-        for proc in procs:
-            proc.terminate()
+    if "litellm" in rows:
+        ours = rows["millstream"]["p50"] - direct["p50"]
+        theirs = rows["litellm"]["p50"] - direct["p50"]
+        ttft_ours = rows["millstream"]["ttft50"] - direct["ttft50"]
+        ttft_theirs = rows["litellm"]["ttft50"] - direct["ttft50"]
+        print(
+            f"added p50: millstream {ours:.2f} ms, LiteLLM {theirs:.2f} ms "
+            f"(LiteLLM adds {theirs / max(ours, 1e-6):.1f}x); added TTFT p50: millstream "
+            f"{ttft_ours:.2f} ms, LiteLLM {ttft_theirs:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

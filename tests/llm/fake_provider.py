@@ -6,11 +6,12 @@ Run: ``python tests/llm/fake_provider.py [--port 0] [--anthropic-key K] [--opena
 prints ``fake provider listening on http://127.0.0.1:PORT`` once it accepts connections.
 
 Its answer is deterministic: ``tokens`` words ``w0 w1 ...`` (at most ``max_tokens``), one per
-stream event, ``token_delay`` seconds apart; input tokens are the prompt's characters / 4.
+stream event, ``token_delay`` seconds apart, the first after ``first_token_delay`` more (a
+model's prefill; a non-streamed answer takes both); input tokens are the prompt's characters / 4.
 
 Control (JSON bodies):
 
-- ``POST /_fake/config {"tokens": 8, "token_delay": 0.0}``
+- ``POST /_fake/config {"tokens": 8, "token_delay": 0.0, "first_token_delay": 0.0}``
 - ``POST /_fake/faults {"kind": ..., "count": N, ...}`` queues a fault for the next ``N``
   provider requests (``count`` -1: until reset). Kinds: ``status`` (``status``, optional
   ``retry_after``, ``error_type``), ``stall`` (``seconds`` before any byte), ``cut`` (streams
@@ -52,6 +53,7 @@ class State:
     openai_key: str | None
     tokens: int = 8
     token_delay: float = 0.0
+    first_token_delay: float = 0.0
     faults: list[Fault] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
@@ -127,6 +129,9 @@ class FakeProvider:
         body = await request.json()
         self.state.tokens = int(body.get("tokens", self.state.tokens))
         self.state.token_delay = float(body.get("token_delay", self.state.token_delay))
+        self.state.first_token_delay = float(
+            body.get("first_token_delay", self.state.first_token_delay)
+        )
         return web.json_response({"ok": True})
 
     async def faults(self, request: web.Request) -> web.Response:
@@ -137,7 +142,7 @@ class FakeProvider:
     async def reset(self, request: web.Request) -> web.Response:
         self.state.faults.clear()
         self.state.log.clear()
-        self.state.tokens, self.state.token_delay = 8, 0.0
+        self.state.tokens, self.state.token_delay, self.state.first_token_delay = 8, 0.0, 0.0
         self.state.max_in_flight = self.state.in_flight
         return web.json_response({"ok": True})
 
@@ -317,8 +322,9 @@ class FakeProvider:
         return await self._stream(request, fault, head, deltas, tail)
 
     async def _pace(self, count: int) -> None:
-        if self.state.token_delay:
-            await asyncio.sleep(self.state.token_delay * count)
+        delay = self.state.first_token_delay + self.state.token_delay * count
+        if delay:
+            await asyncio.sleep(delay)
 
     async def _stream(
         self,
@@ -334,6 +340,8 @@ class FakeProvider:
         self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
         try:
             await response.write(b"".join(head))
+            if self.state.first_token_delay:
+                await asyncio.sleep(self.state.first_token_delay)
             for index, data in enumerate(deltas):
                 if fault is not None and index == fault.after:
                     if fault.kind == "cut":
