@@ -104,6 +104,7 @@ def test_restart_mid_generation_ends_it_failed(fake: FakeProvider, tmp_path: Pat
         )
         usage = httpx.get(again.url + "/v1/usage", headers=headers, timeout=30).json()
     events = SSEParser().feed(rest.content)
+    assert events, (rest.status_code, rest.content)
     assert events[-1].data == "[DONE]"
     errors = [orjson.loads(e.data) for e in events if e.data.startswith('{"error"')]
     assert errors

@@ -34,7 +34,9 @@ from ._errors import GatewayError, bad_request, unauthorized
 from ._generations import (
     NS_IDEMPOTENCY,
     NS_INFLIGHT,
+    GenerationFailed,
     GenerationNotFound,
+    GenerationRefused,
     Generations,
     Launch,
     hash_secret,
@@ -253,6 +255,10 @@ class LLMGateway(Service):
         generation, rate_headers = await self._generation_for(token, project, chat, key)
         if chat.stream:
             start = await self._owned(generation, project)
+            try:  # the status line promises a generation that survives a crash
+                await self.generations.admitted(generation)
+            except GenerationRefused as exc:
+                raise _refusal(exc.cause) from exc
             await self._stream(start, 0, rate_headers, receive, send)
             return
         await self._complete(generation, project, rate_headers, send)
@@ -292,9 +298,11 @@ class LLMGateway(Service):
             self._idem_waiters[slot] = future
             try:
                 generation, headers = await self._launch(token, project, chat, key, expect)
-            except AdmissionRefused as exc:
-                if exc.kind != "conflict":
-                    raise
+                # Owning the key is known once it is on disk (the provider call runs meanwhile).
+                await self.generations.admitted(generation)
+            except GenerationRefused as exc:
+                if not (isinstance(exc.cause, AdmissionRefused) and exc.cause.kind == "conflict"):
+                    raise _refusal(exc.cause) from exc
                 continue  # another node took the key meanwhile: attach to its generation
             finally:
                 del self._idem_waiters[slot]
@@ -377,19 +385,7 @@ class LLMGateway(Service):
         try:
             admission = await self.ledger.admit(ticket)
         except AdmissionRefused as exc:
-            if exc.kind == "budget":
-                raise GatewayError(
-                    429, "budget_exceeded", exc.message, [(b"x-should-retry", b"false")]
-                ) from exc
-            if exc.kind == "rate" and exc.decision is not None:
-                retry = str(int(exc.decision.retry_after)).encode()
-                raise GatewayError(
-                    429,
-                    "rate_limit_exceeded",
-                    exc.message,
-                    [(b"retry-after", retry), *exc.decision.headers],
-                ) from exc
-            raise
+            raise _refusal(exc) from exc
         if admission.max_tokens != max_tokens:
             launch.request = ProviderRequest(
                 model=target.model,
@@ -399,7 +395,7 @@ class LLMGateway(Service):
                 system=chat.system,
                 temperature=chat.temperature,
             )
-        self.generations.launch(launch)
+        self.generations.launch(launch, admission.durable)
         resume = f"/v1/generations/{generation}/events?access_token={read_token}"
         return generation, [*admission.rate_headers, (b"x-millstream-resume-url", resume.encode())]
 
@@ -415,16 +411,24 @@ class LLMGateway(Service):
     async def _complete(
         self, generation: str, project: str, headers: list[tuple[bytes, bytes]], send: Send
     ) -> None:
-        try:
-            start, content, end = await self.generations.outcome(generation)
-        except GenerationNotFound as exc:
-            raise GatewayError(
-                404, "generation_not_found", f"no generation {generation!r}"
-            ) from exc
+        start, content, end = await self._outcome(generation)
         if end["status"] != "completed":
             raise _end_error(end)
         headers = [(b"x-millstream-generation", generation.encode()), *headers]
         await _send_json(send, 200, completion_body(start, content, end, project), headers)
+
+    async def _outcome(self, generation: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        """``Generations.outcome`` with its failures as answers."""
+        try:
+            return await self.generations.outcome(generation)
+        except GenerationNotFound as exc:
+            raise GatewayError(
+                404, "generation_not_found", f"no generation {generation!r}"
+            ) from exc
+        except GenerationRefused as exc:
+            raise _refusal(exc.cause) from exc
+        except GenerationFailed as exc:
+            raise GatewayError(503, "storage_error", str(exc), [(b"retry-after", b"1")]) from exc
 
     async def _stream(
         self,
@@ -453,7 +457,7 @@ class LLMGateway(Service):
                     data = sse_for_record(start, pos, record)
                     if data:
                         await send({"type": "http.response.body", "body": data, "more_body": True})
-            except (GenerationNotFound, LogError) as exc:
+            except (GenerationNotFound, GenerationRefused, GenerationFailed, LogError) as exc:
                 error = {"error": {"type": "generation_unavailable", "message": str(exc)}}
                 await send(
                     {
@@ -573,7 +577,7 @@ class LLMGateway(Service):
                 try:
                     item_key = None if key is None else f"{key}/batch/{index}"
                     generation, _ = await self._generation_for(token, project, chat, item_key)
-                    start, content, end = await self.generations.outcome(generation)
+                    start, content, end = await self._outcome(generation)
                 except GatewayError as exc:
                     return {**result, "status": "failed", "error": exc.detail}
             if end["status"] != "completed":
@@ -640,6 +644,27 @@ class LLMGateway(Service):
         if self.model_map:
             data.insert(0, {"id": "auto", "object": "model", "owned_by": "millstream"})
         return {"object": "list", "data": data}
+
+
+def _refusal(cause: BaseException) -> GatewayError:
+    """The answer to an admission that was refused, or whose commit failed."""
+    if isinstance(cause, AdmissionRefused):
+        if cause.kind == "budget":
+            return GatewayError(
+                429, "budget_exceeded", cause.message, [(b"x-should-retry", b"false")]
+            )
+        if cause.kind == "rate" and cause.decision is not None:
+            retry = str(int(cause.decision.retry_after)).encode()
+            return GatewayError(
+                429,
+                "rate_limit_exceeded",
+                cause.message,
+                [(b"retry-after", retry), *cause.decision.headers],
+            )
+        return GatewayError(409, "conflict", cause.message)
+    return GatewayError(
+        503, "storage_error", f"the store failed: {cause}", [(b"retry-after", b"1")]
+    )
 
 
 def _rerun(end: dict[str, Any]) -> bool:

@@ -3,18 +3,25 @@ writes what the provider says to its stream ``__llm/generations/<id>`` as it arr
 
 Lifecycle of one generation (records: ``millstream.llm._wire``):
 
-1. admitted by the ledger together with its in-flight marker ``llm.inflight/<id>`` (and its
-   idempotency key), so a crash at any later point is found at the next start;
-2. the stream is created with the ``start`` record while the provider call already runs;
-3. text deltas are appended as they come: while one append is being committed, the next
-   deltas gather and go in the next (the store's group commit does the rest);
+1. admitted by the ledger, which decides at once and commits the reservation together with the
+   in-flight marker ``llm.inflight/<id>`` (and the idempotency key) in the background, so a
+   crash at any later point is found at the next start; the provider call starts at once, and
+   is cancelled if that commit fails;
+2. once the marker is on disk the stream is created with the ``start`` record (and whatever
+   text arrived meanwhile), while the provider call runs;
+3. text deltas go to readers the moment they arrive and to the stream in the background: while
+   one append is being committed the next deltas gather for the next one;
 4. the terminal ``end`` record closes the stream in one append with the deletion of the
-   in-flight marker and the ``llm.unsettled`` marker of its usage; the ledger then settles.
+   in-flight marker and the ``llm.unsettled`` marker of its usage; only then do readers get it
+   (a non-streamed answer, or the stream's last chunk and ``[DONE]``); the ledger then settles.
 
-Readers (the response that started it, a resume, an idempotent retry) only read the stream, so
-a dropped connection changes nothing upstream; ``cancel`` is explicit. A gateway that stops
-ends its running generations ``failed``; after a crash ``recover`` does the same from the
-in-flight markers, billing the output already written.
+So the disk work overlaps the provider call, and the one write that must follow it (the terminal
+record) is the only one a response waits for. Readers of a running generation (the response that
+started it, a resume, an idempotent retry) read its records from memory; a finished one's from
+the store. A dropped connection changes nothing upstream; ``cancel`` is explicit. A gateway that
+stops ends its running generations ``failed``; after a crash ``recover`` does the same from the
+in-flight markers, billing the output already written. A reader that had text the crash lost
+resumes past the stream's end and gets the terminal record.
 """
 
 from __future__ import annotations
@@ -52,7 +59,9 @@ __all__ = [
     "GENERATION_PREFIX",
     "NS_IDEMPOTENCY",
     "NS_INFLIGHT",
+    "GenerationFailed",
     "GenerationNotFound",
+    "GenerationRefused",
     "Generations",
     "Launch",
     "new_generation_id",
@@ -126,16 +135,45 @@ class Launch:
         )
 
 
-@dataclass(slots=True)
+class GenerationRefused(Exception):
+    """The admission of a generation failed to commit (``cause``: ``AdmissionRefused`` when
+    another process spent the budget first, else a ``LogError``); it never ran for good."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@dataclass(slots=True, eq=False)
 class _Running:
     launch: Launch
-    created: asyncio.Future[None]
-    done: asyncio.Future[dict[str, Any]]  # the end record, once committed
-    pending: list[bytes] = field(default_factory=list)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    admitted: asyncio.Future[None]  # the admission's commit (the ledger's ``durable``)
+    done: asyncio.Future[dict[str, Any]]  # the end record, once on disk
+    records: list[dict[str, Any]] = field(default_factory=list)  # position = index
+    encoded: list[bytes] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    written: int = 0  # records on disk (or being written)
+    created: bool = False
+    ended: bool = False  # nothing more will be published
+    error: BaseException | None = None  # why readers stop without an end record
+    wake_writer: asyncio.Event = field(default_factory=asyncio.Event)
+    published: asyncio.Future[None] | None = None  # readers wait on it
     finishing: bool = False
     cancel_reason: str | None = None
     task: asyncio.Task[None] | None = None
+
+    def publish(self, record: dict[str, Any] | None) -> None:
+        """Add ``record`` (if any) and wake the readers."""
+        if record is not None:
+            self.records.append(record)
+        waiting, self.published = self.published, None
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
+
+    def changed(self) -> asyncio.Future[None]:
+        if self.published is None:
+            self.published = asyncio.get_running_loop().create_future()
+        return self.published
 
 
 class Generations:
@@ -149,7 +187,7 @@ class Generations:
         self._prices = prices
         self._config = StreamConfig(content_type=_JSON, ttl_seconds=ttl_seconds)
         self._running: dict[str, _Running] = {}
-        self._closing = False
+        self._settling: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -212,7 +250,6 @@ class Generations:
 
     async def aclose(self) -> None:
         """End running generations ``failed`` (their readers get the terminal record)."""
-        self._closing = True
         running = list(self._running.values())
         for run in running:
             run.cancel_reason = "shutdown"
@@ -222,6 +259,9 @@ class Generations:
             if run.task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await run.task
+        for task in list(self._settling):
+            with contextlib.suppress(Exception):
+                await task
 
     @property
     def running_count(self) -> int:
@@ -229,12 +269,27 @@ class Generations:
 
     # -- running --------------------------------------------------------------------------
 
-    def launch(self, launch: Launch) -> None:
-        """Start ``launch`` (already admitted, its in-flight marker committed)."""
+    def launch(self, launch: Launch, admitted: asyncio.Future[None]) -> None:
+        """Start ``launch`` now; ``admitted`` is its admission's commit (``Admission.durable``):
+        if that fails, the generation is cancelled and its readers get ``GenerationRefused``."""
         loop = asyncio.get_running_loop()
-        run = _Running(launch, loop.create_future(), loop.create_future())
+        run = _Running(launch, admitted, loop.create_future())
         self._running[launch.id] = run
+        self._add(run, launch.start_record())
         run.task = asyncio.create_task(self._run(run), name=f"llm:{launch.id}")
+
+        def on_admission(future: asyncio.Future[None]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                run.cancel_reason = "refused"
+                if run.task is not None and not run.finishing:
+                    run.task.cancel()
+
+        admitted.add_done_callback(on_admission)
+
+    @staticmethod
+    def _add(run: _Running, record: dict[str, Any]) -> None:
+        run.encoded.append(orjson.dumps(record))
+        run.publish(record)
 
     async def cancel(self, generation: str) -> bool:
         """Cancel a running generation of this node; False if it already ended."""
@@ -247,35 +302,30 @@ class Generations:
             await asyncio.shield(run.done)
         return True
 
-    async def _create(self, run: _Running) -> None:
-        launch = run.launch
+    async def _persist(self, run: _Running) -> None:
+        """Write the records to the stream as they come, once the admission is on disk; stop
+        (after the write in progress) when the generation finishes."""
         try:
-            await self._store.create(
-                generation_path(launch.id),
-                CreateRequest(self._config, [orjson.dumps(launch.start_record())]),
-            )
-        except BaseException as exc:
-            run.created.set_exception(exc)
-            raise
-        run.created.set_result(None)
-
-    async def _writer(self, run: _Running) -> None:
-        await run.created
+            await asyncio.shield(run.admitted)
+        except Exception:
+            return
         path = generation_path(run.launch.id)
+        run.written = len(run.encoded)
+        await self._store.create(path, CreateRequest(self._config, run.encoded[: run.written]))
+        run.created = True
         while True:
-            await run.wake.wait()
-            run.wake.clear()
+            await run.wake_writer.wait()
+            run.wake_writer.clear()
             if run.finishing:
                 return
-            batch, run.pending = run.pending, []
+            batch = run.encoded[run.written :]
             if batch:
+                run.written += len(batch)
                 await self._store.append(path, AppendRequest(batch))
 
     async def _run(self, run: _Running) -> None:
         launch = run.launch
-        creating = asyncio.create_task(self._create(run))
-        writer = asyncio.create_task(self._writer(run))
-        texts: list[str] = []
+        persist = asyncio.create_task(self._persist(run))
         finished: Finished | None = None
         status = "completed"
         error: dict[str, Any] | None = None
@@ -286,11 +336,9 @@ class Generations:
                     async for event in events:
                         if isinstance(event, TextDelta):
                             if event.text:
-                                texts.append(event.text)
-                                run.pending.append(
-                                    orjson.dumps({"type": "delta", "text": event.text})
-                                )
-                                run.wake.set()
+                                run.texts.append(event.text)
+                                self._add(run, {"type": "delta", "text": event.text})
+                                run.wake_writer.set()
                         else:
                             finished = event
         except TimeoutError:
@@ -320,27 +368,37 @@ class Generations:
             error = {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
         run.finishing = True
         try:
-            await self._finish(run, creating, writer, texts, finished, status, error)
+            await self._finish(run, persist, finished, status, error)
         finally:
             self._running.pop(launch.id, None)
 
     async def _finish(
         self,
         run: _Running,
-        creating: asyncio.Task[None],
-        writer: asyncio.Task[None],
-        texts: list[str],
+        persist: asyncio.Task[None],
         finished: Finished | None,
         status: str,
         error: dict[str, Any] | None,
     ) -> None:
         launch = run.launch
-        run.wake.set()
+        run.wake_writer.set()
         try:
-            await creating
-            await writer
+            await run.admitted
+        except BaseException as exc:  # never admitted: nothing of it is on disk
+            await asyncio.gather(persist, return_exceptions=True)
+            self._stop(run, GenerationRefused(exc))
+            return
+        try:
+            await persist
+            if not run.created:
+                path = generation_path(launch.id)
+                await self._store.create(path, CreateRequest(self._config, run.encoded[:1]))
+                run.written, run.created = 1, True
         except LogError as exc:
             log.error("generation %s could not be written: %s", launch.id, exc)
+            self._stop(run, exc)  # the in-flight marker stays: the next start ends it
+            return
+        texts = run.texts
         if finished is not None and finished.input_tokens is not None:
             input_tokens = finished.input_tokens
         else:
@@ -362,22 +420,38 @@ class Generations:
             finished=time.time(),
         )
         end = _end_record(status, finished.finish_reason if finished else None, settlement, error)
-        messages = [*run.pending, orjson.dumps(end)]
-        run.pending = []
+        messages = [*run.encoded[run.written :], orjson.dumps(end)]
         kv = [KvWrite(NS_INFLIGHT, launch.id, None), self._ledger.unsettled_write(settlement)]
         try:
             await self._store.append(
                 generation_path(launch.id), AppendRequest(messages, close=True, kv=kv)
             )
         except LogError as exc:
-            # The in-flight marker stays: the next start ends it (recover).
             log.error("generation %s: terminal record not written: %s", launch.id, exc)
-            if not run.done.done():
-                run.done.set_exception(exc)
+            self._stop(run, exc)  # the in-flight marker stays: the next start ends it
             return
+        run.written = len(run.encoded) + 1
+        run.ended = True
+        self._add(run, end)
+        run.done.set_result(end)
+        task = asyncio.create_task(self._settle(settlement))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, settlement: Settlement) -> None:
+        try:
+            await self._ledger.settle(settlement)
+        except Exception as exc:  # the unsettled marker stays: the next start settles it
+            log.error("generation %s: usage not settled yet: %s", settlement.generation, exc)
+
+    @staticmethod
+    def _stop(run: _Running, error: BaseException) -> None:
+        run.error = error
+        run.ended = True
+        run.publish(None)
         if not run.done.done():
-            run.done.set_result(end)
-        await self._ledger.settle(settlement)
+            run.done.set_exception(error)
+            run.done.exception()  # retrieved: readers may never ask
 
     # -- reading --------------------------------------------------------------------------
 
@@ -385,7 +459,7 @@ class Generations:
         """The ``start`` record (``GenerationNotFound`` if there is none)."""
         run = self._running.get(generation)
         if run is not None:
-            return run.launch.start_record()
+            return run.records[0]
         try:
             result = await self._store.read(generation_path(generation), 0)
         except (StreamNotFound, StreamGone, InvalidRequest) as exc:
@@ -395,21 +469,51 @@ class Generations:
         record: dict[str, Any] = orjson.loads(result.payloads[0])
         return record
 
-    async def wait_created(self, generation: str) -> None:
+    async def admitted(self, generation: str) -> None:
+        """Wait until the generation's admission is on disk (a finished one's is);
+        ``GenerationRefused`` if it failed."""
         run = self._running.get(generation)
-        if run is not None:
-            await asyncio.shield(run.created)
+        if run is None:
+            return
+        try:
+            await asyncio.shield(run.admitted)
+        except Exception as exc:
+            raise GenerationRefused(exc) from exc
 
     async def events(
         self, generation: str, start: int, *, follow: bool = True
     ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
         """``(position, record)`` from ``start`` on; with ``follow`` until the ``end`` record
-        (or the gateway shutting down)."""
-        await self.wait_created(generation)
+        (or the gateway shutting down). A ``start`` at or past the end of a finished generation
+        reads its ``end`` record again: after a crash, the reader may have had text the stream
+        lost, whose positions the ``end`` record now holds."""
+        run = self._running.get(generation)
+        if run is not None:
+            await self.admitted(generation)
+            position = start
+            while True:
+                records = run.records
+                while position < len(records):
+                    yield position, records[position]
+                    position += 1
+                if run.ended:
+                    if run.error is not None:
+                        raise GenerationFailed(run.error)
+                    if start >= len(records) and records[-1].get("type") == "end":
+                        yield len(records) - 1, records[-1]
+                    return
+                if not follow:
+                    return
+                await asyncio.shield(run.changed())  # shared by every reader
+        path = generation_path(generation)
         try:
-            async for item in self._read(generation_path(generation), start, follow=follow):
+            if start > 0:
+                info = await self._store.head(path)
+                if start >= info.tail and info.closed:
+                    start = info.tail - 1
+            async for item in self._read(path, start, follow=follow):
                 yield item
-        except (StreamNotFound, StreamGone) as exc:
+        except (StreamNotFound, StreamGone, InvalidRequest) as exc:
             raise GenerationNotFound(generation) from exc
 
     async def _read(
@@ -432,14 +536,20 @@ class Generations:
                 await store.wait(path, position, _READ_WAIT)
 
     async def outcome(self, generation: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        """Wait for the generation to end: ``(start record, full text, end record)``."""
+        """Wait for the generation to end: ``(start record, full text, end record)``;
+        ``GenerationRefused``/``GenerationFailed`` if it never ran or was not written."""
         run = self._running.get(generation)
         if run is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(run.done)
+            try:
+                end = await asyncio.shield(run.done)
+            except GenerationRefused:
+                raise
+            except Exception as exc:
+                raise GenerationFailed(exc) from exc
+            return run.records[0], "".join(run.texts), end
         start: dict[str, Any] | None = None
         texts: list[str] = []
-        end: dict[str, Any] | None = None
+        end_record: dict[str, Any] | None = None
         async for _, record in self.events(generation, 0):
             kind = record.get("type")
             if kind == "start":
@@ -447,10 +557,10 @@ class Generations:
             elif kind == "delta":
                 texts.append(record["text"])
             elif kind == "end":
-                end = record
-        if start is None or end is None:
+                end_record = record
+        if start is None or end_record is None:
             raise GenerationNotFound(generation)
-        return start, "".join(texts), end
+        return start, "".join(texts), end_record
 
     async def terminal(self, generation: str) -> dict[str, Any] | None:
         """The ``end`` record if the generation has ended, else ``None``; no waiting."""
@@ -468,6 +578,15 @@ class Generations:
             return None
         record: dict[str, Any] = orjson.loads(result.payloads[0])
         return record if record.get("type") == "end" else None
+
+
+class GenerationFailed(Exception):
+    """A running generation stopped without a terminal record on disk (the store failed, or
+    the gateway is stopping); the next start ends it ``failed``."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"the generation could not be written: {cause}")
+        self.cause = cause
 
 
 def _end_record(

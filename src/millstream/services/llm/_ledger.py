@@ -10,16 +10,21 @@ Records (namespaces ``llm.*``):
 - ``llm.rate/<token id>``: the key's rate window (``_ratelimit``);
 - ``llm.unsettled/<generation>``: a finished generation whose usage is not yet in the counters.
 
-How it stays exact under concurrency: one worker per project takes every pending admission and
-settlement in arrival order, decides them against the counters, and commits the whole group in
-one ``kv_write`` with compare-and-set on each counter it changed (plus the records the caller
-asked to commit with an admission: generation, in-flight marker, idempotency key). A conflict
-(another node, or a process sharing the file) drops the cached counters and decides the group
-again from the store, so no two admissions ever spend the same tokens. An admission reserves its
-prompt estimate plus its output limit, clamped to what the budget has left; a settlement moves
-that reservation to the actual usage. A generation's terminal record commits with its
-``llm.unsettled`` marker and the settlement deletes it with the counter change, so a crash in
-between is settled at the next start (``recover``), never twice.
+How it stays exact under concurrency, without a disk write before the provider call: each
+project has a book of its counters in memory (committed values plus every change decided since).
+An admission is decided at once against that book, atomically with every other decision of this
+process (the event loop runs one at a time), and changes it; one worker per project then commits
+the changes decided meanwhile in one ``kv_write``, compare-and-set on each counter, together with
+the records the caller asked to commit with each admission (in-flight marker, idempotency key).
+``Admission.durable`` resolves when that commit is on disk; the gateway starts the provider call
+at once and answers nothing before it resolves. A conflict (another node, or a process sharing
+the file, changed a counter) reloads the book from the store and decides every uncommitted
+admission again, exactly as first decided or not at all: one that no longer fits fails
+``refused`` and the gateway cancels its call, so no two admissions ever spend the same tokens.
+An admission reserves its prompt estimate plus its output limit, clamped to what the budget has
+left; a settlement moves that reservation to the actual usage. A generation's terminal record
+commits with its ``llm.unsettled`` marker and the settlement deletes it with the counter change,
+so a crash in between is settled at the next start (``recover``), never twice.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,6 +117,8 @@ class Admission:
     reserve_usd: float
     month: str
     rate_headers: list[tuple[bytes, bytes]]
+    #: Resolves once the reservation and the records committed with it are on disk.
+    durable: asyncio.Future[None] = field(compare=False, repr=False)
 
 
 class AdmissionRefused(Exception):
@@ -159,41 +166,35 @@ class Settlement:
         return cls(**{k: data[k] for k in cls.__slots__})
 
 
-@dataclass(slots=True)
+_Slot = tuple[str, str]
+
+
+@dataclass(slots=True, eq=False)
 class _Op:
-    kind: str  # "admit", "settle", "barrier"
-    future: asyncio.Future[Any]
+    """A decided admission or settlement waiting to be committed."""
+
+    kind: str  # "admit" or "settle"
+    durable: asyncio.Future[None]
+    now: float
     ticket: Ticket | None = None
+    admission: Admission | None = None
     settlement: Settlement | None = None
+    extra: list[KvWrite] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Queue:
-    ops: list[_Op] = field(default_factory=list)
+@dataclass(slots=True, eq=False)
+class _Book:
+    """One project's counters as this process sees them: the committed value of each slot plus
+    every decided change (``working``), the version each was committed at (0: absent), which
+    slots changed since the last commit, and the ops those changes belong to."""
+
+    working: dict[_Slot, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[_Slot, int] = field(default_factory=dict)
+    dirty: set[_Slot] = field(default_factory=set)
+    pending: list[_Op] = field(default_factory=list)
+    committing: list[_Op] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     task: asyncio.Task[None] | None = None
-
-
-_ABSENT: tuple[dict[str, Any] | None, int] = (None, 0)
-_Loader = Callable[[str, str], Awaitable[tuple[dict[str, Any] | None, int]]]
-
-
-class _Draft:
-    """Counters as one commit attempt changes them: copies of the cached values, the
-    versions they were read at, and which ones changed."""
-
-    def __init__(self, load: _Loader) -> None:
-        self._load = load
-        self.values: dict[tuple[str, str], dict[str, Any]] = {}
-        self.versions: dict[tuple[str, str], int] = {}
-        self.touched: set[tuple[str, str]] = set()
-
-    async def value(self, namespace: str, key: str) -> dict[str, Any]:
-        slot = (namespace, key)
-        if slot not in self.values:
-            loaded, version = await self._load(namespace, key)
-            self.values[slot] = dict(loaded or {})
-            self.versions[slot] = version
-        return self.values[slot]
 
 
 class Ledger:
@@ -202,9 +203,7 @@ class Ledger:
     def __init__(self, store: Store, prices: PriceTable) -> None:
         self._store = store
         self._prices = prices
-        self._queues: dict[str, _Queue] = {}
-        #: (namespace, key) -> (decoded value or None, version); only counters are cached.
-        self._cache: dict[tuple[str, str], tuple[dict[str, Any] | None, int]] = {}
+        self._books: dict[str, _Book] = {}
 
     # -- projects -------------------------------------------------------------------------
 
@@ -239,9 +238,12 @@ class Ledger:
         return [(key, ProjectRecord.from_json(item.value)) for key, item in items]
 
     async def month_counter(self, project: str, when: float | None = None) -> dict[str, Any]:
-        key = f"{project}/m/{month_key(time.time() if when is None else when)}"
-        value, _ = await self._load(NS_USAGE, key)
-        return value or {}
+        """The month's counter as this process sees it (decided changes included)."""
+        slot = (NS_USAGE, f"{project}/m/{month_key(time.time() if when is None else when)}")
+        book = self._book(project)
+        async with book.lock:
+            await self._ensure(book, [slot])
+            return dict(book.working[slot])
 
     async def remaining(self, project: str) -> int | None:
         """Budget tokens not yet used or reserved this month (``None``: no token budget)."""
@@ -252,20 +254,45 @@ class Ledger:
         used = int(counter.get("tokens", 0)) + int(counter.get("reserved_tokens", 0))
         return max(0, record.budget_tokens - used)
 
-    # -- the per-project worker -----------------------------------------------------------
+    # -- admissions and settlements ---------------------------------------------------------
 
     async def admit(self, ticket: Ticket) -> Admission:
-        """Reserve budget and count the rate limit, atomically with ``ticket.writes``;
-        ``AdmissionRefused`` otherwise."""
-        result: Admission = await self._submit(ticket.project, _Op("admit", self._future(), ticket))
-        return result
+        """Decide ``ticket`` now, against every admission and settlement this process decided
+        before it; ``AdmissionRefused`` if it does not fit. The reservation and
+        ``ticket.writes_for``'s records commit in the background: ``Admission.durable``
+        resolves once they are on disk, or fails (``AdmissionRefused`` when another process
+        spent the budget first, ``LogError``) and then nothing of it was committed."""
+        book = self._book(ticket.project)
+        async with book.lock:
+            record = await self.project(ticket.project) or ProjectRecord()
+            now = time.time()
+            await self._ensure(book, self._admit_slots(ticket, now))
+            outcome = self._decide(ticket, record, now, book, None)
+            if isinstance(outcome, AdmissionRefused):
+                raise outcome
+            op = _Op("admit", outcome.durable, now, ticket=ticket, admission=outcome)
+            if ticket.writes_for is not None:
+                op.extra = ticket.writes_for(outcome)
+            self._enqueue(ticket.project, book, op)
+        return outcome
 
     async def settle(self, settlement: Settlement) -> None:
-        await self._submit(settlement.project, _Op("settle", self._future(), settlement=settlement))
+        """Move a generation's reservation to its actual usage; returns once committed."""
+        book = self._book(settlement.project)
+        async with book.lock:
+            op = _Op("settle", self._future(), time.time(), settlement=settlement)
+            op.extra = [KvWrite(NS_UNSETTLED, settlement.generation, None)]
+            await self._ensure(book, self._settle_slots(settlement))
+            self._apply(settlement, book)
+            self._enqueue(settlement.project, book, op)
+        await op.durable
 
     async def flush(self, project: str) -> None:
-        """Wait until every admission and settlement submitted so far is committed."""
-        await self._submit(project, _Op("barrier", self._future()))
+        """Wait until every admission and settlement decided so far is committed (or failed)."""
+        book = self._books.get(project)
+        if book is not None:
+            waiting = [op.durable for op in (*book.committing, *book.pending)]
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     def unsettled_write(self, settlement: Settlement) -> KvWrite:
         """The marker to commit with a generation's terminal record."""
@@ -279,123 +306,165 @@ class Ledger:
         return len(items)
 
     async def aclose(self) -> None:
-        for queue in list(self._queues.values()):
-            if queue.task is not None:
+        for book in list(self._books.values()):
+            if book.task is not None:
                 with contextlib.suppress(Exception):
-                    await queue.task
+                    await book.task
+
+    # -- the book of one project -------------------------------------------------------------
 
     @staticmethod
-    def _future() -> asyncio.Future[Any]:
+    def _future() -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
 
-    async def _submit(self, project: str, op: _Op) -> Any:
-        queue = self._queues.get(project)
-        if queue is None:
-            queue = self._queues[project] = _Queue()
-        queue.ops.append(op)
-        if queue.task is None:
-            queue.task = asyncio.create_task(self._drain(project, queue), name=f"ledger:{project}")
-        return await op.future
+    def _book(self, project: str) -> _Book:
+        book = self._books.get(project)
+        if book is None:
+            book = self._books[project] = _Book()
+        return book
 
-    async def _drain(self, project: str, queue: _Queue) -> None:
+    @staticmethod
+    def _admit_slots(ticket: Ticket, now: float) -> list[_Slot]:
+        return [(NS_RATE, ticket.token_id), (NS_USAGE, f"{ticket.project}/m/{month_key(now)}")]
+
+    @staticmethod
+    def _settle_slots(s: Settlement) -> list[_Slot]:
+        return [
+            (NS_USAGE, f"{s.project}/m/{s.month}"),
+            (NS_USAGE, f"{s.project}/h/{hour_key(s.finished)}"),
+        ]
+
+    async def _ensure(self, book: _Book, slots: list[_Slot]) -> None:
+        """Load the slots the book does not hold yet (the caller holds ``book.lock``)."""
+        for slot in slots:
+            if slot not in book.working:
+                item = await self._store.kv_get(*slot)
+                book.working[slot] = {} if item is None else orjson.loads(item.value)
+                book.versions[slot] = 0 if item is None else item.version
+
+    def _enqueue(self, project: str, book: _Book, op: _Op) -> None:
+        book.pending.append(op)
+        if book.task is None:
+            book.task = asyncio.create_task(self._drain(project, book), name=f"ledger:{project}")
+
+    async def _drain(self, project: str, book: _Book) -> None:
+        """Commit what was decided, one group at a time, until nothing waits."""
+        conflicts = 0
         try:
-            while queue.ops:
-                ops, queue.ops = queue.ops, []
+            while book.pending:
+                ops, book.pending = book.pending, []
+                slots = sorted(book.dirty)
+                book.dirty = set()
+                writes = [
+                    KvWrite(
+                        *slot, orjson.dumps(book.working[slot]), expect_version=book.versions[slot]
+                    )
+                    for slot in slots
+                ]
+                for op in ops:
+                    writes += op.extra
+                book.committing = ops
                 try:
-                    await self._commit(project, ops)
+                    versions = await self._store.kv_write(writes)
+                except KvConflict as exc:
+                    conflicts += 1
+                    error: Exception | None = None
+                    if conflicts >= _MAX_ATTEMPTS:
+                        error = StorageError(
+                            f"ledger of {project!r}: counters kept changing under us"
+                        )
+                    await self._replay(project, book, ops, exc, error)
+                    continue
                 except Exception as exc:
-                    for op in ops:
-                        if not op.future.done():
-                            op.future.set_exception(exc)
+                    await self._replay(project, book, ops, None, exc)
+                    continue
+                finally:
+                    book.committing = []
+                conflicts = 0
+                for slot, version in zip(slots, versions, strict=False):
+                    book.versions[slot] = version
+                for op in ops:
+                    if not op.durable.done():
+                        op.durable.set_result(None)
+                self._prune(project, book)
         finally:
-            queue.task = None
-            if queue.ops:  # arrived while the last commit finished
-                queue.task = asyncio.create_task(self._drain(project, queue))
-            elif self._queues.get(project) is queue:
-                del self._queues[project]
+            book.task = None
+            if book.pending:
+                book.task = asyncio.create_task(self._drain(project, book))
 
-    async def _load(self, namespace: str, key: str) -> tuple[dict[str, Any] | None, int]:
-        cached = self._cache.get((namespace, key))
-        if cached is not None:
-            return cached
-        item = await self._store.kv_get(namespace, key)
-        loaded = _ABSENT if item is None else (orjson.loads(item.value), item.version)
-        self._cache[(namespace, key)] = loaded
-        return loaded
-
-    async def _commit(self, project: str, ops: list[_Op]) -> None:
-        for _ in range(_MAX_ATTEMPTS):
+    async def _replay(
+        self,
+        project: str,
+        book: _Book,
+        ops: list[_Op],
+        conflict: KvConflict | None,
+        error: Exception | None,
+    ) -> None:
+        """After a failed commit: fail ``ops`` with ``error`` if given, else fail the op whose
+        own record conflicted (``conflict``); then rebuild the book from the store and decide
+        again everything still uncommitted, in order. An admission that no longer fits as it
+        was decided (another process spent the budget meanwhile) fails ``refused``."""
+        async with book.lock:
+            order = [*ops, *book.pending]
+            if error is not None:
+                for op in ops:
+                    if not op.durable.done():
+                        op.durable.set_exception(error)
+            elif conflict is not None:
+                where = (conflict.namespace, conflict.key)
+                for op in ops:
+                    if any((w.namespace, w.key) == where for w in op.extra):
+                        op.durable.set_exception(
+                            AdmissionRefused(
+                                "conflict", str(conflict), namespace=where[0], key=where[1]
+                            )
+                        )
+            book.working.clear()
+            book.versions.clear()
+            book.dirty.clear()
             record = await self.project(project) or ProjectRecord()
-            now = time.time()
-            draft = _Draft(self._load)
-            outcomes: list[tuple[_Op, Any]] = []
-            extra: list[tuple[_Op, KvWrite]] = []
-            extra_writes: list[KvWrite] = []
-            touched = draft.touched
-            for op in ops:
+            survivors: list[_Op] = []
+            for op in order:
+                if op.durable.done():
+                    continue
                 if op.kind == "admit":
                     assert op.ticket is not None
-                    outcome = await self._decide(op.ticket, record, now, draft)
-                    outcomes.append((op, outcome))
-                    if isinstance(outcome, Admission) and op.ticket.writes_for is not None:
-                        for write in op.ticket.writes_for(outcome):
-                            extra.append((op, write))
-                            extra_writes.append(write)
-                elif op.kind == "settle":
+                    await self._ensure(book, self._admit_slots(op.ticket, op.now))
+                    outcome = self._decide(op.ticket, record, op.now, book, op.admission)
+                    if isinstance(outcome, AdmissionRefused):
+                        op.durable.set_exception(outcome)
+                        continue
+                else:
                     assert op.settlement is not None
-                    await self._apply(op.settlement, draft)
-                    extra_writes.append(KvWrite(NS_UNSETTLED, op.settlement.generation, None))
-                    outcomes.append((op, None))
-                else:
-                    outcomes.append((op, None))
-            writes = [
-                KvWrite(
-                    ns,
-                    key,
-                    orjson.dumps(draft.values[(ns, key)]),
-                    expect_version=draft.versions[(ns, key)],
-                )
-                for ns, key in sorted(touched)
-            ]
-            writes += extra_writes
-            try:
-                new_versions = await self._store.kv_write(writes) if writes else []
-            except KvConflict as exc:
-                owner = next(
-                    (op for op, w in extra if (w.namespace, w.key) == (exc.namespace, exc.key)),
-                    None,
-                )
-                if owner is not None and not owner.future.done():
-                    owner.future.set_exception(
-                        AdmissionRefused("conflict", str(exc), namespace=exc.namespace, key=exc.key)
-                    )
-                    ops = [op for op in ops if op is not owner]
-                for slot in touched:
-                    self._cache.pop(slot, None)
-                continue
-            for write, version in zip(writes, new_versions, strict=True):
-                slot = (write.namespace, write.key)
-                if slot in touched:
-                    self._cache[slot] = (draft.values[slot], version)
-            for op, outcome in outcomes:
-                if op.future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    op.future.set_exception(outcome)
-                else:
-                    op.future.set_result(outcome)
-            return
-        raise StorageError(f"ledger of {project!r}: counters kept changing under us")
+                    await self._ensure(book, self._settle_slots(op.settlement))
+                    self._apply(op.settlement, book)
+                survivors.append(op)
+            book.pending = survivors  # admit/settle wait for the lock: nothing new arrived
 
-    async def _decide(
-        self, ticket: Ticket, record: ProjectRecord, now: float, draft: _Draft
+    def _prune(self, project: str, book: _Book) -> None:
+        """Forget clean hour buckets of past hours (the store has them)."""
+        current = f"{project}/h/{hour_key(time.time())}"
+        for slot in [s for s in book.working if s not in book.dirty]:
+            if "/h/" in slot[1] and slot[1] < current:
+                del book.working[slot]
+                del book.versions[slot]
+
+    def _decide(
+        self,
+        ticket: Ticket,
+        record: ProjectRecord,
+        now: float,
+        book: _Book,
+        fixed: Admission | None,
     ) -> Admission | AdmissionRefused:
+        """Admit ``ticket`` into ``book`` (changing it) or refuse; ``fixed``: admit exactly
+        this earlier decision or refuse."""
         rate_slot = (NS_RATE, ticket.token_id)
-        rate_data = await draft.value(*rate_slot)
+        rate_data = book.working[rate_slot]
         window = RateWindow.from_json(rate_data)
         month = month_key(now)
         counter_slot = (NS_USAGE, f"{ticket.project}/m/{month}")
-        counter = await draft.value(*counter_slot)
+        counter = book.working[counter_slot]
         max_tokens = ticket.max_tokens
         price = self._prices.price(ticket.tier, ticket.model_id)
         if record.budget_tokens is not None:
@@ -409,6 +478,10 @@ class Ledger:
             )
             affordable = (left_usd - price.cost(ticket.prompt_tokens, 0)) * 1000 / price.output
             max_tokens = min(max_tokens, int(affordable))
+        if fixed is not None:
+            if max_tokens < fixed.max_tokens:
+                return AdmissionRefused("budget", f"Budget exceeded for project {ticket.project}")
+            max_tokens = fixed.max_tokens
         if max_tokens < 1:
             return AdmissionRefused("budget", f"Budget exceeded for project {ticket.project}")
         reserve_tokens = ticket.prompt_tokens + max_tokens
@@ -422,12 +495,13 @@ class Ledger:
         rate_data.update(window.to_json())
         counter["reserved_tokens"] = counter.get("reserved_tokens", 0) + reserve_tokens
         counter["reserved_usd"] = round(counter.get("reserved_usd", 0.0) + reserve_usd, 10)
-        draft.touched.update((rate_slot, counter_slot))
-        return Admission(max_tokens, reserve_tokens, reserve_usd, month, decision.headers)
+        book.dirty.update((rate_slot, counter_slot))
+        durable = fixed.durable if fixed is not None else self._future()
+        return Admission(max_tokens, reserve_tokens, reserve_usd, month, decision.headers, durable)
 
-    async def _apply(self, s: Settlement, draft: _Draft) -> None:
+    def _apply(self, s: Settlement, book: _Book) -> None:
         counter_slot = (NS_USAGE, f"{s.project}/m/{s.month}")
-        counter = await draft.value(*counter_slot)
+        counter = book.working[counter_slot]
         counter["reserved_tokens"] = max(0, counter.get("reserved_tokens", 0) - s.reserve_tokens)
         counter["reserved_usd"] = max(
             0.0, round(counter.get("reserved_usd", 0.0) - s.reserve_usd, 10)
@@ -437,7 +511,7 @@ class Ledger:
         counter["cost"] = round(counter.get("cost", 0.0) + s.cost, 10)
         counter["requests"] = counter.get("requests", 0) + 1
         hour_slot = (NS_USAGE, f"{s.project}/h/{hour_key(s.finished)}")
-        bucket = await draft.value(*hour_slot)
+        bucket = book.working[hour_slot]
         by_model = bucket.setdefault("by_model", {})
         entry = by_model.setdefault(
             s.tier, {"input_tokens": 0, "output_tokens": 0, "tokens": 0, "cost": 0.0, "requests": 0}
@@ -447,7 +521,7 @@ class Ledger:
         entry["tokens"] += total
         entry["cost"] = round(entry["cost"] + s.cost, 10)
         entry["requests"] += 1
-        draft.touched.update((counter_slot, hour_slot))
+        book.dirty.update((counter_slot, hour_slot))
 
     # -- usage ----------------------------------------------------------------------------
 

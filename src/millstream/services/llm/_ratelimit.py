@@ -66,7 +66,7 @@ class RateWindow:
 
     def roll(self, now: float) -> None:
         minute = int(now // WINDOW_SECONDS)
-        if minute == self.minute:
+        if minute <= self.minute:  # earlier: a decision replayed after a conflict counts now
             return
         if minute == self.minute + 1:
             self.prev_requests, self.prev_tokens = self.requests, self.tokens
