@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -250,10 +251,14 @@ def litellm(fake: ServerProcess) -> Iterator[Target]:
     work = _peers.WORK / f"litellm-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     config = work / "config.yaml"
+    # A master key, as LiteLLM requires before it starts; with no database it checks it in
+    # memory (millstream checks its key in its store on every request).
+    master = "sk-" + secrets.token_hex(16)
     config.write_text(
         "model_list:\n  - model_name: sonnet\n    litellm_params:\n"
         f"      model: openai/fake-model\n      api_base: {fake.url}/v1\n"
         f"      api_key: {FAKE_KEY}\n"
+        f"general_settings:\n  master_key: {master}\n"
     )
     # LiteLLM's CLI cannot report a port-0 bind: take a free port and hand it over.
     with socket.socket() as probe:
@@ -286,7 +291,8 @@ def litellm(fake: ServerProcess) -> Iterator[Target]:
             if proxy.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"LiteLLM did not start; see {work / 'proxy.log'}")
             time.sleep(0.5)
-        yield Target("litellm", base + "/v1/chat/completions", {}, "sonnet", proxy.pid)
+        headers = {"authorization": f"Bearer {master}"}
+        yield Target("litellm", base + "/v1/chat/completions", headers, "sonnet", proxy.pid)
     finally:
         proxy.terminate()
         try:

@@ -2,11 +2,17 @@
 bounded retries before the first token and typed errors after.
 
 An adapter turns a ``ProviderRequest`` into the provider's wire format and yields ``TextDelta``
-events then one ``Finished``. ``HttpProvider`` holds what the HTTP adapters share: the pooled
-``httpx.AsyncClient``, the retry loop (429, 529/overload, 5xx, connection failures and stalls
-are retried with exponential backoff and full jitter, honouring ``Retry-After`` up to a cap;
-other 4xx never are) and the translation of httpx errors into ``ProviderError``. Once a token
-has been yielded a failure is final: repeating the call would bill and say it twice.
+events then one ``Finished``. ``HttpProvider`` holds what the HTTP adapters share: a pooled
+aiohttp session, the retry loop (429, 529/overload, 5xx, connection failures and stalls are
+retried with exponential backoff and full jitter, honouring ``Retry-After`` up to a cap; other
+4xx never are) and the translation of aiohttp errors into ``ProviderError``. Once a token has
+been yielded a failure is final: repeating the call would bill and say it twice.
+
+Why aiohttp and not httpx (the SDKs' client): every millisecond of this hop is latency the
+gateway adds, and on the benchmark machine a request through httpx took 2-6 ms longer than the
+same request through aiohttp (p50, keep-alive, same server; httpx writes headers and body
+separately and goes through more layers per request), measured with
+``benchmarks/llm_gateway.py``'s fake provider (docs/llm.md, Performance).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from millstream.client._core import parse_retry_after
@@ -147,18 +153,16 @@ class HttpProvider(Provider):
         url: str,
         retry: RetrySettings,
         stall_timeout: float,
-        max_connections: int = 2048,
+        max_connections: int = 4096,
     ) -> None:
         self.url = url
         self.retry = retry
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(stall_timeout, connect=10.0),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=10.0, sock_read=stall_timeout
         )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None  # made on the event loop, when used
         self.last_error: str | None = None
-        self.last_ok: float | None = None
 
     @abc.abstractmethod
     def headers(self) -> dict[str, str]:
@@ -184,7 +188,15 @@ class HttpProvider(Provider):
         return out
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
 
     async def generate(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         payload = orjson.dumps(self.body(request))
@@ -209,14 +221,13 @@ class HttpProvider(Provider):
         self, stream: bool, payload: bytes, headers: Mapping[str, str]
     ) -> AsyncIterator[ProviderEvent]:
         try:
-            request = self._client.build_request("POST", self.url, content=payload, headers=headers)
-            response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
+            response = await self._client().post(self.url, data=payload, headers=headers)
+        except TimeoutError as exc:
             raise ProviderError(f"{self.name} timed out: {exc!r}", kind="timeout") from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise ProviderError(f"{self.name} unreachable: {exc!r}", kind="connection") from exc
         try:
-            if response.status_code >= 400:
+            if response.status >= 400:
                 body = await self._read(response)
                 raise self._status_error(response, body)
             if not stream:
@@ -245,35 +256,35 @@ class HttpProvider(Provider):
                 f"{self.name} sent a malformed answer: {exc}", kind="protocol"
             ) from exc
         finally:
-            await response.aclose()
+            response.release()
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
-            return await response.aread()
-        except httpx.TimeoutException as exc:
+            return await response.read()
+        except TimeoutError as exc:
             raise ProviderError(f"{self.name} stalled: {exc!r}", kind="timeout") from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise ProviderError(
                 f"{self.name} dropped the answer: {exc!r}", kind="connection"
             ) from exc
 
-    async def _chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        iterator = response.aiter_bytes()
+    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        content = response.content
         while True:
             try:
-                chunk = await anext(iterator)
-            except StopAsyncIteration:
-                return
-            except httpx.TimeoutException as exc:
+                chunk = await content.readany()
+            except TimeoutError as exc:
                 raise ProviderError(f"{self.name} stalled mid-stream", kind="timeout") from exc
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
                 raise ProviderError(
                     f"{self.name} cut the stream: {exc!r}", kind="connection"
                 ) from exc
+            if not chunk:
+                return
             yield chunk
 
-    def _status_error(self, response: httpx.Response, body: bytes) -> ProviderError:
-        status = response.status_code
+    def _status_error(self, response: aiohttp.ClientResponse, body: bytes) -> ProviderError:
+        status = response.status
         message = body[:500].decode("utf-8", "replace")
         try:
             data = orjson.loads(body)
