@@ -38,7 +38,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
+import orjson
 
 from benchmarks import _peers
 
@@ -83,30 +85,41 @@ def tree_rss_mib(pid: int) -> float:
     return total / 1024
 
 
-async def one_unary(http: httpx.AsyncClient, target: Target) -> float:
+async def one_unary(http: aiohttp.ClientSession, target: Target) -> float:
     started = time.perf_counter()
-    answer = await http.post(
-        target.url, headers=target.headers, json={"model": target.model, "messages": PROMPT}
-    )
-    answer.raise_for_status()
-    assert answer.json()["choices"][0]["message"]["content"].startswith("w0 ")
+    body = {"model": target.model, "messages": PROMPT}
+    async with http.post(target.url, headers=target.headers, json=body) as answer:
+        data = await answer.read()
+    assert answer.status == 200, (target.name, answer.status, data[:300])
+    assert orjson.loads(data)["choices"][0]["message"]["content"].startswith("w0 ")
     return (time.perf_counter() - started) * 1000
 
 
+def _is_token(line: bytes) -> bool:
+    return b'"content":"w' in line.replace(b" ", b"")
+
+
 async def one_stream(
-    http: httpx.AsyncClient, target: Target, tokens: int
+    http: aiohttp.ClientSession, target: Target, tokens: int
 ) -> tuple[float, list[float]]:
     body = {"model": target.model, "messages": PROMPT, "stream": True}
     started = time.perf_counter()
     arrivals: list[float] = []
-    async with http.stream("POST", target.url, headers=target.headers, json=body) as answer:
-        answer.raise_for_status()
-        async for line in answer.aiter_lines():
-            if '"content":"w' in line.replace(" ", ""):
+    async with http.post(target.url, headers=target.headers, json=body) as answer:
+        assert answer.status == 200, (target.name, answer.status)
+        async for line in answer.content:
+            if _is_token(line):
                 arrivals.append(time.perf_counter())
     assert len(arrivals) == tokens, f"{target.name}: {len(arrivals)} of {tokens} tokens"
     gaps = [(b - a) * 1000 for a, b in itertools.pairwise(arrivals)]
     return (arrivals[0] - started) * 1000, gaps
+
+
+def _session(connections: int, timeout: float) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=timeout),
+    )
 
 
 async def interleaved(
@@ -116,7 +129,7 @@ async def interleaved(
     lat: dict[str, list[float]] = {t.name: [] for t in targets}
     ttft: dict[str, list[float]] = {t.name: [] for t in targets}
     gaps: dict[str, list[float]] = {t.name: [] for t in targets}
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with _session(10, 60) as http:
         for target in targets:  # warm-up: connections, caches, the gateway's first project load
             for _ in range(10):
                 await one_unary(http, target)
@@ -142,8 +155,11 @@ async def interleaved(
     }
 
 
-async def concurrent(target: Target, count: int, tokens: int) -> tuple[int, float, float]:
-    """``count`` streams at once: (failed streams, peak RSS MiB of the target, seconds)."""
+async def concurrent(
+    target: Target, count: int, tokens: int
+) -> tuple[int, float, float, list[str]]:
+    """``count`` streams at once: (failed streams, peak RSS MiB of the target, seconds, a few
+    reasons for failures)."""
     peak = tree_rss_mib(target.pid)
     done = threading.Event()
 
@@ -154,27 +170,31 @@ async def concurrent(target: Target, count: int, tokens: int) -> tuple[int, floa
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
     body = {"model": target.model, "messages": PROMPT, "stream": True}
+    reasons: list[str] = []
     started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+    async with _session(count + 10, 300) as http:
 
         async def one() -> bool:
             try:
-                async with http.stream(
-                    "POST", target.url, headers=target.headers, json=body
-                ) as answer:
-                    raw = b"".join([chunk async for chunk in answer.aiter_bytes()])
-            except httpx.HTTPError:
+                async with http.post(target.url, headers=target.headers, json=body) as answer:
+                    lines = [line async for line in answer.content]
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                reasons.append(repr(exc)[:200])
                 return False
-            complete = raw.count(b'"content":"w') + raw.count(b'"content": "w') == tokens
-            return answer.status_code == 200 and raw.rstrip().endswith(b"[DONE]") and complete
+            seen = sum(1 for line in lines if _is_token(line))
+            ended = any(line.strip() == b"data: [DONE]" for line in lines)
+            if answer.status == 200 and ended and seen == tokens:
+                return True
+            text = b"".join(lines)[-200:].decode("utf-8", "replace")
+            reasons.append(f"status {answer.status}, {seen} tokens, [DONE] {ended}: {text!r}")
+            return False
 
         results = await asyncio.gather(*(one() for _ in range(count)))
     elapsed = time.perf_counter() - started
     done.set()
     sampler.join()
-    return results.count(False), peak, elapsed
+    return results.count(False), peak, elapsed, reasons[:3]
 
 
 @contextmanager
@@ -338,9 +358,13 @@ def main() -> None:
         if not args.no_litellm:
             targets.append(stack.enter_context(litellm(fake)))
         rows = asyncio.run(interleaved(targets, args.requests, args.stream_requests, args.tokens))
+        failures: dict[str, list[str]] = {}
         for target in targets:
-            errors, rss, seconds = asyncio.run(concurrent(target, args.streams, args.tokens))
+            errors, rss, seconds, reasons = asyncio.run(
+                concurrent(target, args.streams, args.tokens)
+            )
             rows[target.name].update(errors=errors, rss=rss, seconds=seconds)
+            failures[target.name] = reasons
 
     direct = rows["direct"]
     print(
@@ -363,6 +387,9 @@ def main() -> None:
             f"| {r['gap50']:.2f} | {r['gap99']:.2f} | {int(r['errors'])} | {r['rss']:.0f} "
             f"| {r['seconds']:.1f} |"
         )
+    for name, reasons in failures.items():
+        for reason in reasons:
+            print(f"{name}: failed stream: {reason}")
     if "litellm" in rows:
         ours = rows["millstream"]["p50"] - direct["p50"]
         theirs = rows["litellm"]["p50"] - direct["p50"]

@@ -4,7 +4,9 @@ concurrency, and the pinned exports."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,9 +15,19 @@ import millstream.auth
 import millstream.llm
 from millstream.auth import InvalidToken, RevokedToken, TokenStore
 from millstream.llm._wire import event_id, parse_event_id
-from millstream.log import MemoryStore
+from millstream.log import KvWrite, MemoryStore
 from millstream.services.llm import PriceTable
-from millstream.services.llm._ledger import AdmissionRefused, Ledger, Settlement, Ticket
+from millstream.services.llm._generations import NS_IDEMPOTENCY
+from millstream.services.llm._housekeeping import prune
+from millstream.services.llm._ledger import (
+    Admission,
+    AdmissionRefused,
+    Ledger,
+    Settlement,
+    Ticket,
+    hour_key,
+    month_key,
+)
 from millstream.services.llm._ratelimit import RateLimits, RateWindow
 from millstream.services.llm._routing import route
 
@@ -109,6 +121,58 @@ async def test_ledger_admissions_race_a_budget() -> None:
     counter = await ledger.month_counter("p")
     assert counter["reserved_tokens"] == 0
     assert counter["tokens"] == 15 * len(admitted)
+
+
+async def test_two_nodes_racing_a_budget_never_overspend() -> None:
+    """Two ledgers on one store (two nodes): each admits against its own book at once; the
+    commits conflict, and what no longer fits is refused before anything of it is stored."""
+    store = MemoryStore()
+    nodes = [Ledger(store, PriceTable()), Ledger(store, PriceTable())]
+    await nodes[0].ensure_project("p", budget_tokens=1_000)
+
+    def ticket() -> Ticket:
+        return Ticket("p", "k", RateLimits(None, None), "haiku", None, 10, 90)
+
+    decided = await asyncio.gather(
+        *(nodes[i % 2].admit(ticket()) for i in range(40)), return_exceptions=True
+    )
+    admitted = [a for a in decided if isinstance(a, Admission)]
+    assert sum(a.reserve_tokens for a in admitted) > 1_000  # each node alone thought it fit
+    durable = await asyncio.gather(*(a.durable for a in admitted), return_exceptions=True)
+    kept = [a for a, d in zip(admitted, durable, strict=True) if d is None]
+    refused = [d for d in durable if d is not None]
+    assert refused
+    assert all(isinstance(r, AdmissionRefused) and r.kind == "budget" for r in refused)
+    assert sum(a.reserve_tokens for a in kept) <= 1_000
+    item = await store.kv_get("llm.usage", f"p/m/{kept[0].month}")
+    assert item is not None
+    assert orjson.loads(item.value)["reserved_tokens"] == sum(a.reserve_tokens for a in kept)
+
+
+async def test_prune_drops_expired_keys_and_old_buckets_only() -> None:
+    store = MemoryStore()
+    ledger = Ledger(store, PriceTable())
+    now = time.time()
+
+    def settlement(generation: str, finished: float) -> Settlement:
+        return Settlement(
+            generation, "p", month_key(finished), "haiku", 0, 0.0, 5, 5, 0.0, finished
+        )
+
+    await ledger.settle(settlement("old", now - 70 * 86_400))
+    await ledger.settle(settlement("new", now - 3_600))
+    await store.kv_write(
+        [
+            KvWrite(NS_IDEMPOTENCY, f"p/{key}", orjson.dumps({"gen": key, "created": created}))
+            for key, created in (("stale", now - 25 * 3_600), ("fresh", now - 3_600))
+        ]
+    )
+    assert await prune(store, now) == 2
+    assert [key for key, _ in await store.kv_scan(NS_IDEMPOTENCY)] == ["p/fresh"]
+    hours = [key for key, _ in await store.kv_scan("llm.usage", "p/h/")]
+    assert hours == [f"p/h/{hour_key(now - 3_600)}"]
+    assert (await ledger.usage("p", "day", now))["total_tokens"] == 10
+    assert await prune(store, now) == 0
 
 
 def test_exports_are_pinned() -> None:

@@ -35,6 +35,9 @@ class AsyncClaudeClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_delay = retry_delay
+        # httpx's pool slows down with many requests queued on one client (a batch, many
+        # streams): millstream._httppool (branch client-dropin) fixes that for every SDK;
+        # this client switches to it once it is on main.
         self.client = httpx.AsyncClient(
             headers=self._core.client_headers(),
             timeout=timeout,

@@ -42,6 +42,7 @@ from ._generations import (
     hash_secret,
     new_generation_id,
 )
+from ._housekeeping import IDEMPOTENCY_TTL_SECONDS, prune_forever
 from ._ledger import PERIODS, Admission, AdmissionRefused, Ledger, Ticket
 from ._provider import Provider, ProviderRequest
 from ._requests import ChatBody, parse_batch, parse_chat, parse_json, parse_route
@@ -58,7 +59,6 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-_IDEMPOTENCY_TTL = 24 * 3600.0
 _RETRYABLE_ENDS = ("timed_out",)
 
 
@@ -80,6 +80,7 @@ class LLMGateway(Service):
         self._batch_slots = asyncio.Semaphore(config.batch_concurrency)
         self._idem_waiters: dict[tuple[str, str], asyncio.Future[str | None]] = {}
         self._started = False
+        self._pruner: asyncio.Task[None] | None = None
 
     # -- Service --------------------------------------------------------------------------
 
@@ -116,8 +117,14 @@ class LLMGateway(Service):
             log.warning(
                 "llm: ended %d generations left running by the last run; settled %d", ended, settled
             )
+        self._pruner = asyncio.create_task(prune_forever(self.store), name="llm:prune")
 
     async def aclose(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+            self._pruner = None
         await self.generations.aclose()
         await self.ledger.aclose()
         for provider in self.providers.values():
@@ -288,7 +295,7 @@ class LLMGateway(Service):
                         "idempotency_key_reused",
                         "this Idempotency-Key was used with a different request body",
                     )
-                fresh = time.time() - record["created"] < _IDEMPOTENCY_TTL
+                fresh = time.time() - record["created"] < IDEMPOTENCY_TTL_SECONDS
                 end = await self.generations.terminal(record["gen"])
                 if fresh and not (end and _rerun(end)):
                     return record["gen"], []
