@@ -17,10 +17,11 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks import _peers
 
-__all__ = ["SERVERS", "RunningServer", "ServerSpec", "ServerUnavailable"]
+__all__ = ["SERVERS", "SUITES", "RunningServer", "ServerSpec", "ServerUnavailable"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +40,8 @@ class ServerSpec:
     endpoints: Mapping[str, str]  # protocol -> regex on its output; group 1 is the target
     target_suffix: Mapping[str, str] = field(default_factory=dict)  # e.g. where streams live
     compare_to: str = ""  # the millstream spec this peer is paired with ("" for millstream)
+    also_compare_to: tuple[str, ...] = ()  # more millstream specs to show a ratio against
+    suite: str = "durable-streams"  # which table it belongs to (``--suite``)
     cwd: Path = REPO
     env: Mapping[str, str] = field(default_factory=dict)
     prepare: Callable[[], None] = lambda: None  # install; raises ServerUnavailable
@@ -148,6 +151,40 @@ def _node(*args: str) -> Callable[[Path], list[str]]:
     return argv
 
 
+def _sse_app(name: str) -> Callable[[Path], list[str]]:
+    def argv(scratch: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "benchmarks.sse_apps",
+            name,
+            "--port",
+            "0",
+            "--scratch",
+            str(scratch),
+        ]
+
+    return argv
+
+
+_SSE_READY = {"sse-app": r"Uvicorn running on (http://127\.0\.0\.1:\d+)"}
+_DURABLE_SUBJECTS = ("dualmode-durable-memory", "dualmode-durable-sqlite")
+
+
+def _sse_spec(name: str, label: str, **options: Any) -> ServerSpec:
+    """One app of the dual-mode suite (``benchmarks/sse_apps.py``)."""
+    options.setdefault("prepare", _peers.ensure_packages("fastapi"))
+    return ServerSpec(
+        name=name,
+        label=label,
+        argv=_sse_app(name),
+        endpoints=_SSE_READY,
+        suite="dualmode",
+        versions=_peers.sse_app_versions,
+        **options,
+    )
+
+
 def _rakaia(scratch: Path) -> list[str]:
     # The package's own `python -m rakaia` cannot bind port 0 and report it, and logs every
     # request; uvicorn run directly can, with access logging off as for millstream.
@@ -214,5 +251,17 @@ SERVERS: dict[str, ServerSpec] = {
             prepare=_peers.ensure_rakaia,
             versions=_peers.rakaia_versions,
         ),
+        _sse_spec("dualmode", "millstream.dualmode"),
+        _sse_spec("dualmode-durable-memory", "dualmode durable (MemoryStore)"),
+        _sse_spec("dualmode-durable-sqlite", "dualmode durable (SQLite, fsync)"),
+        _sse_spec(
+            "sse-starlette",
+            "sse-starlette EventSourceResponse",
+            compare_to="dualmode",
+            also_compare_to=_DURABLE_SUBJECTS,
+            prepare=_peers.ensure_packages("fastapi", "sse-starlette"),
+        ),
+        _sse_spec("streaming-response", "FastAPI StreamingResponse", compare_to="dualmode"),
     )
 }
+SUITES = sorted({spec.suite for spec in SERVERS.values()})

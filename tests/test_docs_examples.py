@@ -7,6 +7,7 @@ import asyncio
 import re
 import subprocess
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,23 @@ def console_steps(block: str) -> list[tuple[str, str]]:
     return [(command, "\n".join(output).strip("\n")) for command, output in steps]
 
 
-def run_console(block: str, base_url: str) -> None:
+def run_console(
+    block: str,
+    base_url: str,
+    *,
+    doc_urls: Mapping[str, str] | None = None,
+    started: tuple[str, ...] = ("millstream serve", "make serve"),
+) -> None:
+    """Run each ``$`` command (``doc_urls``: more documented URLs to replace) and compare its
+    output; commands starting with ``started`` are servers the test already runs."""
     steps = console_steps(block)
     assert steps
     for command, expected in steps:
-        if command.startswith(("millstream serve", "make serve")):
+        if command.startswith(started):
             continue  # the test started the server
         shell = command.replace(DOC_URL, base_url)
+        for doc_url, real in (doc_urls or {}).items():
+            shell = shell.replace(doc_url, real)
         done = subprocess.run(
             ["bash", "-c", shell], capture_output=True, text=True, timeout=20, check=False
         )
@@ -107,3 +118,32 @@ async def test_storage_doc_example(tmp_path: Path) -> None:
     exec(compile(f"async def example():\n{body}", "<docs/storage.md>", "exec"), namespace)
     await namespace["example"]()
     assert (tmp_path / "millstream.db").exists()
+
+
+def test_kafka_doc_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/kafka.md: the Python snippets against a real node (their printed results as the
+    comments and the console session show), then the console session over HTTP."""
+    text = (REPO / "docs" / "kafka.md").read_text()
+    with millstream_server("--memory") as server:
+        snippets = fenced(text, "python")
+        for snippet in snippets:
+            code = snippet.replace("127.0.0.1:9092", server.kafka).replace(DOC_URL, server.url)
+            exec(compile(code, "<docs/kafka.md>", "exec"), {})
+        printed = capsys.readouterr().out.splitlines()
+        assert printed[0] == (
+            "[(0, b'customer-0', b'{\"order\": 0}'), (1, b'customer-1', b'{\"order\": 1}'), "
+            "(2, b'customer-2', b'{\"order\": 2}')]"
+        )
+        assert printed[1] == "[{'n': 0}, {'n': 1}, {'n': 2}]"
+        assert "# [{'n': 0}, {'n': 1}, {'n': 2}]" in snippets[1]
+        session = fenced(section(REPO / "docs" / "kafka.md", "Try it"), "console")
+        (block,) = session
+        run_console(block, server.url)
+
+
+async def test_log_doc_example() -> None:
+    text = (REPO / "docs" / "log.md").read_text()
+    body = textwrap.indent(fenced(text, "python")[0], "    ")
+    namespace: dict[str, Any] = {}
+    exec(compile(f"async def example():\n{body}", "<docs/log.md>", "exec"), namespace)
+    await namespace["example"]()

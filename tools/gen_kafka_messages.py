@@ -110,6 +110,7 @@ class StructDef:
     name: str
     owner: str  # the top-level message name
     fields: list[dict[str, Any]]
+    supported: tuple[int, int]
     top: dict[str, Any] | None = None  # the schema, for the top-level message
     lines: list[str] = field(default_factory=list)
 
@@ -140,7 +141,7 @@ class Generator:
         for f in kept:
             if "fields" in f:
                 self._collect(f["type"].removeprefix("[]"), owner, f["fields"], supported, out)
-        out.append(StructDef(name, owner, kept))
+        out.append(StructDef(name, owner, kept, supported))
 
 
 def struct_class_name(struct: StructDef, clashes: set[str], taken: dict[str, int]) -> str:
@@ -176,17 +177,29 @@ def default_literal(f: dict[str, Any], kind: str, nullable: bool, class_name: st
     raise ValueError(f"no default for {kind}")
 
 
-def field_line(f: dict[str, Any], names: dict[str, str], response: bool) -> str:
+def clipped(spec: str, supported: tuple[int, int]) -> str:
+    """``spec`` with an upper bound at or past our highest version written as ``low+``: the
+    output then changes only when a version we support does, not when Kafka adds one."""
+    low, high = parse_versions(spec)
+    if spec != "none" and not spec.endswith("+") and high >= supported[1]:
+        return f"{low}+"
+    return spec
+
+
+def field_line(
+    f: dict[str, Any], names: dict[str, str], response: bool, supported: tuple[int, int]
+) -> str:
     kind: str = f["type"]
-    versions: str = f["versions"]
-    nullable = f.get("nullableVersions", "none")
+    versions = clipped(f["versions"], supported)
+    nullable = clipped(f.get("nullableVersions", "none"), supported)
     extra = ""
     if nullable != "none":
         extra += f', nullable="{nullable}"'
     if "tag" in f:
         extra += f", tag={f['tag']}"
-        if f.get("taggedVersions", versions) != versions:
-            extra += f', tagged="{f["taggedVersions"]}"'
+        tagged = clipped(f.get("taggedVersions", f["versions"]), supported)
+        if tagged != versions:
+            extra += f', tagged="{tagged}"'
     is_null = nullable != "none"
     if kind.startswith("[]"):
         element = kind[2:]
@@ -199,8 +212,8 @@ def field_line(f: dict[str, Any], names: dict[str, str], response: bool) -> str:
         default = default_literal(f, kind, is_null, None)
     elif kind in PRIMITIVES:
         py, marker_name = PRIMITIVES[kind]
-        if kind == "records" and response:
-            py = "RecordData"
+        if kind == "records":
+            py = "RecordData" if response else "bytes | memoryview"
         marker = f'{marker_name}("{versions}"{extra})'
         default = default_literal(f, kind, is_null, None)
     else:
@@ -260,7 +273,7 @@ def render_module(module: str, stems: tuple[str, ...], gen: Generator) -> tuple[
             if struct.fields:
                 body.append("")
             for f in struct.fields:
-                body.append(field_line(f, names, response))
+                body.append(field_line(f, names, response, struct.supported))
     header = [
         f'"""{FAMILY_DOCS[module]}',
         "",

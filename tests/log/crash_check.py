@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .crash_worker import parse_payload
 
@@ -85,11 +86,21 @@ class Ledger:
                 assert idem_keys[tail - 1] == key, f"acknowledged {key} is not at {tail - 1}"
 
 
+class Recorder(Protocol):
+    def record_line(self, line: str) -> None: ...
+
+
 def run_until_killed(
-    argv: Sequence[str], ledger: Ledger, *, kill_after_acks: int, timeout: float = 60.0
+    argv: Sequence[str],
+    ledger: Recorder,
+    *,
+    kill_after_acks: int,
+    timeout: float = 60.0,
+    ack_prefixes: bytes = b"PI",
 ) -> list[str]:
     """Run a crash worker, ``kill -9`` it once it acknowledged ``kill_after_acks`` more appends
-    (plus a random moment), and record every complete line it printed. Returns its output."""
+    (lines starting with one of ``ack_prefixes``; plus a random moment), and record every
+    complete line it printed. Returns its output."""
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
     acked = threading.Event()
@@ -101,7 +112,7 @@ def run_until_killed(
             if not raw.endswith(b"\n"):
                 break  # cut off by the kill mid-line: that ack never reached us
             lines.append(raw.decode())
-            count += raw[:1] in (b"P", b"I")
+            count += bool(raw[:1]) and raw[:1] in ack_prefixes
             if count >= kill_after_acks:
                 acked.set()
         acked.set()

@@ -26,7 +26,7 @@ from millstream.log import (
 )
 from millstream.log._sqlite_schema import SCHEMA_VERSION
 
-from .helpers import BYTES, append, create, numbered, read_all
+from .helpers import BYTES, append, create, kafka_batch, numbered, read_all
 
 Open = Callable[..., SqliteStore]
 
@@ -258,3 +258,53 @@ async def test_appends_submitted_in_the_closing_iteration_are_committed(
     assert sorted(result.tail for result in results) == [1, 2, 3, 4, 5]
     again = sqlite_stores()
     assert await read_all(again, "a") == numbered("m", 5)
+
+
+async def test_memory_follows_active_streams(sqlite_stores: Open) -> None:
+    store = sqlite_stores(max_cached_streams=20, idle_seconds=3600)
+    await store.start()
+    for i in range(200):
+        await create(store, f"s/{i:03d}")
+        await append(store, f"s/{i:03d}", f"m{i}".encode(), producer=("p", 0, 0))
+    await store.produce("s/000", kafka_batch([b"k"], producer=(9, 0, 0)))
+    for _ in range(300):  # the writer trims between batches and about once a second when idle
+        stats = store.statistics()
+        if stats["streams_in_memory"] <= 20:
+            break
+        await asyncio.sleep(0.01)
+    assert stats["streams_in_memory"] <= 20
+    assert stats["evictions"] >= 180
+    assert stats["tail_cache"]["streams"] <= 4096
+    # Evicted states reload with everything they guard.
+    for i in (0, 57, 199):
+        path = f"s/{i:03d}"
+        assert await read_all(store, path) == ([f"m{i}".encode()] + ([b"k"] if i == 0 else []))
+        retry = await append(store, path, f"m{i}".encode(), producer=("p", 0, 0))
+        assert retry.outcome == "duplicate"
+    dup = await store.produce("s/000", kafka_batch([b"k"], producer=(9, 0, 0)))
+    assert (dup.duplicate, dup.base_offset) == (True, 1)
+
+
+async def test_idle_streams_are_forgotten_and_reloaded(sqlite_stores: Open) -> None:
+    store = sqlite_stores(idle_seconds=0.2)
+    await create(store, "idle", b"x", config=StreamConfig("text/plain", ttl_seconds=3600))
+    await create(store, "busy")
+    assert store._writer is not None
+    await asyncio.sleep(0.3)
+    store._table.trim(time.time(), every=0)
+    assert "idle" not in store._table.states
+    assert (await store.head("idle")).tail == 1
+    assert await read_all(store, "idle") == [b"x"]
+
+
+def test_trim_never_forgets_staged_or_renewed_states() -> None:
+    from millstream.log._rules import StreamState
+    from millstream.log._sqlite_state import StateTable
+
+    table = StateTable(max_states=1, idle_seconds=1)
+    for path in ("staged", "renewed", "plain", "plain2"):
+        table.states[path] = StreamState(path=path, stream_id=1, config=BYTES, last_access=0)
+    table.stage(7, {"staged": table.states["staged"]})
+    table.access_dirty.add("renewed")
+    assert table.trim(100.0, every=0) == 2
+    assert set(table.states) == {"staged", "renewed"}

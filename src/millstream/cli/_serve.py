@@ -10,7 +10,6 @@ from typing import Any, Literal, cast
 import click
 
 from millstream.log import MemoryStore, Store
-from millstream.node import NodeOptions, run
 from millstream.server.http import DEFAULT_MAX_BODY_SIZE
 from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
 
@@ -110,6 +109,20 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Largest Kafka request in bytes; a larger frame closes the connection.",
 )
 @click.option(
+    "--kafka-idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds a Kafka connection may stay without a request before it is closed.",
+)
+@click.option(
+    "--kafka-frame-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a started Kafka request may take to arrive in full (slow clients are cut off).",
+)
+@click.option(
     "--kafka-auto-create-topics/--no-kafka-auto-create-topics",
     default=True,
     show_default=True,
@@ -140,6 +153,8 @@ def serve_command(
     kafka_advertised_host: str | None,
     no_kafka: bool,
     kafka_max_request_size: int,
+    kafka_idle_timeout: float,
+    kafka_frame_timeout: float,
     kafka_auto_create_topics: bool,
     http_fast_path: bool,
     **llm: Any,
@@ -148,14 +163,16 @@ def serve_command(
 
     Prints one line, "millstream listening on http://HOST:PORT and kafka://HOST:PORT (store:
     ...)", once both doors accept connections; the services' lines (the LLM gateway's models,
-    or that no provider key is set) come before it. SIGTERM finishes in-flight appends and produces,
-    ends live readers and parked fetches, and exits 0.
+    or that no provider key is set) come before it. SIGTERM finishes in-flight appends and
+    produces, ends live readers and parked fetches, and exits 0.
     """
     explicit_dir = ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE
     if memory and explicit_dir:
         raise click.UsageError("--memory and --data-dir exclude each other")
     llm_config = gateway_config(llm)
     store = _open_store(memory, data_dir, fsync)
+    from millstream.node import NodeOptions, run  # here: the client commands start faster
+
     options = NodeOptions(
         host=host,
         port=port,
@@ -166,6 +183,8 @@ def serve_command(
         kafka_port=kafka_port,
         kafka_advertised_host=kafka_advertised_host,
         kafka_max_request_size=kafka_max_request_size,
+        kafka_idle_timeout=kafka_idle_timeout,
+        kafka_frame_timeout=kafka_frame_timeout,
         kafka_auto_create_topics=kafka_auto_create_topics,
         subscriptions=subscriptions,
         llm=llm_config,

@@ -43,6 +43,7 @@ from ._rules import (
     plan_append,
     plan_kv,
     plan_produce,
+    plan_truncate,
 )
 from ._store import DEFAULT_MAX_READ_BYTES, Store
 from ._views import (
@@ -403,16 +404,8 @@ class MemoryStore(Store):
 
     async def delete_records(self, path: str, before: int) -> int:
         state = self._live(path)
-        target = state.tail if before == -1 else before
-        if target < 0 or target > state.tail:
-            raise OffsetOutOfRange(
-                f"offset {before} is past the tail {state.tail}",
-                log_start=state.log_start,
-                tail=state.tail,
-            )
-        if state.refcount > 0:
-            raise InvalidRequest("forks still read this stream's data; it cannot be truncated")
-        if target > state.log_start:
+        target = plan_truncate(state, before)
+        if target is not None:
             state.log_start = target
             self._logs[state.stream_id].truncate(target)
             self._batches.forget(state.stream_id)

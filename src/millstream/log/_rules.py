@@ -19,6 +19,7 @@ from ._errors import (
     DuplicateSequence,
     InvalidRequest,
     KvConflict,
+    OffsetOutOfRange,
     ProducerSequenceGap,
     StaleProducerEpoch,
     StreamClosed,
@@ -61,6 +62,7 @@ __all__ = [
     "plan_append",
     "plan_kv",
     "plan_produce",
+    "plan_truncate",
 ]
 
 #: Kafka keeps the metadata of the last 5 batches per producer and partition, matching the
@@ -378,6 +380,22 @@ def apply_produce(
             batch.producer_epoch, last, (*kept, entry)[-KAFKA_PRODUCER_BATCHES:]
         )
     return ProduceResult(base, append_time_ms if batch.log_append_time else -1, state.log_start)
+
+
+def plan_truncate(state: StreamState, before: int) -> int | None:
+    """The new log start for Kafka DeleteRecords (``before=-1``: the tail), or ``None`` when
+    ``before`` is at or below the current one; raises for a position past the tail and for a
+    stream forks still read (their data would go)."""
+    target = state.tail if before == -1 else before
+    if target < 0 or target > state.tail:
+        raise OffsetOutOfRange(
+            f"offset {before} is past the tail {state.tail}",
+            log_start=state.log_start,
+            tail=state.tail,
+        )
+    if state.refcount > 0:
+        raise InvalidRequest("forks still read this stream's data; it cannot be truncated")
+    return target if target > state.log_start else None
 
 
 # -- the key-value table ------------------------------------------------------------------------

@@ -216,9 +216,18 @@ class SqliteStore(Store):
     """The embedded default store: ``SqliteStore("./millstream-data")``.
 
     The database file is ``<data_dir>/millstream.db`` (plus SQLite's ``-wal``/``-shm``).
+    Stream states stay in memory while used: at most ``max_cached_streams`` of them, and none
+    idle for longer than ``idle_seconds`` (they reload from the file on the next access).
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, fsync: FsyncMode = "always") -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        fsync: FsyncMode = "always",
+        max_cached_streams: int = 10_000,
+        idle_seconds: float = 300.0,
+    ) -> None:
         super().__init__()
         if fsync not in _FSYNC_MODES:
             raise ValueError(f"fsync must be one of {', '.join(_FSYNC_MODES)}, not {fsync!r}")
@@ -226,7 +235,7 @@ class SqliteStore(Store):
         self.db_path = self.data_dir / DB_FILENAME
         self.fsync: FsyncMode = fsync
         self.description = f"sqlite:{self.db_path} (fsync={fsync})"
-        self._table = StateTable()
+        self._table = StateTable(max_states=max_cached_streams, idle_seconds=idle_seconds)
         self._caches = TailCaches()
         self._values = ValueCache()
         self._batch_cache = BatchCache()
@@ -301,6 +310,7 @@ class SqliteStore(Store):
         writer = self._writer
         return {
             "streams_in_memory": len(self._table.states),
+            "evictions": self._table.evictions,
             "batches": writer.batches if writer else 0,
             "jobs": writer.jobs if writer else 0,
             "wal_syncs": writer.syncs if writer else 0,

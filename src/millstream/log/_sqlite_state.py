@@ -135,11 +135,19 @@ class KvOverlay:
 class StateTable:
     """Committed ``StreamState`` per path, loaded from the file on first access (lazily).
 
-    Nothing is loaded at start-up, so a file with millions of streams opens at once; a stream
-    stays in memory once touched.
+    Nothing is loaded at start-up, so a file with millions of streams opens at once. Memory
+    follows the active streams: ``trim`` (the writer runs it between batches) forgets states
+    idle for ``idle_seconds`` and, past ``max_states``, the least recently used ones; the next
+    access reloads them from the file. Never trimmed: staged states (committed, not yet
+    fsynced: the file is ahead of what readers may see) and states whose sliding-TTL renewal
+    has not reached the file yet.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_states: int = 10_000, idle_seconds: float = 300.0) -> None:
+        self.max_states = max_states
+        self.idle_seconds = idle_seconds
+        self.evictions = 0
+        self._last_trim = 0.0
         self.states: dict[str, StreamState] = {}
         self.lock = threading.Lock()
         self.access_dirty: set[str] = set()  # paths whose last_access is ahead of the file
@@ -202,6 +210,31 @@ class StateTable:
                     if entry is not None and entry[0] == number:
                         del self.staged[path]
 
+    def trim(self, now: float, *, every: float = 1.0) -> int:
+        """Forget idle states (see the class docstring); return how many. Cheap when there is
+        nothing to do: a full pass runs at most every ``every`` seconds unless over the cap."""
+        over = len(self.states) > self.max_states
+        if not over and now - self._last_trim < every:
+            return 0
+        self._last_trim = now
+        with self.lock:
+            keep_out = self.staged.keys() | self.access_dirty
+            limit = now - self.idle_seconds
+            candidates = [
+                (state.last_access, path)
+                for path, state in self.states.items()
+                if path not in keep_out
+            ]
+            doomed = [path for last, path in candidates if last < limit]
+            excess = len(self.states) - len(doomed) - int(self.max_states * 0.9)
+            if over and excess > 0:
+                fresh = sorted(c for c in candidates if c[0] >= limit)
+                doomed.extend(path for _, path in fresh[:excess])
+            for path in doomed:
+                del self.states[path]
+        self.evictions += len(doomed)
+        return len(doomed)
+
     def evict(self, paths: Iterable[str]) -> None:
         """Forget ``paths`` so their next access reloads them from the file (failed commit)."""
         with self.lock:
@@ -231,7 +264,8 @@ class TailCaches:
     """Bounded per-stream tail caches so live readers re-reading after each append skip SQL.
 
     Each stream keeps at most ``per_stream_items`` messages / ``per_stream_bytes``; all streams
-    together at most ``total_bytes`` (least recently appended streams are dropped first).
+    together at most ``total_bytes`` and ``max_streams`` caches (least recently appended
+    streams are dropped first).
     Mutated only by the writer thread; readers only call ``get``.
     """
 
@@ -241,8 +275,10 @@ class TailCaches:
         per_stream_items: int = 1024,
         per_stream_bytes: int = 1 << 20,
         total_bytes: int = 64 << 20,
+        max_streams: int = 4096,
     ) -> None:
         self._caches: dict[int, TailCache] = {}
+        self.max_streams = max_streams
         self.per_stream_items = per_stream_items
         self.per_stream_bytes = per_stream_bytes
         self.total_bytes = total_bytes
@@ -266,7 +302,9 @@ class TailCaches:
         if len(cache.items) > self.per_stream_items or cache.nbytes > self.per_stream_bytes:
             cache = self._trimmed(cache)
         self._caches[stream_id] = cache
-        while self._bytes > self.total_bytes and len(self._caches) > 1:
+        while (self._bytes > self.total_bytes or len(self._caches) > self.max_streams) and len(
+            self._caches
+        ) > 1:
             oldest = next(iter(self._caches))
             self._bytes -= self._caches.pop(oldest).nbytes
 

@@ -34,9 +34,7 @@ from typing import Any, Literal
 from ._batches import stamp_batch, with_base_offset
 from ._create import plan_create
 from ._errors import (
-    InvalidRequest,
     LogError,
-    OffsetOutOfRange,
     StorageError,
     StreamGone,
     StreamNotFound,
@@ -61,6 +59,7 @@ from ._rules import (
     plan_append,
     plan_kv,
     plan_produce,
+    plan_truncate,
 )
 from ._sqlite_schema import (
     INSERT_STREAM,
@@ -166,8 +165,11 @@ class _Batch:
     def _stamp(self, state: StreamState, seq: int, stamp: int) -> None:
         """Keep the stream's highest timestamp, and index it sparsely (see ``time_index``)."""
         if stamp > state.max_timestamp:
-            if stamp >= state.time_indexed + TIME_INDEX_STEP_MS:
+            # The first entry needs no index row: a lookup starts at the log start anyway.
+            if state.max_timestamp >= 0 and stamp >= state.time_indexed + TIME_INDEX_STEP_MS:
                 self.index_values += (state.stream_id, stamp, seq)
+                state.time_indexed = stamp
+            elif state.max_timestamp < 0:
                 state.time_indexed = stamp
             state.max_timestamp = stamp
 
@@ -221,16 +223,8 @@ class _Batch:
 
     def truncate(self, path: str, before: int) -> int:
         state = self._live(path)
-        target = state.tail if before == -1 else before
-        if target < 0 or target > state.tail:
-            raise OffsetOutOfRange(
-                f"offset {before} is past the tail {state.tail}",
-                log_start=state.log_start,
-                tail=state.tail,
-            )
-        if state.refcount > 0:
-            raise InvalidRequest("forks still read this stream's data; it cannot be truncated")
-        if target <= state.log_start:
+        target = plan_truncate(state, before)
+        if target is None:
             return state.log_start
         self.flush_rows()
         sid = state.stream_id
@@ -713,6 +707,7 @@ class Writer:
         if self._unsynced and time.monotonic() - self._last_sync >= INTERVAL_FSYNC_SECONDS:
             self._sync_interval()
         self._flush_access()
+        self._table.trim(time.time())
 
     def _sync_interval(self) -> None:
         """fsync="interval": push committed WAL frames to disk (SQLite's NORMAL does not)."""

@@ -106,6 +106,8 @@ class Node:
                 advertised_host=options.kafka_advertised_host or options.host,
                 max_request_size=options.kafka_max_request_size,
                 auto_create_topics=options.kafka_auto_create_topics,
+                idle_timeout=options.kafka_idle_timeout,
+                frame_timeout=options.kafka_frame_timeout,
                 graceful_timeout=options.graceful_timeout,
             )
             self.kafka_door = KafkaDoor(self.store, settings)

@@ -31,6 +31,8 @@ class NodeOptions:
     kafka_port: int = 9092  # 0: any free port
     kafka_advertised_host: str | None = None  # what Metadata names; None: the bind host
     kafka_max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    kafka_idle_timeout: float = 600.0
+    kafka_frame_timeout: float = 30.0
     kafka_auto_create_topics: bool = True
     # -- services
     subscriptions: bool = True

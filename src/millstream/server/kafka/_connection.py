@@ -25,7 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ._settings import KafkaSettings
 from .codec import FrameBuffer, FrameError
@@ -33,6 +33,7 @@ from .codec import FrameBuffer, FrameError
 __all__ = ["Dispatch", "Job", "KafkaConnection"]
 
 logger = logging.getLogger("millstream.server.kafka")
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -42,7 +43,7 @@ class Job:
     beside other overlapping requests (see the module docstring). ``close``: close the
     connection once this is answered (or skipped, when ``answer`` gives ``None``)."""
 
-    answer: Awaitable[list[bytes] | None]
+    answer: Awaitable[list[bytes | memoryview] | None]
     overlap: bool = False
     close: bool = False
 
@@ -87,8 +88,7 @@ class KafkaConnection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"

@@ -102,7 +102,8 @@ class Group:
     protocol_name: str | None = None
     leader: str = ""
     members: dict[str, Member] = field(default_factory=dict)
-    pending: set[str] = field(default_factory=set)  # ids handed out by MEMBER_ID_REQUIRED
+    #: ids handed out by MEMBER_ID_REQUIRED, forgotten after a session timeout if unused
+    pending: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     rebalance_timer: asyncio.TimerHandle | None = None
     initial: bool = False  # the rebalance timer is the initial delay of an empty group
 
@@ -124,6 +125,9 @@ class Group:
         """Handle a JoinGroup; the future resolves when the rebalance completes."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[JoinOutcome] = loop.create_future()
+        if self.coordinator.closed:  # shutting down: nothing may park any more
+            answer.set_result(JoinOutcome(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id))
+            return answer
         if not MIN_SESSION_TIMEOUT_MS <= session_timeout_ms <= MAX_SESSION_TIMEOUT_MS:
             answer.set_result(JoinOutcome(ErrorCode.INVALID_SESSION_TIMEOUT, member_id))
             return answer
@@ -139,17 +143,20 @@ class Group:
         if not member_id:
             member_id = f"{client_id or 'member'}-{uuid.uuid4()}"
             if require_known_id:
-                self.pending.add(member_id)
+                self.pending[member_id] = loop.call_later(
+                    session_timeout_ms / 1000, self.pending.pop, member_id, None
+                )
                 answer.set_result(JoinOutcome(ErrorCode.MEMBER_ID_REQUIRED, member_id))
                 return answer
         elif member_id not in self.members and member_id not in self.pending:
             answer.set_result(JoinOutcome(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
             return answer
-        self.pending.discard(member_id)
+        waiting = self.pending.pop(member_id, None)
+        if waiting is not None:
+            waiting.cancel()
         rebalance_ms = rebalance_timeout_ms if rebalance_timeout_ms > 0 else session_timeout_ms
         rebalance_timeout = rebalance_ms / 1000
         member = self.members.get(member_id)
-        changed = member is None or member.protocols != protocols
         if member is None:
             member = Member(
                 member_id,
@@ -262,7 +269,9 @@ class Group:
     ) -> asyncio.Future[SyncOutcome]:
         answer: asyncio.Future[SyncOutcome] = asyncio.get_running_loop().create_future()
         member = self.members.get(member_id)
-        if member is None:
+        if self.coordinator.closed:
+            answer.set_result(SyncOutcome(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+        elif member is None:
             answer.set_result(SyncOutcome(ErrorCode.UNKNOWN_MEMBER_ID))
         elif generation != self.generation:
             answer.set_result(SyncOutcome(ErrorCode.ILLEGAL_GENERATION))
@@ -289,7 +298,9 @@ class Group:
 
     def _synced(self, member: Member) -> SyncOutcome:
         self._expire_later(member)
-        return SyncOutcome(ErrorCode.NONE, member.assignment, self.protocol_type, self.protocol_name)
+        return SyncOutcome(
+            ErrorCode.NONE, member.assignment, self.protocol_type, self.protocol_name
+        )
 
     def heartbeat(self, member_id: str, generation: int) -> ErrorCode:
         member = self.members.get(member_id)
@@ -304,8 +315,9 @@ class Group:
         return ErrorCode.NONE
 
     def leave(self, member_id: str) -> ErrorCode:
-        if member_id in self.pending:
-            self.pending.discard(member_id)
+        waiting = self.pending.pop(member_id, None)
+        if waiting is not None:
+            waiting.cancel()
             return ErrorCode.NONE
         if member_id not in self.members:
             return ErrorCode.UNKNOWN_MEMBER_ID
@@ -376,6 +388,8 @@ class Group:
         """Shutdown: answer every parked request, stop every timer."""
         if self.rebalance_timer is not None:
             self.rebalance_timer.cancel()
+        for waiting in self.pending.values():
+            waiting.cancel()
         for member in self.members.values():
             self._stop_expiry(member)
             if member.joined is not None and not member.joined.done():
@@ -407,6 +421,7 @@ class GroupCoordinator:
     ) -> None:
         self.groups: dict[str, Group] = {}
         self.initial_delay = initial_delay
+        self.closed = False
         self._on_generation = on_generation
 
     def group(self, group_id: str, generation: int = 0) -> Group:
@@ -420,5 +435,7 @@ class GroupCoordinator:
         self._on_generation(group)
 
     def close(self) -> None:
+        """Shutdown: answer parked requests now and refuse to park new ones."""
+        self.closed = True
         for group in self.groups.values():
             group.close()

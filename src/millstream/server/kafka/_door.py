@@ -1,9 +1,10 @@
 """The Kafka door on a socket: an asyncio TCP server whose connections (``_connection``) hand
-each request frame to the broker's ``dispatch``, started and stopped by the node.
+each request frame to the broker's ``dispatch`` (``_broker``), started and stopped by the node.
 
-Stopping: the listener closes, every connection stops reading and answers the requests it has
-read (in-flight produces are committed and answered; parked fetches answer at once, since the
-node has closed the store's notifier), then the connections close. After ``graceful_timeout``
+Stopping: the listener closes, parked JoinGroup/SyncGroup requests are answered, every
+connection stops reading and answers the requests it has read (in-flight produces are committed
+and answered; parked fetches answer at once, since the node has closed the store's notifier),
+then the connections close. After ``graceful_timeout``
 seconds, or on ``force_exit``, whatever is still running is dropped.
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 
 from millstream.log import Store
 
-from ._connection import Job, KafkaConnection
+from ._broker import Broker
+from ._connection import KafkaConnection
 from ._settings import KafkaSettings
 
 __all__ = ["KafkaDoor"]
@@ -30,6 +32,7 @@ class KafkaDoor:
         self.store = store
         self.settings = settings = settings or KafkaSettings()
         self.connections: set[KafkaConnection] = set()
+        self.broker = Broker(store, settings)
         self._server: asyncio.Server | None = None
         self._port = settings.port
         self._force = asyncio.Event()
@@ -37,21 +40,18 @@ class KafkaDoor:
     async def start(self) -> None:
         """Listen; raises ``OSError`` when the address cannot be bound."""
         settings = self.settings
+        broker = self.broker
+        await broker.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: KafkaConnection(settings, self.dispatch, self.connections),
+            lambda: KafkaConnection(settings, broker.dispatch, self.connections),
             host=settings.host,
             port=settings.port,
             backlog=1024,
         )
         for sock in self._server.sockets:
-            self._port = int(sock.getsockname()[1])
+            self._port = broker.port = int(sock.getsockname()[1])
             break
-
-    def dispatch(self, frame: bytes, connection: KafkaConnection) -> Job:
-        """The protocol is served once the codec lands (branch kafka-codec); until then every
-        connection is closed at its first request."""
-        return Job(_nothing(), close=True)
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -85,6 +85,7 @@ class KafkaDoor:
             return
         self._server = None
         server.close()
+        await self.broker.aclose()  # parked group requests answer now
         connections = list(self.connections)
         for connection in connections:
             connection.stop_reading()
@@ -110,7 +111,3 @@ class KafkaDoor:
 
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-async def _nothing() -> None:
-    return None

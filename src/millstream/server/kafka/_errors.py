@@ -6,7 +6,10 @@ from millstream.log import (
     ContentTypeMismatch,
     CorruptBatch,
     DuplicateSequence,
+    InvalidConfig,
+    InvalidPartitions,
     InvalidRequest,
+    InvalidTopic,
     LogError,
     OffsetOutOfRange,
     ProducerSequenceGap,
@@ -15,6 +18,7 @@ from millstream.log import (
     StreamClosed,
     StreamGone,
     StreamNotFound,
+    TopicExists,
     UnknownProducerId,
 )
 
@@ -26,6 +30,10 @@ __all__ = ["error_code"]
 _CODES: tuple[tuple[type[LogError], ErrorCode], ...] = (
     (StreamNotFound, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
     (StreamGone, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+    (TopicExists, ErrorCode.TOPIC_ALREADY_EXISTS),
+    (InvalidTopic, ErrorCode.INVALID_TOPIC_EXCEPTION),
+    (InvalidPartitions, ErrorCode.INVALID_PARTITIONS),
+    (InvalidConfig, ErrorCode.INVALID_CONFIG),
     (CorruptBatch, ErrorCode.CORRUPT_MESSAGE),
     (OffsetOutOfRange, ErrorCode.OFFSET_OUT_OF_RANGE),
     (UnknownProducerId, ErrorCode.UNKNOWN_PRODUCER_ID),

@@ -118,29 +118,34 @@ async def _read_all(
             )
             continue
         limit = min(partition_max, budget) if size else partition_max
-        results.append(await _read_partition(broker, path, partition, offset, max(limit, 0)))
-        records = results[-1].records
-        if records:
-            read = sum(len(batch) for batch in records)
-            size += read
-            budget -= read
+        data, read = await _read_partition(broker, path, partition, offset, max(limit, 0))
+        results.append(data)
+        size += read
+        budget -= read
     return results, size
 
 
 async def _read_partition(
     broker: Broker, path: str, partition: int, offset: int, limit: int
-) -> PartitionData:
+) -> tuple[PartitionData, int]:
+    """The partition's answer and the bytes of records in it."""
     store = broker.store
     try:
         if limit <= 0:  # the budget is spent: report the watermarks only
             info = await store.head(path)
+            if not info.log_start <= offset <= info.tail:
+                raise OffsetOutOfRange(
+                    f"offset {offset} is outside [{info.log_start}, {info.tail}]",
+                    log_start=info.log_start,
+                    tail=info.tail,
+                )
             return PartitionData(
                 partition_index=partition,
                 high_watermark=info.tail,
                 last_stable_offset=info.tail,
                 log_start_offset=info.log_start,
                 records=b"",
-            )
+            ), 0
         result = await store.read_batches(path, offset, max_bytes=limit)
     except OffsetOutOfRange as exc:
         return PartitionData(
@@ -149,16 +154,17 @@ async def _read_partition(
             high_watermark=exc.tail,
             last_stable_offset=exc.tail,
             log_start_offset=exc.log_start,
-        )
+        ), 0
     except LogError as exc:
-        return PartitionData(partition_index=partition, error_code=error_code(exc))
+        return PartitionData(partition_index=partition, error_code=error_code(exc)), 0
+    batches = result.batches
     return PartitionData(
         partition_index=partition,
         high_watermark=result.high_watermark,
         last_stable_offset=result.high_watermark,
         log_start_offset=result.log_start,
-        records=result.batches,
-    )
+        records=batches,
+    ), sum(map(len, batches))
 
 
 async def list_offsets(broker: Broker, body: ListOffsetsRequest) -> ListOffsetsResponse:

@@ -134,7 +134,9 @@ class GroupStore:
             self._write(group.group_id, value, previous)
         )
 
-    async def _write(self, group_id: str, value: bytes, previous: asyncio.Future[int] | None) -> int:
+    async def _write(
+        self, group_id: str, value: bytes, previous: asyncio.Future[int] | None
+    ) -> int:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
         try:
@@ -203,6 +205,5 @@ class GroupStore:
     async def groups_with_offsets(self) -> set[str]:
         """Group ids that have committed offsets (for ListGroups)."""
         return {
-            unquote(key.partition("/")[0])
-            for key, _ in await self.store.kv_scan(OFFSETS_NAMESPACE)
+            unquote(key.partition("/")[0]) for key, _ in await self.store.kv_scan(OFFSETS_NAMESPACE)
         }

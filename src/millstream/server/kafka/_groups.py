@@ -7,7 +7,8 @@ This node is the coordinator of every group.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from millstream.log import is_topic_name
 
@@ -37,6 +38,8 @@ from .codec import (
     OffsetCommitResponsePartition,
     OffsetCommitResponseTopic,
     OffsetFetchRequest,
+    OffsetFetchRequestTopic,
+    OffsetFetchRequestTopics,
     OffsetFetchResponse,
     OffsetFetchResponseGroup,
     OffsetFetchResponsePartition,
@@ -115,11 +118,14 @@ async def join_group(
         protocols=[(p.name, p.metadata) for p in body.protocols],
         require_known_id=header.api_version >= 4 and body.group_instance_id is None,
     )
+    protocol_name = outcome.protocol_name
+    if protocol_name is None and header.api_version < 7:
+        protocol_name = ""  # nullable from v7 only
     return JoinGroupResponse(
         error_code=outcome.error,
         generation_id=outcome.generation,
         protocol_type=outcome.protocol_type,
-        protocol_name=outcome.protocol_name,
+        protocol_name=protocol_name,
         leader=outcome.leader,
         member_id=outcome.member_id,
         members=[
@@ -129,7 +135,9 @@ async def join_group(
     )
 
 
-async def sync_group(broker: Broker, header: RequestHeader, body: SyncGroupRequest) -> SyncGroupResponse:
+async def sync_group(
+    broker: Broker, header: RequestHeader, body: SyncGroupRequest
+) -> SyncGroupResponse:
     group = broker.coordinator.groups.get(body.group_id)
     if group is None:
         return SyncGroupResponse(error_code=ErrorCode.UNKNOWN_MEMBER_ID)
@@ -143,14 +151,18 @@ async def sync_group(broker: Broker, header: RequestHeader, body: SyncGroupReque
     )
 
 
-async def heartbeat(broker: Broker, header: RequestHeader, body: HeartbeatRequest) -> HeartbeatResponse:
+async def heartbeat(
+    broker: Broker, header: RequestHeader, body: HeartbeatRequest
+) -> HeartbeatResponse:
     group = broker.coordinator.groups.get(body.group_id)
     if group is None:
         return HeartbeatResponse(error_code=ErrorCode.UNKNOWN_MEMBER_ID)
     return HeartbeatResponse(error_code=group.heartbeat(body.member_id, body.generation_id))
 
 
-async def leave_group(broker: Broker, header: RequestHeader, body: LeaveGroupRequest) -> LeaveGroupResponse:
+async def leave_group(
+    broker: Broker, header: RequestHeader, body: LeaveGroupRequest
+) -> LeaveGroupResponse:
     group = broker.coordinator.groups.get(body.group_id)
     if header.api_version < 3:
         if group is None:
@@ -215,53 +227,39 @@ async def offset_commit(
 async def offset_fetch(
     broker: Broker, header: RequestHeader, body: OffsetFetchRequest
 ) -> OffsetFetchResponse:
+    """One group before v8; a list of groups from v8 (same fields, other message types)."""
     if header.api_version < 8:
-        wanted = None if body.topics is None else [(t.name, t.partition_indexes) for t in body.topics]
-        found = await _fetch_offsets(broker, body.group_id, wanted)
-        return OffsetFetchResponse(
-            topics=[
-                OffsetFetchResponseTopic(
-                    name=name,
-                    partitions=[
-                        OffsetFetchResponsePartition(
-                            partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m
-                        )
-                        for p, o, e, m in parts
-                    ],
-                )
-                for name, parts in found
-            ]
-        )
+        found = await _fetch_offsets(broker, body.group_id, _wanted(body.topics))
+        topics = [
+            OffsetFetchResponseTopic(
+                name=name, partitions=[OffsetFetchResponsePartition(**row) for row in rows]
+            )
+            for name, rows in found
+        ]
+        return OffsetFetchResponse(topics=topics)
     groups: list[OffsetFetchResponseGroup] = []
     for request in body.groups:
-        wanted = (
-            None if request.topics is None else [(t.name, t.partition_indexes) for t in request.topics]
-        )
-        found = await _fetch_offsets(broker, request.group_id, wanted)
-        groups.append(
-            OffsetFetchResponseGroup(
-                group_id=request.group_id,
-                topics=[
-                    OffsetFetchResponseTopics(
-                        name=name,
-                        partitions=[
-                            OffsetFetchResponsePartitions(
-                                partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m
-                            )
-                            for p, o, e, m in parts
-                        ],
-                    )
-                    for name, parts in found
-                ],
+        found = await _fetch_offsets(broker, request.group_id, _wanted(request.topics))
+        per_topic = [
+            OffsetFetchResponseTopics(
+                name=name, partitions=[OffsetFetchResponsePartitions(**row) for row in rows]
             )
-        )
+            for name, rows in found
+        ]
+        groups.append(OffsetFetchResponseGroup(group_id=request.group_id, topics=per_topic))
     return OffsetFetchResponse(groups=groups)
 
 
+def _wanted(
+    topics: Sequence[OffsetFetchRequestTopic | OffsetFetchRequestTopics] | None,
+) -> list[tuple[str, Sequence[int]]] | None:
+    return None if topics is None else [(t.name, t.partition_indexes) for t in topics]
+
+
 async def _fetch_offsets(
-    broker: Broker, group_id: str, wanted: list[tuple[str, list[int]]] | None
-) -> list[tuple[str, list[tuple[int, int, int, str]]]]:
-    """``(topic, [(partition, offset, leader epoch, metadata)])``; -1 where nothing is
+    broker: Broker, group_id: str, wanted: Sequence[tuple[str, Sequence[int]]] | None
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``(topic, [partition fields])`` as OffsetFetch answers them: -1 where nothing is
     committed; every committed partition when ``wanted`` is ``None``."""
     committed = await broker.group_store.committed(group_id)
     if wanted is None:
@@ -269,20 +267,26 @@ async def _fetch_offsets(
         for topic, partition in sorted(committed):
             by_topic.setdefault(topic, []).append(partition)
         wanted = list(by_topic.items())
-    out: list[tuple[str, list[tuple[int, int, int, str]]]] = []
+    out: list[tuple[str, list[dict[str, Any]]]] = []
     for topic, partitions in wanted:
-        rows: list[tuple[int, int, int, str]] = []
+        rows: list[dict[str, Any]] = []
         for partition in partitions:
             entry = committed.get((topic, partition))
-            if entry is None:
-                rows.append((partition, -1, -1, ""))
-            else:
-                rows.append((partition, entry.offset, entry.leader_epoch, entry.metadata))
+            rows.append(
+                {
+                    "partition_index": partition,
+                    "committed_offset": -1 if entry is None else entry.offset,
+                    "committed_leader_epoch": -1 if entry is None else entry.leader_epoch,
+                    "metadata": "" if entry is None else entry.metadata,
+                }
+            )
         out.append((topic, rows))
     return out
 
 
-async def list_groups(broker: Broker, header: RequestHeader, body: ListGroupsRequest) -> ListGroupsResponse:
+async def list_groups(
+    broker: Broker, header: RequestHeader, body: ListGroupsRequest
+) -> ListGroupsResponse:
     states: dict[str, tuple[str, str]] = {}  # group id -> (state, protocol type)
     for group_id in await broker.group_store.groups_with_offsets():
         states[group_id] = (EMPTY, "consumer")
@@ -332,7 +336,9 @@ async def describe_groups(
         stored = await broker.group_store.stored(group_id)
         committed = await broker.group_store.committed(group_id)
         state = EMPTY if stored is not None or committed else _DEAD
-        protocol_type = (stored.protocol_type if stored else None) or ("consumer" if committed else "")
+        protocol_type = (stored.protocol_type if stored else None) or (
+            "consumer" if committed else ""
+        )
         described.append(
             DescribedGroup(group_id=group_id, group_state=state, protocol_type=protocol_type)
         )

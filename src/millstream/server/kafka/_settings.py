@@ -22,3 +22,4 @@ class KafkaSettings:
     frame_timeout: float = 30.0  # seconds a started frame may take to arrive (slow-loris)
     graceful_timeout: float = 10.0  # seconds shutdown waits for in-flight requests
     max_pending_requests: int = 64  # requests read ahead of their answers on one connection
+    group_initial_delay: float = 0.1  # an empty group's first rebalance waits this for members

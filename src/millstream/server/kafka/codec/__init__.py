@@ -47,10 +47,12 @@ Rules the codec keeps so the broker need not:
   version; fields absent from the requested version are skipped when encoding (so a handler
   fills everything it knows) and keep their defaults when decoding. Flexible versions' tagged
   fields are ordinary fields with defaults; they are sent only when they differ from them.
-- **Records stay opaque.** ``ProduceRequest`` partitions carry the client's record batches as
-  ``bytes`` (never parsed here); a ``FetchResponse`` partition's ``records`` takes ``bytes`` or
-  a sequence of ``bytes`` (stored batches, one after another). Record data of 8 KiB or more is
-  not copied: ``encode_response`` returns it as separate chunks for ``transport.writelines``.
+- **Records stay opaque and uncopied.** A decoded ``ProduceRequest`` partition's ``records``
+  is a ``memoryview`` of the frame holding the client's record batch (never parsed here;
+  ``bytes()`` it to keep it past the request). A ``FetchResponse`` partition's ``records``
+  takes a buffer or a list of buffers (stored batches, one after another); record data of
+  8 KiB or more is returned by ``encode_response`` as separate chunks for
+  ``transport.writelines``, never joined (uvloop writes them with one vectored write).
 - **Bad bytes raise one error tree.** Truncated bodies, impossible lengths or counts, bytes
   after the body: ``DecodeError`` (a ``KafkaCodecError``; never ``IndexError``/``struct.error``).
   Counts are checked against the bytes left before anything is allocated. Every error says in
@@ -63,7 +65,8 @@ Rules the codec keeps so the broker need not:
   refuse (``UNKNOWN_TOPIC_ID``).
 
 ``encode_request`` and ``decode_response`` do the client's half, for tests and tools.
-Messages are generated from Kafka's JSON schemas by ``tools/gen_kafka_messages.py``.
+Messages are generated from Kafka's JSON schemas by ``tools/gen_kafka_messages.py``; the
+versions table, the choice of this codec and its measurements are in ``docs/kafka-codec.md``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from ._compile import Encoder, decoder, encoder, read_uvarint
+from ._compile import Encoder, decoder, encoder, skip_tags
 from ._error_codes import ErrorCode
 from ._errors import DecodeError, EncodeError, UnsupportedApiKey, UnsupportedVersion
 from ._headers import RequestHeader
@@ -186,6 +186,31 @@ class Request:
     body: RequestBody
 
 
+_new = object.__new__
+_set_key = RequestHeader.__dict__["api_key"].__set__
+_set_version = RequestHeader.__dict__["api_version"].__set__
+_set_correlation = RequestHeader.__dict__["correlation_id"].__set__
+_set_client = RequestHeader.__dict__["client_id"].__set__
+_set_header = Request.__dict__["header"].__set__
+_set_body = Request.__dict__["body"].__set__
+
+
+def _request(
+    api_key: int, api_version: int, correlation_id: int, client_id: str | None, body: RequestBody
+) -> Request:
+    """``Request(RequestHeader(...), body)`` through the slots: the frozen dataclasses'
+    ``__init__`` costs about three times as much, on every request (measured)."""
+    header = _new(RequestHeader)
+    _set_key(header, api_key)
+    _set_version(header, api_version)
+    _set_correlation(header, correlation_id)
+    _set_client(header, client_id)
+    request = _new(Request)
+    _set_header(request, header)
+    _set_body(request, body)
+    return request
+
+
 def decode_request(frame: bytes) -> Request:
     """Decode one frame (without its size prefix) from ``FrameBuffer.feed``.
 
@@ -209,7 +234,7 @@ def decode_request(frame: bytes) -> Request:
             f"API key {api_key} version {api_version} is outside {low}-{high}",
             header=RequestHeader(api_key, api_version, correlation_id),
         )
-    header: RequestHeader | None = None
+    client_id: str | None = None
     try:
         # client id: nullable int16-length string, in both header v1 and v2 (never compact)
         (n,) = _I16.unpack_from(frame, 8)
@@ -217,50 +242,34 @@ def decode_request(frame: bytes) -> Request:
         if n >= 0:
             if pos + n > len(frame):
                 raise DecodeError("truncated client id")
-            client_id: str | None = frame[pos : pos + n].decode()
+            client_id = frame[pos : pos + n].decode()
             pos += n
-        elif n == -1:
-            client_id = None
-        else:
+        elif n != -1:
             raise DecodeError(f"negative client id length {n}")
-        header = RequestHeader(api_key, api_version, correlation_id, client_id)
         if flexible_from is not None and api_version >= flexible_from:
-            pos = _skip_header_tags(frame, pos)
+            pos = skip_tags(frame, pos)
         body, pos = decoder(cls, api_version)(frame, pos)
-    except DecodeError as exc:
-        if exc.header is None:
-            exc.header = header or RequestHeader(api_key, api_version, correlation_id)
-        raise
     except _MALFORMED as exc:
-        raise DecodeError(
-            f"malformed {cls.__name__} v{api_version}: {exc}",
-            header=header or RequestHeader(api_key, api_version, correlation_id),
-        ) from exc
+        header = RequestHeader(api_key, api_version, correlation_id, client_id)
+        if isinstance(exc, DecodeError):
+            exc.header = exc.header or header
+            raise
+        raise DecodeError(f"malformed {cls.__name__} v{api_version}: {exc}", header=header) from exc
     if pos != len(frame):
         raise DecodeError(
             f"{len(frame) - pos} bytes after the end of {cls.__name__} v{api_version}",
-            header=header,
+            header=RequestHeader(api_key, api_version, correlation_id, client_id),
         )
-    return Request(header, body)
+    return _request(api_key, api_version, correlation_id, client_id, body)
 
 
-def _skip_header_tags(frame: bytes, pos: int) -> int:
-    count, pos = read_uvarint(frame, pos)
-    for _ in range(min(count, len(frame))):
-        _, pos = read_uvarint(frame, pos)
-        size, pos = read_uvarint(frame, pos)
-        pos += size
-    if pos > len(frame):
-        raise DecodeError("truncated request header tagged fields")
-    return pos
-
-
-def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes]:
+def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes | memoryview]:
     """The whole response frame (size prefix, response header, body) as chunks for
     ``transport.writelines``; large record data is passed through uncopied.
 
-    The body is encoded at ``header.api_version``, except an ApiVersions response to a version
-    outside ``SUPPORTED_VERSIONS``, which is encoded as v0 (the KIP-511 fallback). Fields that
+    The body is encoded at ``header.api_version``, except an ApiVersions response with an
+    error (such as the answer to a version outside ``SUPPORTED_VERSIONS``), which is encoded as
+    v0: clients parse it that way whatever they asked for (KIP-511). Fields that
     do not exist in that version are left out; the response header is flexible (v1) when the
     version is, except for ApiVersions (always v0).
     """
@@ -270,11 +279,15 @@ def encode_response(header: RequestHeader, body: ResponseBody) -> list[bytes]:
         raise EncodeError(f"{type(body).__name__} does not answer API key {key}")
     if key == ApiKey.API_VERSIONS:
         low, high = SUPPORTED_VERSIONS[ApiKey.API_VERSIONS]
-        if not low <= version <= high:
-            version = 0
+        if not low <= version <= high or (
+            isinstance(body, ApiVersionsResponse) and body.error_code
+        ):
+            version = 0  # clients read any ApiVersions error as a v0 body (KIP-511)
         flexible_header = False
     else:
-        flexible_from = body.FLEXIBLE_FROM
+        low, high, _, flexible_from = _ROUTES[key]
+        if not low <= version <= high:
+            raise EncodeError(f"API key {key} version {version} is outside {low}-{high}")
         flexible_header = flexible_from is not None and version >= flexible_from
     out = bytearray(_HEAD_RESPONSE.pack(0, header.correlation_id))
     if flexible_header:
@@ -315,8 +328,11 @@ def decode_response(api_key: int, api_version: int, frame: bytes) -> tuple[int, 
     try:
         (correlation_id,) = _CORRELATION.unpack_from(frame, 0)
         pos = 4
-        if flexible and api_key != ApiKey.API_VERSIONS:
-            pos = _skip_header_tags(frame, pos)
+        if api_key == ApiKey.API_VERSIONS:
+            if _I16.unpack_from(frame, pos)[0]:
+                api_version = 0  # an error comes with a v0 body, as encode_response writes it
+        elif flexible:
+            pos = skip_tags(frame, pos)
         body, pos = decoder(cls, api_version)(frame, pos)
     except _MALFORMED as exc:
         if isinstance(exc, DecodeError):
@@ -327,9 +343,9 @@ def decode_response(api_key: int, api_version: int, frame: bytes) -> tuple[int, 
     return correlation_id, body
 
 
-def _frame(out: bytearray, encode: Encoder, body: object) -> list[bytes]:
+def _frame(out: bytearray, encode: Encoder, body: object) -> list[bytes | memoryview]:
     """Encode ``body`` after the header in ``out`` (which starts with 4 bytes for the size)."""
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     try:
         encode(body, out, chunks)
     except (struct.error, TypeError, AttributeError, ValueError, OverflowError) as exc:

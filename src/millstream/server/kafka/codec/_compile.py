@@ -18,9 +18,9 @@ Wire rules (Kafka protocol guide; KIP-482 for flexible versions):
 Decoders are ``decode(buf: bytes, pos) -> (value, pos)``; they check every length and count
 against the bytes left before slicing or allocating, and raise ``DecodeError`` (or, for a
 read past the end, ``IndexError``/``struct.error``, which ``_api`` turns into ``DecodeError``).
-Encoders are ``encode(value, out: bytearray, chunks: list[bytes])``: they append to ``out``;
-record data of at least ``CHUNK_MIN`` bytes is not copied but handed over as chunks of its own
-(``out`` is flushed to ``chunks`` first), so the caller can ``writelines`` the lot.
+Encoders are ``encode(value, out: bytearray, chunks: list)``: they append to ``out``; record
+data of at least ``CHUNK_MIN`` bytes is not copied but handed over as chunks of its own (``out``
+is flushed to ``chunks`` first), so the caller can ``writelines`` the lot.
 """
 
 from __future__ import annotations
@@ -28,23 +28,29 @@ from __future__ import annotations
 import dataclasses
 import struct
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 from uuid import UUID
 
 from ._errors import DecodeError
 from ._fields import INT_TYPES, LAST_VERSION, Field
+from ._primitives import RecordData
 
-__all__ = ["CHUNK_MIN", "Decoder", "Encoder", "decoder", "encoder", "read_uvarint"]
+__all__ = ["CHUNK_MIN", "Decoder", "Encoder", "decoder", "encoder", "read_uvarint", "skip_tags"]
 
 Decoder = Callable[[bytes, int], tuple[Any, int]]
-Encoder = Callable[[Any, bytearray, list[bytes]], None]
+Encoder = Callable[[Any, bytearray, list[bytes | memoryview]], None]
 
 CHUNK_MIN: Final = 8192  # record data below this is copied into the frame: cheaper than a chunk
 
 _I32 = struct.Struct(">i")
 _NULL32: Final = b"\xff\xff\xff\xff"
 _VAR_KINDS: Final = frozenset({"string", "bytes", "records", "array"})
+_SLICES: Final = {
+    "string": "buf[pos:end].decode()",
+    "bytes": "buf[pos:end]",
+    "records": "memoryview(buf)[pos:end]",  # record batches: a view of the frame, not a copy
+}
 
 
 # --- helpers the generated code calls -----------------------------------------------------------
@@ -70,8 +76,8 @@ def _uvarint_tail(buf: bytes, pos: int, first: int) -> tuple[int, int]:
     return value, pos
 
 
-def _skip_tags(buf: bytes, pos: int) -> int:
-    """Skip a tagged-fields section of tags this version does not know."""
+def skip_tags(buf: bytes, pos: int) -> int:
+    """Skip a tagged-fields section of tags this version does not know (or a header's)."""
     count, pos = read_uvarint(buf, pos)
     if count > len(buf) - pos:
         raise DecodeError("more tagged fields than bytes")
@@ -94,12 +100,12 @@ def write_uvarint(n: int, out: bytearray) -> None:
 
 
 def _write_records(
-    data: bytes | Sequence[bytes] | None, out: bytearray, chunks: list[bytes], compact: bool
+    data: RecordData | None, out: bytearray, chunks: list[bytes | memoryview], compact: bool
 ) -> None:
     if data is None:
         out += b"\x00" if compact else _NULL32
         return
-    parts = (data,) if isinstance(data, bytes) else data
+    parts = (data,) if isinstance(data, bytes | memoryview) else data
     size = sum(map(len, parts))
     if compact:
         write_uvarint(size + 1, out)
@@ -144,7 +150,7 @@ class _Unit:
             "_uvarint_tail": _uvarint_tail,
             "read_uvarint": read_uvarint,
             "write_uvarint": write_uvarint,
-            "_skip_tags": _skip_tags,
+            "skip_tags": skip_tags,
             "_write_records": _write_records,
             "_unpack_from": struct.unpack_from,
             "_pack": struct.pack,
@@ -322,7 +328,7 @@ class _Unit:
                 f"end = pos + {var}",
                 "if end > blen:",
                 f"    raise DecodeError('{what} runs past the end')",
-                f"{target} = buf[pos:end]" + (".decode()" if f.kind == "string" else ""),
+                f"{target} = " + _SLICES[f.kind],
                 "pos = end",
             ]
             return lines
@@ -362,7 +368,7 @@ class _Unit:
 
     def _no_tags(self) -> list[str]:
         # the common case, a single 0 byte, without a call
-        return ["if buf[pos]:", "    pos = _skip_tags(buf, pos)", "else:", "    pos += 1"]
+        return ["if buf[pos]:", "    pos = skip_tags(buf, pos)", "else:", "    pos += 1"]
 
     def _decode_tags(self, cls: type, tagged: list[tuple[str, Field]]) -> list[str]:
         owner = cls.__name__

@@ -71,7 +71,8 @@ class FrameBuffer:
             end = pos + 4 + size
             if end > end_of_data:
                 break
-            frames.append(bytes(source[pos + 4 : end]))
+            # one copy: a bytearray slice would be a copy of its own before bytes() made another
+            frames.append(bytes(memoryview(source)[pos + 4 : end]))
             pos = end
         if source is buf:
             if pos:

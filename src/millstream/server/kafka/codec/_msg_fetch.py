@@ -55,7 +55,7 @@ class FetchPartition:
 class FetchTopic:
     """Part of ``FetchRequest``."""
 
-    topic: Annotated[str, String("0-12")] = ""
+    topic: Annotated[str, String("0+")] = ""
     partitions: Annotated[Sequence[FetchPartition], Array("0+", FetchPartition)] = ()
 
 
@@ -63,7 +63,7 @@ class FetchTopic:
 class ForgottenTopic:
     """Part of ``FetchRequest``."""
 
-    topic: Annotated[str, String("7-12")] = ""
+    topic: Annotated[str, String("7+")] = ""
     partitions: Annotated[Sequence[int], Array("7+", "int32")] = ()
 
 
@@ -75,7 +75,7 @@ class FetchRequest:
     FLEXIBLE_FROM: ClassVar[int | None] = 12
 
     cluster_id: Annotated[str | None, String("12+", nullable="12+", tag=0)] = None
-    replica_id: Annotated[int, Int32("0-14")] = -1
+    replica_id: Annotated[int, Int32("0+")] = -1
     max_wait_ms: Annotated[int, Int32("0+")] = 0
     min_bytes: Annotated[int, Int32("0+")] = 0
     max_bytes: Annotated[int, Int32("3+")] = 2147483647
@@ -146,7 +146,7 @@ class PartitionData:
 class FetchableTopicResponse:
     """Part of ``FetchResponse``."""
 
-    topic: Annotated[str, String("0-12")] = ""
+    topic: Annotated[str, String("0+")] = ""
     partitions: Annotated[Sequence[PartitionData], Array("0+", PartitionData)] = ()
 
 

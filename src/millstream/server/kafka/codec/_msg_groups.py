@@ -267,7 +267,7 @@ class OffsetCommitRequestPartition:
 class OffsetCommitRequestTopic:
     """Part of ``OffsetCommitRequest``."""
 
-    name: Annotated[str, String("0-9")] = ""
+    name: Annotated[str, String("0+")] = ""
     partitions: Annotated[
         Sequence[OffsetCommitRequestPartition], Array("0+", OffsetCommitRequestPartition)
     ] = ()
@@ -302,7 +302,7 @@ class OffsetCommitResponsePartition:
 class OffsetCommitResponseTopic:
     """Part of ``OffsetCommitResponse``."""
 
-    name: Annotated[str, String("0-9")] = ""
+    name: Annotated[str, String("0+")] = ""
     partitions: Annotated[
         Sequence[OffsetCommitResponsePartition], Array("0+", OffsetCommitResponsePartition)
     ] = ()
@@ -333,7 +333,7 @@ class OffsetFetchRequestTopic:
 class OffsetFetchRequestTopics:
     """Part of ``OffsetFetchRequest``."""
 
-    name: Annotated[str, String("8-9")] = ""
+    name: Annotated[str, String("8+")] = ""
     partition_indexes: Annotated[Sequence[int], Array("8+", "int32")] = ()
 
 
@@ -402,7 +402,7 @@ class OffsetFetchResponsePartitions:
 class OffsetFetchResponseTopics:
     """Part of ``OffsetFetchResponse``."""
 
-    name: Annotated[str, String("8-9")] = ""
+    name: Annotated[str, String("8+")] = ""
     partitions: Annotated[
         Sequence[OffsetFetchResponsePartitions], Array("8+", OffsetFetchResponsePartitions)
     ] = ()

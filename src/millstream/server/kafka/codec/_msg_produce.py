@@ -31,14 +31,14 @@ class PartitionProduceData:
     """Part of ``ProduceRequest``."""
 
     index: Annotated[int, Int32("0+")] = 0
-    records: Annotated[bytes | None, Records("0+", nullable="0+")] = None
+    records: Annotated[bytes | memoryview | None, Records("0+", nullable="0+")] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TopicProduceData:
     """Part of ``ProduceRequest``."""
 
-    name: Annotated[str, String("0-12")] = ""
+    name: Annotated[str, String("0+")] = ""
     partition_data: Annotated[
         Sequence[PartitionProduceData], Array("0+", PartitionProduceData)
     ] = ()
@@ -95,7 +95,7 @@ class PartitionProduceResponse:
 class TopicProduceResponse:
     """Part of ``ProduceResponse``."""
 
-    name: Annotated[str, String("0-12")] = ""
+    name: Annotated[str, String("0+")] = ""
     partition_responses: Annotated[
         Sequence[PartitionProduceResponse], Array("0+", PartitionProduceResponse)
     ] = ()

@@ -1,0 +1,161 @@
+"""The broker: a request frame in, a ``Job`` out; the state every handler shares.
+
+``dispatch`` decodes the frame (``codec.decode_request`` routes on api key and version before
+the body) and picks the handler by the body's type. What cannot be decoded closes the
+connection, as a Kafka broker does, except an ApiVersions request newer than we speak, which
+is answered UNSUPPORTED_VERSION with a v0 body listing our versions so the client retries
+lower (KIP-511). Produce requests may overlap each other on a connection (``Job.overlap``);
+acks=0 produces are answered with nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from millstream.log import LogError, Store, TopicExists, TopicInfo, Topics
+
+from . import codec
+from ._admin import create_partitions, create_topics, delete_topics, describe_configs
+from ._cluster import metadata, sasl_authenticate, sasl_handshake
+from ._connection import Job, KafkaConnection
+from ._coordinator import GroupCoordinator
+from ._errors import error_code
+from ._fetch import delete_records, fetch, list_offsets
+from ._group_store import GroupStore
+from ._groups import (
+    describe_groups,
+    find_coordinator,
+    heartbeat,
+    join_group,
+    leave_group,
+    list_groups,
+    offset_commit,
+    offset_fetch,
+    sync_group,
+)
+from ._produce import init_producer_id, produce
+from ._settings import KafkaSettings
+from ._topic_cache import TopicCache
+
+__all__ = ["Broker"]
+
+logger = logging.getLogger("millstream.server.kafka")
+
+Handler = Callable[["Broker", codec.RequestHeader, Any, KafkaConnection], Awaitable[Any]]
+
+
+def _plain(handler: Callable[[Broker, Any], Awaitable[Any]]) -> Handler:
+    return lambda broker, header, body, connection: handler(broker, body)
+
+
+def _headed(handler: Callable[[Broker, codec.RequestHeader, Any], Awaitable[Any]]) -> Handler:
+    return lambda broker, header, body, connection: handler(broker, header, body)
+
+
+async def _api_versions(
+    broker: Broker, header: codec.RequestHeader, body: Any, connection: KafkaConnection
+) -> codec.ApiVersionsResponse:
+    return codec.api_versions_response()
+
+
+HANDLERS: dict[type, Handler] = {
+    codec.ApiVersionsRequest: _api_versions,
+    codec.MetadataRequest: _headed(metadata),
+    codec.ProduceRequest: _plain(produce),
+    codec.FetchRequest: _plain(fetch),
+    codec.ListOffsetsRequest: _plain(list_offsets),
+    codec.InitProducerIdRequest: _plain(init_producer_id),
+    codec.DeleteRecordsRequest: _plain(delete_records),
+    codec.CreateTopicsRequest: _headed(create_topics),
+    codec.DeleteTopicsRequest: _headed(delete_topics),
+    codec.CreatePartitionsRequest: _headed(create_partitions),
+    codec.DescribeConfigsRequest: _headed(describe_configs),
+    codec.FindCoordinatorRequest: _headed(find_coordinator),
+    codec.JoinGroupRequest: join_group,
+    codec.SyncGroupRequest: _headed(sync_group),
+    codec.HeartbeatRequest: _headed(heartbeat),
+    codec.LeaveGroupRequest: _headed(leave_group),
+    codec.OffsetCommitRequest: _headed(offset_commit),
+    codec.OffsetFetchRequest: _headed(offset_fetch),
+    codec.ListGroupsRequest: _headed(list_groups),
+    codec.DescribeGroupsRequest: _headed(describe_groups),
+    codec.SaslHandshakeRequest: _headed(sasl_handshake),
+    codec.SaslAuthenticateRequest: _headed(sasl_authenticate),
+}
+
+
+class Broker:
+    """One node's Kafka broker over ``store``: node 0, leader of every partition and the
+    coordinator of every group. ``port`` is set by the door once it listens."""
+
+    node_id = 0
+
+    def __init__(self, store: Store, settings: KafkaSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.advertised_host = settings.advertised_host or settings.host
+        self.port = settings.port
+        self.topics = Topics(store)
+        self.topic_cache = TopicCache(self.topics)
+        self.group_store = GroupStore(store)
+        self.coordinator = GroupCoordinator(
+            self.group_store.save, initial_delay=settings.group_initial_delay
+        )
+
+    async def start(self) -> None:
+        """Finish topic operations a crash interrupted."""
+        await self.topics.recover()
+
+    async def aclose(self) -> None:
+        """Answer parked group requests; wait for group records being written."""
+        self.coordinator.close()
+        await self.group_store.drain()
+
+    async def auto_create(self, name: str) -> TopicInfo | codec.ErrorCode:
+        """Create topic ``name`` with the default partition count (someone else may win)."""
+        try:
+            return await self.topics.create(name, self.settings.default_partitions)
+        except TopicExists:
+            try:
+                return await self.topics.describe(name)
+            except LogError as exc:
+                return error_code(exc)
+        except LogError as exc:
+            return error_code(exc)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def dispatch(self, frame: bytes, connection: KafkaConnection) -> Job:
+        try:
+            request = codec.decode_request(frame)
+        except codec.UnsupportedVersion as exc:
+            if not exc.close_connection and exc.header is not None:
+                fallback = codec.api_versions_response(codec.ErrorCode.UNSUPPORTED_VERSION)
+                return Job(_ready(codec.encode_response(exc.header, fallback)))
+            logger.info("closing %s: %s", connection.peer, exc)
+            return Job(_nothing(), close=True)
+        except codec.KafkaCodecError as exc:
+            logger.info("closing %s: %s", connection.peer, exc)
+            return Job(_nothing(), close=True)
+        body = request.body
+        handler = HANDLERS[type(body)]
+        answer = self._answer(handler, request, connection)
+        return Job(answer, overlap=type(body) is codec.ProduceRequest)
+
+    async def _answer(
+        self, handler: Handler, request: codec.Request, connection: KafkaConnection
+    ) -> list[bytes | memoryview] | None:
+        response = await handler(self, request.header, request.body, connection)
+        if not codec.expects_response(request):
+            return None
+        return codec.encode_response(request.header, response)
+
+
+async def _ready(chunks: list[bytes | memoryview]) -> list[bytes | memoryview]:
+    return chunks
+
+
+async def _nothing() -> None:
+    return None

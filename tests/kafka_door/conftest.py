@@ -1,0 +1,46 @@
+"""A real ``millstream serve`` process with both doors, shared by the Kafka tests of a module.
+
+``kafka_server`` runs on the SQLite store (the default, durable) in a temporary directory; it
+yields the ``ServerProcess``: ``.url`` is the HTTP door, ``.kafka`` the bootstrap address
+(``127.0.0.1:PORT``). Tests use fresh topic names (``topic_name``) so they do not depend on
+each other. Reuse it from other test packages with ``from tests.kafka_door.conftest import ...`` or
+by starting ``servers.millstream_server`` yourself: every millstream test server has a Kafka
+door on a free port.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from servers import ServerProcess, millstream_server
+
+_counter = itertools.count()
+
+
+def kafka_node(data_dir: Path | None, *args: str) -> Iterator[ServerProcess]:
+    """``millstream serve`` on free ports: SQLite in ``data_dir``, or ``--memory``."""
+    store = ["--memory"] if data_dir is None else ["--data-dir", str(data_dir)]
+    with millstream_server(*store, "--long-poll-timeout", "1", *args) as server:
+        assert server.kafka, "".join(server.output)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from kafka_node(tmp_path_factory.mktemp("kafka-node"))
+
+
+@pytest.fixture
+def bootstrap(kafka_server: ServerProcess) -> str:
+    return kafka_server.kafka
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A topic name no other test uses."""
+    base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[:80]
+    return f"{base}-{next(_counter)}"
