@@ -129,6 +129,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Create a topic when a Kafka client asks for its metadata or produces to it.",
 )
 @click.option(
+    "--kafka-admin/--no-kafka-admin",
+    default=True,
+    show_default=True,
+    help="Serve the Kafka SDK's HTTP admin API (/v1/topics, /v1/cluster, consumer-group lag, "
+    "/v1/inspect) on the HTTP port.",
+)
+@click.option(
     "--http-fast-path/--no-http-fast-path",
     default=True,
     show_default=True,
@@ -156,6 +163,7 @@ def serve_command(
     kafka_idle_timeout: float,
     kafka_frame_timeout: float,
     kafka_auto_create_topics: bool,
+    kafka_admin: bool,
     http_fast_path: bool,
     **llm: Any,
 ) -> None:
@@ -187,6 +195,7 @@ def serve_command(
         kafka_frame_timeout=kafka_frame_timeout,
         kafka_auto_create_topics=kafka_auto_create_topics,
         subscriptions=subscriptions,
+        kafka_admin=kafka_admin,
         llm=llm_config,
     )
     sys.exit(run(store, options))

@@ -36,6 +36,7 @@ class NodeOptions:
     kafka_auto_create_topics: bool = True
     # -- services
     subscriptions: bool = True
+    kafka_admin: bool = True  # the HTTP admin API of the Kafka SDK (/v1/topics, lag, inspect)
     #: the LLM gateway (``docs/llm.md``); ``None`` does not run it. The default reads the
     #: provider keys and base URLs from the standard environment variables, as the official
     #: SDKs do, and with none set the gateway runs and answers 503 saying what to set.
