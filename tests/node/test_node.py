@@ -20,8 +20,8 @@ from millstream.node import Node, NodeOptions, build_services
 from millstream.server.http._types import Receive, Scope, Send
 from millstream.services import Route, Service
 from millstream.services.kafka_admin import KafkaAdminService
-from millstream.services.sentinel import SentinelService
 from millstream.services.llm import LLMGateway
+from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 from servers import REPO
 

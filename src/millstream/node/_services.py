@@ -13,8 +13,8 @@ from collections.abc import Callable
 from millstream.log import Store
 from millstream.services import Service
 from millstream.services.kafka_admin import KafkaAdminService
-from millstream.services.sentinel import SentinelService
 from millstream.services.llm import LLMGateway
+from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 
 from ._options import NodeOptions
