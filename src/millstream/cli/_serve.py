@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import click
 
@@ -14,6 +14,7 @@ from millstream.server.http import DEFAULT_MAX_BODY_SIZE
 from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
 
 from . import main
+from ._serve_llm import gateway_config, llm_options
 
 __all__ = ["serve_command"]
 
@@ -116,6 +117,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str, url: str | None) -> St
     help="Serve the subscription APIs under /v1/stream/__ds/ (PROTOCOL.md §6-7).",
 )
 @click.option(
+    "--sentinel/--no-sentinel",
+    default=True,
+    show_default=True,
+    help="Run the Sentinel: anomaly detection over the llm-telemetry topic, anomalies on "
+    "llm-anomalies, REST under /api/v1 (docs/telemetry.md).",
+)
+@click.option(
     "--kafka-port",
     default=9092,
     show_default=True,
@@ -156,6 +164,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str, url: str | None) -> St
     help="Create a topic when a Kafka client asks for its metadata or produces to it.",
 )
 @click.option(
+    "--kafka-admin/--no-kafka-admin",
+    default=True,
+    show_default=True,
+    help="Serve the Kafka SDK's HTTP admin API (/v1/topics, /v1/cluster, consumer-group lag, "
+    "/v1/inspect) on the HTTP port.",
+)
+@click.option(
     "--http-fast-path/--no-http-fast-path",
     default=True,
     show_default=True,
@@ -163,9 +178,11 @@ def _open_store(memory: bool, data_dir: Path, fsync: str, url: str | None) -> St
     help="Answer appends, catch-up reads and HEADs in millstream's own HTTP protocol instead "
     "of through ASGI (same responses, less CPU per request).",
 )
+@llm_options
 @click.pass_context
 def serve_command(
     ctx: click.Context,
+    /,
     host: str,
     port: int,
     data_dir: Path,
@@ -177,6 +194,7 @@ def serve_command(
     node_name: str | None,
     cluster_ttl: float,
     subscriptions: bool,
+    sentinel: bool,
     kafka_port: int,
     kafka_advertised_host: str | None,
     no_kafka: bool,
@@ -184,19 +202,23 @@ def serve_command(
     kafka_idle_timeout: float,
     kafka_frame_timeout: float,
     kafka_auto_create_topics: bool,
+    kafka_admin: bool,
     http_fast_path: bool,
+    **llm: Any,
 ) -> None:
     """Run millstream: streams at http://HOST:PORT/v1/stream/<path>, Kafka at HOST:KAFKA-PORT.
 
     Prints one line, "millstream listening on http://HOST:PORT and kafka://HOST:PORT (store:
-    ...)", once both doors accept connections. SIGTERM finishes in-flight appends and produces,
-    ends live readers and parked fetches, and exits 0.
+    ...)", once both doors accept connections; the services' lines (the LLM gateway's models,
+    or that no provider key is set) come before it. SIGTERM finishes in-flight appends and
+    produces, ends live readers and parked fetches, and exits 0.
     """
     explicit_dir = ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE
     if memory and explicit_dir:
         raise click.UsageError("--memory and --data-dir exclude each other")
     if store_url is not None and (memory or explicit_dir):
         raise click.UsageError("--store excludes --memory and --data-dir")
+    llm_config = gateway_config(llm)
     store = _open_store(memory, data_dir, fsync, store_url)
     from millstream.node import NodeOptions, run  # here: the client commands start faster
 
@@ -216,5 +238,8 @@ def serve_command(
         subscriptions=subscriptions,
         node_name=node_name,
         cluster_ttl=cluster_ttl,
+        kafka_admin=kafka_admin,
+        sentinel=sentinel,
+        llm=llm_config,
     )
     sys.exit(run(store, options))

@@ -21,9 +21,11 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from millstream import __version__
 from millstream.log import Membership, Store, reclaim_forever
 from millstream.server.http import DurableStreamsApp, HttpDoor, create_app
 from millstream.server.kafka import KafkaDoor, KafkaSettings
@@ -63,7 +65,9 @@ class Node:
             name = options.node_name or _default_name()
             self.members = Membership(store, name, ttl=options.cluster_ttl)
         self.services: list[Service] = list(
-            build_services(store, options, self.members) if services is None else services
+            build_services(store, options, self.members, kafka_address=self._kafka_address)
+            if services is None
+            else services
         )
         self.http_app: DurableStreamsApp = create_app(
             store,
@@ -79,6 +83,7 @@ class Node:
         self._started: list[Service] = []
         self._store_started = False
         self._reclaimer: asyncio.Task[None] | None = None
+        self._started_at = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -93,6 +98,7 @@ class Node:
 
     async def _start(self, listen_http: bool) -> None:
         options = self.options
+        self._started_at = time.monotonic()
         await self.store.start()
         self._store_started = True
         if self.members is not None:
@@ -183,6 +189,9 @@ class Node:
 
     # -- what it serves ----------------------------------------------------------------------
 
+    def _kafka_address(self) -> str | None:
+        return None if self.kafka_door is None else self.kafka_door.advertised
+
     @property
     def http_url(self) -> str | None:
         """``http://HOST:PORT`` once the HTTP door listens."""
@@ -203,8 +212,9 @@ class Node:
         return f"millstream listening on {' and '.join(urls)} (store: {self.store.description})"
 
     async def health(self) -> dict[str, Any]:
-        """What ``GET /health`` adds: each service's health under ``services``; the status is
-        ``"degraded"`` when a service reports anything but ``ok`` (or fails to answer)."""
+        """What ``GET /health`` adds: ``version``, ``uptime_seconds`` (the LLM seed's shape)
+        and each service's health under ``services``; the status is ``"degraded"`` when a
+        service reports anything but ``ok`` (or fails to answer)."""
         services: dict[str, Any] = {}
         status = "ok"
         for service in self.services:
@@ -216,7 +226,12 @@ class Node:
             services[service.name] = report
             if report.get("status") != "ok":
                 status = "degraded"
-        result: dict[str, Any] = {"status": status, "services": services}
+        result: dict[str, Any] = {
+            "status": status,
+            "version": __version__,
+            "uptime_seconds": round(time.monotonic() - self._started_at, 3),
+            "services": services,
+        }
         if self.kafka_door is not None:
             result["kafka"] = self.kafka_door.advertised
         if self.members is not None:

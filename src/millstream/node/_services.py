@@ -17,6 +17,9 @@ from collections.abc import Callable
 
 from millstream.log import KvWrite, Lease, Membership, Store
 from millstream.services import RunOnce, Service
+from millstream.services.kafka_admin import KafkaAdminService
+from millstream.services.llm import LLMGateway
+from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 
 from ._options import NodeOptions
@@ -26,23 +29,40 @@ __all__ = ["ServiceMaker", "build_services", "service_makers"]
 ServiceMaker = Callable[[Callable[[], KvWrite] | None], Service]
 
 
-def service_makers(store: Store, options: NodeOptions) -> list[ServiceMaker]:
-    """How to build every service ``options`` enables, in start order."""
+def service_makers(
+    store: Store,
+    options: NodeOptions,
+    *,
+    kafka_address: Callable[[], str | None] = lambda: None,
+) -> list[ServiceMaker]:
+    """How to build every service ``options`` enables, in start order. ``kafka_address()`` is
+    the Kafka door's advertised ``host:port`` once it listens (the admin API reports it)."""
     makers: list[ServiceMaker] = []
     if options.subscriptions:
         makers.append(
             lambda fence: SubscriptionService(store, public_url=options.public_url, fence=fence)
         )
+    if options.kafka_admin:
+        makers.append(lambda _fence: KafkaAdminService(store, kafka_address=kafka_address))
+    if options.sentinel:
+        makers.append(lambda fence: SentinelService(store, fence=fence))
+    llm = options.llm
+    if llm is not None:
+        makers.append(lambda _fence: LLMGateway(store, llm))
     return makers
 
 
 def build_services(
-    store: Store, options: NodeOptions, members: Membership | None = None
+    store: Store,
+    options: NodeOptions,
+    members: Membership | None = None,
+    *,
+    kafka_address: Callable[[], str | None] = lambda: None,
 ) -> list[Service]:
     """Every service ``options`` enables, in start order; with ``members`` (a cluster), those
     that must run once run under ``RunOnce``."""
     services: list[Service] = []
-    for make in service_makers(store, options):
+    for make in service_makers(store, options, kafka_address=kafka_address):
         service = make(None)
         if members is not None and service.run_once:
             lease = Lease(store, f"service.{service.name}", members.name, ttl=options.cluster_ttl)

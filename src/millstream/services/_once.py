@@ -54,6 +54,8 @@ class RunOnce(Service):
 
     ``make`` builds a fresh service each time the lease is won (a service is started once);
     it gets the lease so that it can fence its writes with ``lease.fence()``.
+    ``forward_timeout``: the longest silence while waiting for the holder's answer (a
+    streamed LLM answer may pause between tokens; the holder has its own timeouts).
     """
 
     def __init__(
@@ -62,7 +64,7 @@ class RunOnce(Service):
         lease: Lease,
         members: Membership,
         *,
-        forward_timeout: float = 30.0,
+        forward_timeout: float = 600.0,
     ) -> None:
         self._make = make
         self.lease = lease
