@@ -33,17 +33,21 @@ async def webhooks() -> AsyncIterator[Receiver]:
         yield received
 
 
-def leaders(nodes: list[ServerProcess]) -> list[str | None]:
-    return [health(node)["services"]["subscriptions"]["leader"] for node in nodes]
+def leaders(nodes: list[ServerProcess], service: str) -> list[str | None]:
+    return [health(node)["services"][service]["leader"] for node in nodes]
 
 
 async def agreed_leader(
-    nodes: list[ServerProcess], timeout: float = 30, *, other_than: str | None = None
+    nodes: list[ServerProcess],
+    timeout: float = 30,
+    *,
+    other_than: str | None = None,
+    service: str = "subscriptions",
 ) -> str:
-    """The lease holder every node names, once they all name the same one."""
+    """The lease holder of ``service`` every node names, once they all name the same one."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        seen = await asyncio.to_thread(leaders, nodes)
+        seen = await asyncio.to_thread(leaders, nodes, service)
         if seen[0] not in (None, other_than) and len(set(seen)) == 1:
             return seen[0]
         assert asyncio.get_running_loop().time() < deadline, seen
@@ -98,3 +102,22 @@ async def test_subscriptions_run_once_and_move_when_their_node_dies(
         ).json()
         assert after["id"] == "hooks"
         assert after["webhook"]["signing"]["kid"] == description["webhook"]["signing"]["kid"]
+
+
+async def test_the_sentinel_and_the_llm_gateway_run_once_and_answer_through_every_node(
+    start_cluster: StartCluster,
+) -> None:
+    nodes = await asyncio.to_thread(start_cluster, 2, "--llm-offline")
+    async with httpx.AsyncClient(timeout=10) as client:
+        for service, path in (("llm", "/v1/models"), ("sentinel", "/api/v1/anomalies")):
+            leader = await agreed_leader(nodes, service=service)
+            for node in nodes:
+                report = health(node)
+                runs_it = report["cluster"]["name"] == leader
+                # Only the holder has the service's own report; the other forwards.
+                assert (set(report["services"][service]) != {"status", "leader"}) == runs_it
+            # The holder answers through either node (whatever it answers: the gateway wants
+            # an API key here), never the 503 of a node that cannot forward.
+            answers = [await client.get(node.url + path) for node in nodes]
+            assert answers[0].status_code == answers[1].status_code != 503, answers[0].text
+            assert answers[0].json() == answers[1].json()

@@ -70,7 +70,7 @@ class RunOnce(Service):
         self.lease = lease
         self.members = members
         self.active: Service | None = None
-        template = make(lease)  # routes are mounted once; each copy has the same prefixes
+        self._template = template = make(lease)  # routes are mounted once: same in each copy
         self.name = template.name
         self._prefixes = [route.prefix for route in template.routes()]
         self._forward_timeout = forward_timeout
@@ -129,6 +129,10 @@ class RunOnce(Service):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    def describe(self) -> str | None:
+        line = self._template.describe()
+        return None if line is None else f"{line} (on one node of the cluster at a time)"
 
     async def health(self) -> dict[str, Any]:
         active = self.active
