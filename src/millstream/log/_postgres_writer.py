@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -628,6 +629,12 @@ class PgWriter:
 
     async def _flush(self, conn: Any, batch: PgBatch, access: dict[int, float]) -> None:
         batch._cut()
+        if not access and not batch.kv_changes and all(op[0] == "rows" for op in batch.ops):
+            combined = _one_statement(batch)
+            if combined is not None:  # appends and produces: one round trip for every write
+                sql, args = combined
+                await conn.execute(sql, *args)
+                return
         dropped = batch.dropped
         for op in batch.ops:
             kind = op[0]
@@ -677,6 +684,56 @@ class PgWriter:
             await conn.execute(_UPSERT_PRODUCERS, *map(list, zip(*producers, strict=True)))
         if access:
             await conn.execute(_UPDATE_ACCESS, list(access), list(access.values()))
+
+
+def _one_statement(batch: PgBatch) -> tuple[str, list[object]] | None:
+    """The writes of a batch that only adds rows (appends, produces: messages, the time index,
+    producer states) and updates stream rows, as one statement: each insert a data-modifying
+    ``WITH`` part (they touch different tables), the stream update the main statement. Saves
+    the round trips of separate statements; ``None`` when no stream row changes."""
+    updates = [_update_row(s) for p in batch.dirty if (s := batch.work.get(p)) is not None]
+    if not updates:
+        return None
+    dropped = batch.dropped
+    parts: list[tuple[str, list[list[object]]]] = []
+    for op in batch.ops:
+        _, values, batch_values = op
+        if values:
+            parts.append((_INSERT_MESSAGES, _columns(values, 4)))
+        if batch_values:
+            parts.append((_INSERT_BATCHES, _columns(batch_values, 5)))
+    if batch.index_values:
+        parts.append((_INSERT_TIME_INDEX, _columns(batch.index_values, 3)))
+    kafka = [
+        (sid, pid, p.epoch, p.last_seq, json.dumps(p.batches))
+        for (sid, pid), p in batch.kafka_producers.items()
+        if sid not in dropped
+    ]
+    if kafka:
+        parts.append((_UPSERT_KAFKA_PRODUCERS, list(map(list, zip(*kafka, strict=True)))))
+    producers = [
+        (sid, pid, epoch, seq)
+        for (sid, pid), (epoch, seq) in batch.producers.items()
+        if sid not in dropped
+    ]
+    if producers:
+        parts.append((_UPSERT_PRODUCERS, list(map(list, zip(*producers, strict=True)))))
+    args: list[object] = []
+    ctes: list[str] = []
+    for i, (sql, columns) in enumerate(parts):
+        ctes.append(f"w{i} AS ({_renumber(sql, len(args))})")
+        args.extend(columns)
+    main = _renumber(_UPDATE_STREAMS, len(args))
+    args.extend(map(list, zip(*updates, strict=True)))
+    return (f"WITH {', '.join(ctes)} {main}" if ctes else main), args
+
+
+def _renumber(sql: str, offset: int) -> str:
+    """``sql`` with its parameters ``$n`` shifted to ``$(n + offset)``."""
+    return _PARAMETER.sub(lambda m: f"${int(m.group(1)) + offset}", sql) if offset else sql
+
+
+_PARAMETER = re.compile(r"\$(\d+)")
 
 
 def _update_row(state: StreamState) -> tuple[object, ...]:
