@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -18,8 +17,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kafka_door.test_bad_input import batch, produce, produce_error
 from kafka_door.wire import Wire
-from millstream.log import encode_batch
 from millstream.server.kafka import codec
 from servers import ServerProcess, wait_until
 
@@ -72,25 +71,8 @@ def by_id(nodes: list[ServerProcess]) -> dict[int, ServerProcess]:
 
 def produce_one(bootstrap: str, topic: str, partition: int, value: bytes) -> int:
     """Produce one record to ``partition`` through ``bootstrap``: its error code."""
-    batch = codec_batch(value)
-    request = codec.ProduceRequest(
-        acks=-1,
-        timeout_ms=10_000,
-        topic_data=[
-            codec.TopicProduceData(
-                name=topic,
-                partition_data=[codec.PartitionProduceData(index=partition, records=batch)],
-            )
-        ],
-    )
     with Wire(bootstrap) as wire:
-        answer = wire.call(request, 8)
-    code: int = answer.responses[0].partition_responses[0].error_code
-    return code
-
-
-def codec_batch(value: bytes) -> bytes:
-    return encode_batch(0, [value], [int(time.time() * 1000)])
+        return produce_error(wire, produce(topic, batch(value), partition=partition))
 
 
 def test_every_node_is_a_broker_and_all_agree_on_leaders_and_coordinators(

@@ -9,6 +9,7 @@ reach the store first and be refused (UNKNOWN_PRODUCER_ID, or OUT_OF_ORDER_SEQUE
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +18,7 @@ from postgres import PostgresServer
 from millstream.server.kafka import codec
 from servers import ServerProcess, millstream_server
 
-from .test_bad_input import batch
+from .test_bad_input import batch, produce
 from .wire import Wire
 
 pytestmark = pytest.mark.timeout(120)
@@ -57,40 +58,10 @@ def test_a_slow_lookup_is_not_overtaken_by_the_next_request(
             # The first request names a topic that does not exist yet (the door creates it),
             # then the cached one; the second request only the cached one.
             fresh = f"{topic_name}-fresh-{round_ + 1}"  # created by this produce
-            first = codec.ProduceRequest(
-                acks=-1,
-                timeout_ms=5000,
-                topic_data=[
-                    codec.TopicProduceData(
-                        name=fresh,
-                        partition_data=[codec.PartitionProduceData(index=0, records=batch(b"f"))],
-                    ),
-                    codec.TopicProduceData(
-                        name=cached,
-                        partition_data=[
-                            codec.PartitionProduceData(
-                                index=0,
-                                records=batch(b"a", producer_id=pid, sequence=2 * round_),
-                            )
-                        ],
-                    ),
-                ],
-            )
-            second = codec.ProduceRequest(
-                acks=-1,
-                timeout_ms=5000,
-                topic_data=[
-                    codec.TopicProduceData(
-                        name=cached,
-                        partition_data=[
-                            codec.PartitionProduceData(
-                                index=0,
-                                records=batch(b"b", producer_id=pid, sequence=2 * round_ + 1),
-                            )
-                        ],
-                    )
-                ],
-            )
+            first = produce(fresh, batch(b"f"))
+            also = produce(cached, batch(b"a", producer_id=pid, sequence=2 * round_))
+            first = dataclasses.replace(first, topic_data=[*first.topic_data, *also.topic_data])
+            second = produce(cached, batch(b"b", producer_id=pid, sequence=2 * round_ + 1))
             # Both frames in one write, so they arrive together (no Nagle delay between).
             frames = [
                 codec.encode_request(

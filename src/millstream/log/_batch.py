@@ -52,7 +52,7 @@ from ._sqlite_schema import TIME_INDEX_STEP_MS
 from ._sqlite_state import copy_state
 from ._views import http_payloads
 
-__all__ = ["BatchRules", "Counters", "Job", "JobKind", "stream_insert_values"]
+__all__ = ["BatchRules", "Counters", "Job", "JobKind", "answer_jobs", "stream_insert_values"]
 
 JobKind = Literal[
     "create", "append", "produce", "delete", "truncate", "kv", "producer_id", "reclaim"
@@ -67,6 +67,18 @@ class Job:
     future: asyncio.Future[Any] | None
     result: Any = None
     error: BaseException | None = None
+
+
+def answer_jobs(jobs: list[Job]) -> None:
+    """Resolve each job's future with its result or error (on the event loop)."""
+    for job in jobs:
+        future = job.future
+        if future is None or future.done():
+            continue
+        if job.error is not None:
+            future.set_exception(job.error)
+        else:
+            future.set_result(job.result)
 
 
 @dataclass(slots=True)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._batch import BatchRules, Counters, Job
+from ._batch import BatchRules, Counters, Job, answer_jobs
 from ._errors import LogError, StorageError
 from ._model import AppendRequest, CreateRequest, KafkaBatch, KvItem, KvWrite, ProducerState
 from ._postgres_schema import (
@@ -487,14 +487,7 @@ class PgWriter:
                 conn.terminate()
 
     def _resolve(self, jobs: list[Job], changed: set[str]) -> None:
-        for job in jobs:
-            future = job.future
-            if future is None or future.done():
-                continue
-            if job.error is not None:
-                future.set_exception(job.error)
-            else:
-                future.set_result(job.result)
+        answer_jobs(jobs)
         if changed:
             self._notify(changed)
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._batch import BatchRules, Counters, Job
+from ._batch import BatchRules, Counters, Job, answer_jobs
 from ._errors import LogError, StorageError
 from ._model import KvItem
 from ._rules import StreamState
@@ -411,14 +411,7 @@ class Writer:
 
     def _resolve(self, jobs: list[Job], changed: set[str]) -> None:
         """On the event loop: answer every caller, then wake live readers."""
-        for job in jobs:
-            future = job.future
-            if future is None or future.done():
-                continue
-            if job.error is not None:
-                future.set_exception(job.error)
-            else:
-                future.set_result(job.result)
+        answer_jobs(jobs)
         for path in changed:
             self._notify(path)
 
