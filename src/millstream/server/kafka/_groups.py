@@ -320,8 +320,10 @@ async def list_groups(
     for group_id in await broker.group_store.groups_with_offsets():
         states[group_id] = (EMPTY, "consumer")
     for stored in await broker.group_store.list_stored():
-        state = stored.state if stored.members else EMPTY
-        states[stored.group_id] = (state, stored.protocol_type or "consumer")
+        # Loaded as DescribeGroups loads it, so both answer the same state, and the members
+        # of a record left by a dead coordinator (or a restart) expire unless they heartbeat.
+        if await _group(broker, stored.group_id) is not None:
+            states[stored.group_id] = (EMPTY, stored.protocol_type or "consumer")
     for group_id, group in broker.coordinator.groups.items():
         if group.members or group_id in states:
             states[group_id] = (group.state, group.protocol_type or "consumer")
