@@ -104,10 +104,11 @@ async def test_subscriptions_run_once_and_move_when_their_node_dies(
         assert after["webhook"]["signing"]["kid"] == description["webhook"]["signing"]["kid"]
 
 
-async def test_the_sentinel_and_the_llm_gateway_run_once_and_answer_through_every_node(
+async def test_the_sentinel_and_the_llm_gateway_run_once_answer_everywhere_and_move(
     start_cluster: StartCluster,
 ) -> None:
     nodes = await asyncio.to_thread(start_cluster, 2, "--llm-offline")
+    answers_by_path: dict[str, int] = {}
     async with httpx.AsyncClient(timeout=10) as client:
         for service, path in (("llm", "/v1/models"), ("sentinel", "/api/v1/anomalies")):
             leader = await agreed_leader(nodes, service=service)
@@ -121,3 +122,16 @@ async def test_the_sentinel_and_the_llm_gateway_run_once_and_answer_through_ever
             answers = [await client.get(node.url + path) for node in nodes]
             assert answers[0].status_code == answers[1].status_code != 503, answers[0].text
             assert answers[0].json() == answers[1].json()
+            answers_by_path[path] = answers[0].status_code
+
+        # The gateway's holder is killed: the survivor takes over whatever it held and answers
+        # as before, now from its own copy of each service.
+        names = {health(node)["cluster"]["name"]: node for node in nodes}
+        dead = await agreed_leader(nodes, service="llm")
+        await asyncio.to_thread(names[dead].kill)
+        [survivor] = [node for name, node in names.items() if name != dead]
+        for service, path in (("llm", "/v1/models"), ("sentinel", "/api/v1/anomalies")):
+            await agreed_leader([survivor], other_than=dead, service=service)  # after the ttl
+            assert set(health(survivor)["services"][service]) != {"status", "leader"}
+            answer = await client.get(survivor.url + path)
+            assert answer.status_code == answers_by_path[path], answer.text
