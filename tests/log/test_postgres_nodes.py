@@ -1,6 +1,8 @@
 """Two ``PostgresStore`` nodes on one schema: a reader parked on one is woken by an append
 through the other, by the notification (well before the re-check), and by the re-check when
-the notification is lost (the listening connection was dropped)."""
+the notification is lost (the listening connection was dropped); idempotent producers of both
+doors are fenced across the nodes (retries through either node land once, an epoch bumped on
+one refuses the old epoch on the other, producer ids are unique across nodes)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from millstream.log import AppendRequest, CreateRequest, PostgresStore, StreamConfig
+from millstream.log import (
+    AppendRequest,
+    CreateRequest,
+    PostgresStore,
+    StaleProducerEpoch,
+    StreamConfig,
+)
+
+from .helpers import BYTES, append, create, kafka_batch, read_all
 
 TEXT = StreamConfig(content_type="text/plain")
 
@@ -64,3 +74,34 @@ async def test_a_lost_notification_is_made_up_by_the_recheck(
     await a.append("lost", AppendRequest([b"late"]))
     assert await asyncio.wait_for(waiting, 10)
     assert listener.rechecks > 0
+
+
+async def test_producers_of_both_doors_are_fenced_across_nodes(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = two_nodes
+    await create(a, "http")
+    for seq in range(5):  # a client retrying through both nodes at once: stored once
+        results = await asyncio.gather(
+            append(a, "http", b"m%d" % seq, producer=("p", 0, seq)),
+            append(b, "http", b"m%d" % seq, producer=("p", 0, seq)),
+        )
+        assert sorted(r.outcome for r in results) == ["appended", "duplicate"]
+    assert (await append(b, "http", b"new", producer=("p", 1, 0))).outcome == "appended"
+    with pytest.raises(StaleProducerEpoch):
+        await append(a, "http", b"zombie", producer=("p", 0, 5))
+    assert await read_all(a, "http") == [b"m0", b"m1", b"m2", b"m3", b"m4", b"new"]
+
+    ids = await asyncio.gather(*(node.init_producer_id() for node in (a, b) for _ in range(10)))
+    assert len({pid for pid, _ in ids}) == 20
+    pid = ids[0][0]
+    await create(b, "topic", config=BYTES)
+    seq = 0
+    for n in range(5):
+        batch = kafka_batch([b"%d-%d" % (n, i) for i in range(n + 1)], producer=(pid, 0, seq))
+        produced = await asyncio.gather(a.produce("topic", batch), b.produce("topic", batch))
+        assert sorted(r.duplicate for r in produced) == [False, True]
+        assert produced[0].base_offset == produced[1].base_offset == seq
+        seq += batch.record_count
+    stored = await read_all(b, "topic")
+    assert stored == [b"%d-%d" % (n, i) for n in range(5) for i in range(n + 1)]
