@@ -2,13 +2,15 @@
 through the other, by the notification (well before the re-check), and by the re-check when
 the notification is lost (the listening connection was dropped); idempotent producers of both
 doors are fenced across the nodes (retries through either node land once, an epoch bumped on
-one refuses the old epoch on the other, producer ids are unique across nodes)."""
+one refuses the old epoch on the other, producer ids are unique across nodes), and TTL
+reclaim run by both nodes at once reclaims each stream once."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,6 +20,7 @@ from millstream.log import (
     PostgresStore,
     StaleProducerEpoch,
     StreamConfig,
+    StreamNotFound,
 )
 
 from .helpers import BYTES, append, create, kafka_batch, read_all
@@ -105,3 +108,19 @@ async def test_producers_of_both_doors_are_fenced_across_nodes(
         seq += batch.record_count
     stored = await read_all(b, "topic")
     assert stored == [b"%d-%d" % (n, i) for n in range(5) for i in range(n + 1)]
+
+
+async def test_reclaim_on_both_nodes_at_once_reclaims_each_stream_once(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = two_nodes
+    soon = StreamConfig("text/plain", expires_at=datetime.now(UTC) + timedelta(seconds=30))
+    for k in range(20):
+        await create(a if k % 2 else b, f"old/{k}", b"x", config=soon)
+    await create(a, "kept", b"x")
+    later = time.time() + 60
+    counts = await asyncio.gather(*(node.reclaim_expired(later) for node in (a, b, a, b)))
+    assert sum(counts) == 20, counts
+    assert await a.list_paths() == await b.list_paths() == ["kept"]
+    with pytest.raises(StreamNotFound):
+        await b.head("old/3")
