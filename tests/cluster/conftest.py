@@ -17,6 +17,10 @@ from postgres import PostgresServer
 
 from servers import ServerProcess, millstream_argv, wait_until
 
+#: Several nodes importing at once on a loaded 2-core machine can take longer than the usual
+#: 30 s to print their startup line; a node that never starts still fails the test.
+STARTUP_TIMEOUT = 90.0
+
 #: A dead node leaves every view after this many seconds (``--cluster-ttl``): short, so that
 #: tests of failures do not wait long, and well above a heartbeat under load (ttl / 3).
 CLUSTER_TTL = "3"
@@ -48,7 +52,11 @@ def start_cluster(database: str) -> Iterator[StartCluster]:
             "--store", dsn, "--long-poll-timeout", "5", "--cluster-ttl", CLUSTER_TTL, *args
         )
         with concurrent.futures.ThreadPoolExecutor(size) as pool:
-            nodes = list(pool.map(lambda _: ServerProcess(argv), range(size)))
+            nodes = list(
+                pool.map(
+                    lambda _: ServerProcess(argv, startup_timeout=STARTUP_TIMEOUT), range(size)
+                )
+            )
         started.extend(nodes)
         everyone = len([n for n in started if n.process.poll() is None])
         for node in nodes:
