@@ -37,11 +37,6 @@ def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 
 
 @pytest.fixture
-def bootstrap(kafka_server: ServerProcess) -> str:
-    return kafka_server.kafka
-
-
-@pytest.fixture
 def topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name no other test uses."""
     base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[:80]

@@ -82,6 +82,6 @@ def render(config: pytest.Config) -> list[str]:
     for outcome in cells.values():
         counts[outcome.status] += 1
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    lines.insert(0, f"Kafka client matrix (tests/kafka_door/test_matrix.py): {summary}")
+    lines.insert(0, f"tests/kafka_door/test_matrix.py: {summary}")
     lines += [f"[{n}] {note}" for note, n in notes.items()]
     return lines

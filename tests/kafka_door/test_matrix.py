@@ -43,7 +43,8 @@ class Cell:
     notes: list[str] = field(default_factory=list)
 
     def topic(self) -> str:
-        slug = "".join(ch if ch.isalnum() else "-" for ch in f"{self.client.name}-{self.scenario}")
+        name = f"{self.client.name}-{self.scenario}"
+        slug = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in name)
         return f"m-{slug}-{next(_names)}"[:200]
 
     def url(self, topic: str) -> str:
