@@ -312,6 +312,8 @@ def long_poll_wakeup(cell: Cell) -> None:
         waiter.start()
         cell.client.produce(topic, [Record(b"second")])
         waiter.join(35)
+        # the consumer's next fetch is parked now: wake it, or closing waits out its 20 s
+        cell.client.produce(topic, [Record(b"third")])
     finally:
         consumer.close()
     assert [r.value for r, _ in got] == [b"second"]

@@ -258,3 +258,8 @@ class ConfluentClient(Client):
     def delete_topic(self, name: str) -> None:
         for future in self._admin.delete_topics([name]).values():
             _result(future)
+
+    def close(self) -> None:
+        """AdminClient has no close: dropping the last reference destroys the handle now,
+        while the server still runs (not at some later garbage collection)."""
+        del self._admin
