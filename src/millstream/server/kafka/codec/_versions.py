@@ -47,7 +47,7 @@ class ApiKey(IntEnum):
 
 # (lowest, highest) version per API; what ApiVersions advertises. Comments: highest client ask.
 SUPPORTED_VERSIONS: Final[dict[ApiKey, tuple[int, int]]] = {
-    ApiKey.PRODUCE: (3, 10),  # librdkafka 10; v13 replaces names by topic ids
+    ApiKey.PRODUCE: (0, 10),  # librdkafka 10; v13 replaces names by topic ids
     ApiKey.FETCH: (4, 12),  # librdkafka 16, but v13+ fetches by topic id
     ApiKey.LIST_OFFSETS: (1, 11),  # kafka-python 11
     ApiKey.METADATA: (0, 13),  # kafka-python and librdkafka 13 (topic ids answered as zero)
