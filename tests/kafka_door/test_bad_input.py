@@ -9,9 +9,11 @@ import struct
 import time
 from collections.abc import Iterator
 
+import kafka.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kafka import KafkaProducer
 from kafka.record.memory_records import MemoryRecordsBuilder
 
 from millstream.server.kafka import codec
@@ -223,6 +225,28 @@ def test_a_record_batch_in_produce_v0_to_v2_is_stored(
         assert latest(wire, topic_name) == (0, 2)
     (stored,) = stored_batches(node.kafka, topic_name)
     assert stored.data[12:] == sent[12:]  # the producer's bytes past the base offset
+
+
+def test_a_client_in_kafka_0_10_mode_is_told_its_format_is_unsupported(
+    node: ServerProcess, topic_name: str
+) -> None:
+    """kafka-python pinned to Kafka 0.10.1 sends what such clients send: Produce v2 with a
+    gzip-compressed magic-1 message set. It gets error 43 at once, and nothing is stored."""
+    producer = KafkaProducer(
+        bootstrap_servers=node.kafka,
+        api_version=(0, 10, 1),
+        compression_type="gzip",
+        enable_idempotence=False,
+        acks=1,
+        retries=0,
+    )
+    try:
+        with pytest.raises(kafka.errors.UnsupportedForMessageFormatError):
+            producer.send(topic_name, b"from 2016").get(timeout=30)
+    finally:
+        producer.close()
+    with Wire(node.kafka) as wire:
+        assert latest(wire, topic_name) == (0, 0)
 
 
 @given(records=st.binary(min_size=17, max_size=200), version=st.integers(0, 2))
