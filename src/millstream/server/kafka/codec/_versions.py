@@ -3,11 +3,14 @@
 broker (what ApiVersions advertises).
 
 Rules for editing it: the low end is the pre-flexible floor verified with aiokafka,
-kafka-python and librdkafka (``kafka-broker-notes.md``); the high end is the highest version any
-of the five clients (aiokafka, kafka-python 3, librdkafka, kcat, KafkaJS) sends, capped where a
-newer version needs topic ids (Fetch 13+, Produce 13+), which millstream does not have. After a
-change, run ``tools/gen_kafka_messages.py`` and the codec tests: every version listed here is
-round-tripped against kafka-python's encoders.
+kafka-python and librdkafka (``kafka-broker-notes.md``), except Produce, listed from v0 because
+librdkafka before 2.11.1 compresses with gzip, snappy or lz4 only if the broker lists Produce v0
+(as Kafka 4.0 does, KAFKA-18659; the door refuses the v0/v1 message sets such requests carry);
+the high end is the highest version any of the five clients (aiokafka, kafka-python 3,
+librdkafka, kcat, KafkaJS) sends, capped where a newer version needs topic ids (Fetch 13+,
+Produce 13+), which millstream does not have. After a change, run
+``tools/gen_kafka_messages.py`` and the codec tests: every version listed here is round-tripped
+against kafka-python's encoders.
 """
 
 from __future__ import annotations
