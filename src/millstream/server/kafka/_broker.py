@@ -63,7 +63,7 @@ async def _api_versions(
 HANDLERS: dict[type, Handler] = {
     codec.ApiVersionsRequest: _api_versions,
     codec.MetadataRequest: _headed(metadata),
-    codec.ProduceRequest: _plain(produce),
+    codec.ProduceRequest: _headed(produce),
     codec.FetchRequest: _plain(fetch),
     codec.ListOffsetsRequest: _plain(list_offsets),
     codec.InitProducerIdRequest: _plain(init_producer_id),
