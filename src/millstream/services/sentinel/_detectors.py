@@ -218,6 +218,19 @@ def _severity(z: float, settings: DetectorSettings) -> Severity:
     return Severity.MEDIUM
 
 
+def _mean_std(total: float, squares: float, count: int, floor: float) -> tuple[float, float]:
+    """Mean and population deviation from running sums, the deviation at least ``floor`` of
+    the mean and 1e-12: ``max(std, |mean| * floor, 1e-12)`` as comparisons."""
+    mean = total / count
+    variance = squares / count - mean * mean
+    std = math.sqrt(variance) if variance > 0.0 else 0.0
+    if (scale := abs(mean) * floor) > std:
+        std = scale
+    if std < 1e-12:
+        std = 1e-12
+    return mean, std
+
+
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
@@ -262,9 +275,9 @@ class Engine:
         """Every detection for ``call`` (the detectors in their documented order), then the
         baselines learn it.
 
-        The Sentinel's hot path, written out in line: the three z-scores (mean and population
-        deviation from running sums), the quartiles, CUSUM and the error-rate window. Each
-        number is computed exactly as the detector's own definition in the module docstring
+        The Sentinel's hot path, written out in line: the three z-scores (``_mean_std`` of
+        running sums), the quartiles, CUSUM and the error-rate window. Each number is computed
+        exactly as the detector's own definition in the module docstring
         (``max(std, |mean| * relative_floor, 1e-12)`` and so on, as comparisons).
         """
         settings = self.settings
@@ -290,31 +303,13 @@ class Engine:
         if samples >= settings.min_samples:
             floor, threshold = settings.relative_floor, settings.zscore_threshold
             # z-score of each metric: mean, population deviation, floored
-            mean = baselines.latency_sum / samples
-            variance = baselines.latency_sq / samples - mean * mean
-            std = math.sqrt(variance) if variance > 0.0 else 0.0
-            if (scale := abs(mean) * floor) > std:
-                std = scale
-            if std < 1e-12:
-                std = 1e-12
+            mean, std = _mean_std(baselines.latency_sum, baselines.latency_sq, samples, floor)
             if (latency - mean) / std > threshold:
                 self._zscore(at, found, "latency_ms", latency, mean, std, samples)
-            mean = baselines.tokens_sum / samples
-            variance = baselines.tokens_sq / samples - mean * mean
-            std = math.sqrt(variance) if variance > 0.0 else 0.0
-            if (scale := abs(mean) * floor) > std:
-                std = scale
-            if std < 1e-12:
-                std = 1e-12
+            mean, std = _mean_std(baselines.tokens_sum, baselines.tokens_sq, samples, floor)
             if (tokens - mean) / std > threshold:
                 self._zscore(at, found, "total_tokens", tokens, mean, std, samples)
-            mean = baselines.cost_sum / samples
-            variance = baselines.cost_sq / samples - mean * mean
-            std = math.sqrt(variance) if variance > 0.0 else 0.0
-            if (scale := abs(mean) * floor) > std:
-                std = scale
-            if std < 1e-12:
-                std = 1e-12
+            mean, std = _mean_std(baselines.cost_sum, baselines.cost_sq, samples, floor)
             step = (cost - mean) / std
             if step > threshold:
                 self._zscore(at, found, "cost_usd", cost, mean, std, samples)
