@@ -19,6 +19,7 @@ from millstream.log import MemoryStore
 from millstream.node import Node, NodeOptions, build_services
 from millstream.server.http._types import Receive, Scope, Send
 from millstream.services import Route, Service
+from millstream.services.llm import LLMGateway
 from millstream.services.subscriptions import SubscriptionService
 from servers import REPO
 
@@ -157,8 +158,9 @@ def test_serve_exits_1_when_its_kafka_port_is_taken() -> None:
 
 def test_services_from_options() -> None:
     store = MemoryStore()
-    assert [type(s) for s in build_services(store, NodeOptions())] == [SubscriptionService]
-    assert build_services(store, NodeOptions(subscriptions=False)) == []
+    built = build_services(store, NodeOptions())
+    assert [type(s) for s in built] == [SubscriptionService, LLMGateway]
+    assert build_services(store, NodeOptions(subscriptions=False, llm=None)) == []
 
 
 async def test_no_kafka_means_one_door() -> None:

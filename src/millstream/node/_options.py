@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from millstream.server.http import DEFAULT_MAX_BODY_SIZE
 from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
+from millstream.services.llm import GatewayConfig
 
 __all__ = ["NodeOptions"]
 
@@ -35,5 +36,9 @@ class NodeOptions:
     kafka_auto_create_topics: bool = True
     # -- services
     subscriptions: bool = True
+    #: the LLM gateway (``docs/llm.md``); ``None`` does not run it. The default reads the
+    #: provider keys and base URLs from the standard environment variables, as the official
+    #: SDKs do, and with none set the gateway runs and answers 503 saying what to set.
+    llm: GatewayConfig | None = field(default_factory=GatewayConfig.from_env)
     #: seconds the doors wait for in-flight requests on shutdown before cancelling them
     graceful_timeout: float = 10.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from millstream.log import Store
 from millstream.services import Service
+from millstream.services.llm import LLMGateway
 from millstream.services.subscriptions import SubscriptionService
 
 from ._options import NodeOptions
@@ -22,4 +23,6 @@ def build_services(store: Store, options: NodeOptions) -> list[Service]:
     services: list[Service] = []
     if options.subscriptions:
         services.append(SubscriptionService(store, public_url=options.public_url))
+    if options.llm is not None:
+        services.append(LLMGateway(store, options.llm))
     return services
