@@ -16,15 +16,17 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any
 
+from millstream.auth import Principal
 from millstream.log import LogError, Store, reclaim_forever
 
 from ._body import BodyTooLarge, ClientDisconnected, read_body
 from ._errors import HttpError, from_log_error
+from ._gate import HttpGate
 from ._headers import RequestHeaders, request_headers
 from ._responses import Answer, error_answer, json_answer, preflight, send_answer
 from ._routing import MountedRoute, RequestParts, locate, prepare
 from ._settings import DEFAULT_MAX_BODY_SIZE, Settings
-from ._types import Receive, Scope, Send
+from ._types import Message, Receive, Scope, Send
 
 __all__ = [
     "DIRECT_BODY_LIMIT",
@@ -57,12 +59,14 @@ class DurableStreamsApp:
         health: HealthProvider | None = None,
         manage_store: bool = False,
         public_url: str | None = None,
+        gate: HttpGate | None = None,
     ) -> None:
         self.settings = settings
         self.store = settings.store
         self.routes = tuple(routes)
         self.manage_store = manage_store
         self.public_url = public_url
+        self.gate = gate
         self._health = health
         self._started = False
         self._reclaimer: asyncio.Task[None] | None = None
@@ -146,6 +150,7 @@ class DurableStreamsApp:
         scheme: str = "http",
         root_path: str = "",
         server: tuple[str, int | None] | None = None,
+        client: str | None = None,
     ) -> DirectHandler | None:
         """For ``millstream serve``'s own HTTP protocol (``_fastpath``): the handler of a
         request it may answer without ASGI, or ``None`` to pass the request to the app.
@@ -153,9 +158,10 @@ class DurableStreamsApp:
         Only stream requests the routing table marks ``direct`` qualify (creates, appends,
         catch-up GETs and HEADs), and only when preparing them raised nothing (any 4xx is left
         to the app). ``path`` is the decoded path without ``root_path``; ``scheme``,
-        ``root_path`` and ``server`` are the scope's (a create's ``Location`` needs them). The
-        handler takes the complete body and returns what ``_http`` would have sent (``None``:
-        nothing).
+        ``root_path`` and ``server`` are the scope's (a create's ``Location`` needs them),
+        ``client`` the peer's address (the gate's brute-force guard). With a gate, only
+        requests it admits from memory qualify (``HttpGate.admit_now``). The handler takes the
+        complete body and returns what ``_http`` would have sent (``None``: nothing).
         """
         if b"transfer-encoding" in headers or b"expect" in headers:
             return None
@@ -174,6 +180,11 @@ class DurableStreamsApp:
             return None
         declared = prepared.declared_length
         if declared is not None and declared > self._direct_body_limit:
+            return None
+        gate = self.gate
+        if gate is not None and (
+            gate.admit_now(method, stream, headers, client, prepared.also_reads) is None
+        ):
             return None
         return partial(_answer_direct, run, method, path)
 
@@ -194,31 +205,82 @@ class DurableStreamsApp:
                 raise HttpError(404, "not_found", f"no route for {method} {path!r}")
             await send_answer(send, await self._health_answer(method == "HEAD"))
             return
+        headers = request_headers(scope)
+        gate = self.gate
+        client = _client(scope)
+        principal = None
+        if gate is not None:
+            principal = await gate.authenticate(headers, client, f"{method} {stream}")
         parts = RequestParts(
             stream,
             scope.get("query_string", b""),
-            request_headers(scope),
+            headers,
             scope.get("scheme", "http"),
             root_path,
             scope.get("server"),
             self.public_url,
         )
         prepared = prepare(self.settings, method, parts)
+        if gate is not None and principal is not None:
+            gate.authorize(principal, method, stream, headers, client)
+            if prepared.also_reads is not None:
+                what = f"fork of {prepared.also_reads}"
+                gate.check(principal, "read", prepared.also_reads, headers, client, what)
         if prepared.live is not None:
-            await prepared.live(receive, send)
+            if gate is None or principal is None:
+                await prepared.live(receive, send)
+            else:
+                await _live_stream(gate, principal, prepared.live, receive, send, headers, client)
             return
         assert prepared.answer is not None
         body = b""
         if prepared.reads_body:
             limit = self.settings.max_body_size
             body = await read_body(receive, limit, prepared.declared_length)
-        await send_answer(send, await prepared.answer(body))
+        if prepared.waits and gate is not None and principal is not None:
+            reply = await gate.live_answer(
+                principal, partial(prepared.answer, body), headers, client
+            )
+        else:
+            reply = await prepared.answer(body)
+        await send_answer(send, reply)
 
     async def _health_answer(self, head: bool) -> Answer:
         body: dict[str, Any] = {"status": "ok", "store": self.store.description}
         if self._health is not None:
             body.update(await self._health())
         return json_answer(200 if body["status"] == "ok" else 503, body, head=head)
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def _live_stream(
+    gate: HttpGate,
+    principal: Principal,
+    live: Callable[[Receive, Send], Awaitable[None]],
+    receive: Receive,
+    send: Send,
+    headers: RequestHeaders,
+    client: str | None,
+) -> None:
+    """An SSE response as a session of ``principal``: cut when the token is revoked."""
+    started = False
+
+    async def tracked(message: Message) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    async def end() -> None:
+        if started:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            raise HttpError(401, "token_revoked", "the token was revoked")
+
+    await gate.live_stream(principal, partial(live, receive, tracked), headers, client, end)
 
 
 async def _answer_direct(
@@ -256,11 +318,14 @@ def create_app(
     health: HealthProvider | None = None,
     manage_store: bool = False,
     public_url: str | None = None,
+    gate: HttpGate | None = None,
 ) -> DurableStreamsApp:
     """The Durable Streams HTTP front door for ``store`` as an ASGI app.
 
     ``routes`` are services' routes (``millstream.services.Route``), matched before streams;
-    ``health`` adds to ``GET /health``. ``manage_store=True`` makes the app's lifespan start and
+    ``health`` adds to ``GET /health``. ``gate`` checks tokens and scopes on every stream
+    request (``HttpGate`` over a ``millstream.auth.Authenticator``; none: open).
+    ``manage_store=True`` makes the app's lifespan start and
     close ``store`` and reclaim expired streams every 30 s, for running the app alone under an
     ASGI server; leave it off when the caller owns the store (a ``millstream.node.Node`` does).
     Mounted under Starlette, call ``await app.startup()``/``app.shutdown()`` from the parent's
@@ -275,5 +340,10 @@ def create_app(
         raise ValueError("max_body_size must be positive")
     settings = Settings(store, long_poll_timeout, max_body_size, sse_reconnect_seconds)
     return DurableStreamsApp(
-        settings, routes=routes, health=health, manage_store=manage_store, public_url=public_url
+        settings,
+        routes=routes,
+        health=health,
+        manage_store=manage_store,
+        public_url=public_url,
+        gate=gate,
     )

@@ -207,6 +207,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
             scheme=self.scheme or "http",
             root_path=self.root_path,
             server=self.server,
+            client=self.client[0] if self.client else None,
         )
 
     def _to_app(self) -> None:
