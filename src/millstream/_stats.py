@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["LATENCY_BUCKETS", "SIZE_BUCKETS", "Histogram"]
+__all__ = ["LATENCY_BUCKETS", "SIZE_BUCKETS", "Histogram", "Sample"]
 
 #: Seconds: 50 µs to 10 s.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -50,3 +52,15 @@ class Histogram:
             running += count
             pairs.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
         return pairs
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value a service reports for ``/metrics`` (``Service.samples``): ``name`` without the
+    ``millstream_`` prefix (a counter's ends in ``_total``), its labels as pairs."""
+
+    name: str
+    kind: Literal["counter", "gauge"]
+    help: str
+    labels: tuple[tuple[str, str], ...]
+    value: float

@@ -8,58 +8,20 @@ capture it with ``| tail -n1``.
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-
-from millstream.auth import AuthError, TokenStore, parse_token
-from millstream.log import Store
 
 from . import main
+from ._datadir import DATA_DIR_OPTION as _DATA_DIR
+from ._datadir import run_on_data_dir as _run
+from ._datadir import when as _when
+
+if TYPE_CHECKING:
+    from millstream.log import Store
 
 __all__ = ["keys_group", "usage_command"]
-
-T = TypeVar("T")
-
-_DATA_DIR = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("millstream-data"),
-    show_default=True,
-    help="The data directory of `millstream serve`.",
-)
-
-
-def _run(data_dir: Path, work: Callable[[Store], Awaitable[T]]) -> T:
-    from millstream.log import SqliteStore
-
-    if not (data_dir / "millstream.db").exists():
-        raise click.ClickException(
-            f"no millstream data in {data_dir} (start `millstream serve --data-dir {data_dir}` "
-            "once, or pass the right --data-dir)"
-        )
-
-    async def session() -> T:
-        store = SqliteStore(data_dir)
-        await store.start()
-        try:
-            return await work(store)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(session())
-
-
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return ""
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @main.group("keys")
@@ -111,6 +73,7 @@ def keys_create(
     data_dir: Path,
 ) -> None:
     """Create a key for PROJECT; the key is printed alone on the last line."""
+    from millstream.auth import TokenStore
     from millstream.services.llm import KEY_LIMITS_META, Ledger, PriceTable
 
     if not project or len(project) > 64 or not all(c.isalnum() or c in "._-" for c in project):
@@ -142,6 +105,10 @@ def keys_create(
 @_DATA_DIR
 def keys_list(data_dir: Path) -> None:
     """List keys (never their secrets)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from millstream.auth import TokenStore
 
     async def work(store: Store) -> Any:
         return await TokenStore(store).list()
@@ -163,6 +130,8 @@ def keys_list(data_dir: Path) -> None:
 
 
 def _token_id(key: str) -> str:
+    from millstream.auth import AuthError, parse_token
+
     if not key.startswith("ms_"):
         return key
     try:
@@ -181,6 +150,7 @@ def _token_id(key: str) -> str:
 def keys_limits(key: str, rpm: int | None, tpm: int | None, reset: bool, data_dir: Path) -> None:
     """Set KEY's own rate limits (its id, or the whole key); a running server applies them to
     the key's next request."""
+    from millstream.auth import AuthError, TokenStore
     from millstream.services.llm import KEY_LIMITS_META
 
     token_id = _token_id(key)
@@ -205,6 +175,8 @@ def keys_limits(key: str, rpm: int | None, tpm: int | None, reset: bool, data_di
 @_DATA_DIR
 def keys_revoke(key: str, data_dir: Path) -> None:
     """Revoke KEY (its id, or the whole key); it stops working at once."""
+    from millstream.auth import AuthError, TokenStore
+
     token_id = _token_id(key)
 
     async def work(store: Store) -> Any:
@@ -225,6 +197,9 @@ def keys_revoke(key: str, data_dir: Path) -> None:
 @_DATA_DIR
 def usage_command(project: str | None, period: str, data_dir: Path) -> None:
     """LLM usage by project and model over a period, with budgets."""
+    from rich.console import Console
+    from rich.table import Table
+
     from millstream.services.llm import Ledger, PriceTable
 
     async def work(store: Store) -> list[dict[str, Any]]:

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from millstream.services.llm import (
-    GatewayConfig,
-    ModelTarget,
-    PriceTable,
-    RateLimits,
-    parse_model_override,
-)
+if TYPE_CHECKING:
+    from millstream.services.llm import GatewayConfig, ModelTarget
 
 __all__ = ["gateway_config", "llm_options"]
 
@@ -118,6 +113,13 @@ def gateway_config(values: dict[str, Any]) -> GatewayConfig | None:
     ``click.BadParameter``/``UsageError`` for a flag that cannot work."""
     if not values["llm"]:
         return None
+    from millstream.services.llm import (
+        GatewayConfig,
+        PriceTable,
+        RateLimits,
+        parse_model_override,
+    )
+
     overrides: dict[str, ModelTarget | str] = {}
     for text in values["llm_models"]:
         try:

@@ -8,6 +8,7 @@ before the store, in reverse order of this list.
 
 from __future__ import annotations
 
+from millstream.auth import Authenticator
 from millstream.log import Store
 from millstream.services import Service
 from millstream.services.llm import LLMGateway
@@ -18,11 +19,14 @@ from ._options import NodeOptions
 __all__ = ["build_services"]
 
 
-def build_services(store: Store, options: NodeOptions) -> list[Service]:
-    """Every service ``options`` enables, in start order."""
+def build_services(
+    store: Store, options: NodeOptions, auth: Authenticator | None = None
+) -> list[Service]:
+    """Every service ``options`` enables, in start order; ``auth`` is the node's (services
+    that manage state over HTTP check tokens with it)."""
     services: list[Service] = []
     if options.subscriptions:
-        services.append(SubscriptionService(store, public_url=options.public_url))
+        services.append(SubscriptionService(store, public_url=options.public_url, auth=auth))
     if options.llm is not None:
         services.append(LLMGateway(store, options.llm))
     return services

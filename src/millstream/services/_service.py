@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from millstream._stats import Sample
 from millstream.server.http._types import ASGIApp
 
 __all__ = ["Route", "Service"]
@@ -62,3 +63,7 @@ class Service(abc.ABC):
     async def health(self) -> dict[str, Any]:
         """What ``GET /health`` shows under ``services.<name>``."""
         return {"status": "ok"}
+
+    def samples(self) -> list[Sample]:
+        """Values for ``/metrics`` (the LLM gateway: tokens and cost); none by default."""
+        return []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any
@@ -21,11 +22,12 @@ from millstream.log import LogError, Store, reclaim_forever
 
 from ._body import BodyTooLarge, ClientDisconnected, read_body
 from ._errors import HttpError, from_log_error
-from ._gate import HttpGate
+from ._gate import HttpGate, request_id
 from ._headers import RequestHeaders, request_headers
 from ._responses import Answer, error_answer, json_answer, preflight, send_answer
 from ._routing import MountedRoute, RequestParts, locate, prepare
 from ._settings import DEFAULT_MAX_BODY_SIZE, Settings
+from ._stats import HttpStats
 from ._types import Message, Receive, Scope, Send
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("millstream.server.http")
+access_logger = logging.getLogger("millstream.access")
 
 #: A request ``DurableStreamsApp.direct`` took: called with the complete body.
 DirectHandler = Callable[[bytes], Coroutine[Any, Any, "Answer | None"]]
@@ -67,6 +70,9 @@ class DurableStreamsApp:
         self.manage_store = manage_store
         self.public_url = public_url
         self.gate = gate
+        self.stats = HttpStats()
+        #: log every request to ``millstream.access`` (``--access-log``)
+        self.access_log = False
         self._health = health
         self._started = False
         self._reclaimer: asyncio.Task[None] | None = None
@@ -128,17 +134,34 @@ class DurableStreamsApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
+        started = time.perf_counter()
+        trace = _Trace(send, _ROUTES.get(method, "other"))
         try:
-            await self._route(scope, receive, send, method)
+            await self._route(scope, receive, trace.send, method, trace)
         except Exception as exc:
             reply = failure_answer(exc, method, scope.get("path"))
-            if reply is None:
-                return
-            if reply[0] != 500:
-                await send_answer(send, reply)
-                return
-            with contextlib.suppress(Exception):
-                await send_answer(send, reply)
+            if reply is not None:
+                if reply[0] != 500:
+                    await send_answer(trace.send, reply)
+                else:
+                    with contextlib.suppress(Exception):
+                        await send_answer(trace.send, reply)
+        finally:
+            elapsed = time.perf_counter() - started
+            live = trace.route in _LIVE_ROUTES
+            self.stats.done(trace.route, trace.status, None if live else elapsed)
+            if trace.appended:
+                self.stats.appended(trace.status, trace.appended)
+            if self.access_log:
+                client = scope.get("client")
+                log_access(
+                    method,
+                    scope.get("path", ""),
+                    trace.status,
+                    elapsed,
+                    f"{client[0]}:{client[1]}" if client else None,
+                    request_id(request_headers(scope)),
+                )
 
     def direct(
         self,
@@ -188,19 +211,24 @@ class DurableStreamsApp:
             return None
         return partial(_answer_direct, run, method, path)
 
-    async def _route(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
+    async def _route(
+        self, scope: Scope, receive: Receive, send: Send, method: str, trace: _Trace
+    ) -> None:
         root_path: str = scope.get("root_path", "")
         path: str = scope["path"]
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :]
         if method == "OPTIONS":
+            trace.route = "preflight"
             await preflight(send)
             return
         app, stream = locate(path, self.routes)
         if app is not None:
+            trace.route = "service"
             await app(scope, receive, send)
             return
         if stream is None:
+            trace.route = "health"
             if method not in ("GET", "HEAD"):
                 raise HttpError(404, "not_found", f"no route for {method} {path!r}")
             await send_answer(send, await self._health_answer(method == "HEAD"))
@@ -250,6 +278,49 @@ class DurableStreamsApp:
         if self._health is not None:
             body.update(await self._health())
         return json_answer(200 if body["status"] == "ok" else 503, body, head=head)
+
+
+_ROUTES = {"GET": "read", "HEAD": "head", "POST": "append", "PUT": "create", "DELETE": "delete"}
+_LIVE_ROUTES = frozenset(("sse", "long_poll", "service"))
+
+
+class _Trace:
+    """What ``_http`` records of a request: its route, status and appended bytes."""
+
+    __slots__ = ("_send", "appended", "route", "status")
+
+    def __init__(self, send: Send, route: str) -> None:
+        self._send = send
+        self.route = route
+        self.status = 0
+        self.appended = 0
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
+def log_access(
+    method: str, path: str, status: int, seconds: float, client: str | None, rid: str
+) -> None:
+    """One ``--access-log`` line (JSON logs carry the fields separately)."""
+    access_logger.info(
+        '%s "%s %s" %d %.1f ms',
+        client,
+        method,
+        path,
+        status,
+        seconds * 1000,
+        extra={
+            "request_id": rid,
+            "client": client,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+        },
+    )
 
 
 def _client(scope: Scope) -> str | None:

@@ -182,12 +182,23 @@ class HttpGate:
         except BadPath as exc:
             raise self._refuse(exc, headers, client, what, principal) from None
         if not principal.permissions.can(action, path):
-            denied = AuthError(
-                f"token {principal.name!r} may not {_VERBS.get(action, action)} {path!r}",
-                hint="ask for a token whose scopes cover this path (docs/security.md)",
-            )
-            denied.reason = "forbidden"
-            raise self._refuse(denied, headers, client, what, principal)
+            message = f"token {principal.name!r} may not {_VERBS.get(action, action)} {path!r}"
+            raise self.forbidden(principal, message, headers, client, what)
+
+    def forbidden(
+        self,
+        principal: Principal,
+        message: str,
+        headers: RequestHeaders,
+        client: str | None,
+        what: str,
+    ) -> HttpError:
+        """A 403 for ``principal`` (counted and logged), to raise."""
+        denied = AuthError(
+            message, hint="ask for a token whose scopes cover this (docs/security.md)"
+        )
+        denied.reason = "forbidden"
+        return self._refuse(denied, headers, client, what, principal)
 
     def _refuse(
         self,

@@ -91,6 +91,7 @@ class HttpDoor:
             http=http,
             lifespan="off",  # the node starts and closes what the app serves
             access_log=False,
+            log_config=None,  # the process's logging (``node.configure_logging``) applies
             log_level="warning",
             timeout_graceful_shutdown=int(graceful_timeout),
             timeout_keep_alive=KEEP_ALIVE_SECONDS,

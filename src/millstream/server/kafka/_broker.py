@@ -11,6 +11,7 @@ acks=0 produces are answered with nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ from ._groups import (
 from ._produce import init_producer_id, produce
 from ._sasl import sasl_authenticate, sasl_handshake
 from ._settings import KafkaSettings
+from ._stats import KafkaStats
 from ._topic_cache import TopicCache
 
 __all__ = ["Broker"]
@@ -86,6 +88,7 @@ HANDLERS: dict[type, Handler] = {
     codec.SaslAuthenticateRequest: sasl_authenticate,
 }
 AUTHORIZED_HANDLERS = authorized(HANDLERS)
+_API_NAMES = {kind: kind.__name__.removesuffix("Request") for kind in HANDLERS}
 #: What a connection may send before it authenticates on a node that requires it.
 _BEFORE_LOGIN = (
     codec.ApiVersionsRequest,
@@ -109,6 +112,7 @@ class Broker:
         self.settings = settings
         self.auth = auth
         self._login_required = auth is not None and auth.required
+        self.stats = KafkaStats()
         self.advertised_host = settings.advertised_host or settings.host
         self.port = settings.port
         self.topics = Topics(store)
@@ -185,7 +189,9 @@ class Broker:
     async def _answer(
         self, handler: Handler, request: codec.Request, connection: KafkaConnection
     ) -> list[bytes | memoryview] | None:
+        started = time.perf_counter()
         response = await handler(self, request.header, request.body, connection)
+        self.stats.done(_API_NAMES[type(request.body)], time.perf_counter() - started)
         if not codec.expects_response(request):
             return None
         return codec.encode_response(request.header, response)

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from millstream.auth import Authenticator, AuthError, InvalidToken, LimitExceeded
 from millstream.log import LogError
 from millstream.log import Store as LogStore
 from millstream.server.http import STREAM_PREFIX, stream_url_root
@@ -39,6 +40,7 @@ log = logging.getLogger("millstream.subscriptions")
 MAX_BODY_BYTES = 1 << 20
 MAX_ID_LENGTH = 256
 _ACTIONS = ("callback", "claim", "ack", "release")
+_WAKE_ACTIONS = ("callback", "ack", "release")  # authenticated by the wake's own token
 
 
 ROUTE_PREFIX = STREAM_PREFIX + "__ds"
@@ -53,8 +55,17 @@ class SubscriptionService(Service):
 
     name = "subscriptions"
 
-    def __init__(self, store: LogStore, *, public_url: str | None = None) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        public_url: str | None = None,
+        auth: Authenticator | None = None,
+    ) -> None:
         self.public_url = public_url
+        #: on a node that requires tokens, managing and claiming subscriptions needs an
+        #: ``admin:`` token (wake tokens keep authenticating callback, ack and release)
+        self.auth = auth
         self.engine = SubscriptionEngine(store)
 
     def routes(self) -> list[Route]:
@@ -126,6 +137,8 @@ class SubscriptionService(Service):
             raise SubscriptionError("NOT_FOUND", f"no control route __ds/{subpath}", status=404)
         sub_id = _subscription_id(parts[1])
         rest = parts[2:]
+        if not (len(rest) == 1 and rest[0] in _WAKE_ACTIONS):
+            await self._require_admin(scope, method, subpath)
         engine = self.engine
         if not rest:
             if method == "PUT":
@@ -177,6 +190,32 @@ class SubscriptionService(Service):
             await engine.release(sub_id, token, request)
             return 204, None, {}
         raise SubscriptionError("NOT_FOUND", f"no control route __ds/{subpath}", status=404)
+
+    async def _require_admin(self, scope: Scope, method: str, subpath: str) -> None:
+        auth = self.auth
+        if auth is None or not auth.required:
+            return
+        client = scope.get("client")
+        host = str(client[0]) if client else None
+        token = _bearer(scope)
+        try:
+            auth.check_client(host)
+            if token is None:
+                raise InvalidToken("this server requires a token (Authorization: Bearer)")
+            principal = await auth.authenticate(token)
+        except AuthError as exc:
+            auth.refused("http", exc, host)
+            log.warning("refused %s __ds/%s: %s (%s)", method, subpath, exc.message, exc.reason)
+            code = "RATE_LIMITED" if isinstance(exc, LimitExceeded) else "TOKEN_INVALID"
+            raise SubscriptionError(
+                code, exc.message, status=429 if code != "TOKEN_INVALID" else 401
+            ) from None
+        if not principal.permissions.everything:
+            denied = AuthError(f"token {principal.name!r} needs the admin: scope for subscriptions")
+            denied.reason = "forbidden"
+            auth.refused("http", denied, host)
+            log.warning("refused %s __ds/%s: %s", method, subpath, denied.message)
+            raise SubscriptionError("FORBIDDEN", denied.message, status=403)
 
 
 def _allow(method: str, allowed: str) -> None:
