@@ -255,22 +255,38 @@ class DurableStreamsApp:
                 what = f"fork of {prepared.also_reads}"
                 gate.check(principal, "read", prepared.also_reads, headers, client, what)
         if prepared.live is not None:
-            if gate is None or principal is None:
-                await prepared.live(receive, send)
-            else:
-                await _live_stream(gate, principal, prepared.live, receive, send, headers, client)
+            trace.route = "sse"
+            self.stats.live_readers += 1
+            try:
+                if gate is None or principal is None:
+                    await prepared.live(receive, send)
+                else:
+                    await _live_stream(
+                        gate, principal, prepared.live, receive, send, headers, client
+                    )
+            finally:
+                self.stats.live_readers -= 1
             return
         assert prepared.answer is not None
         body = b""
         if prepared.reads_body:
             limit = self.settings.max_body_size
             body = await read_body(receive, limit, prepared.declared_length)
-        if prepared.waits and gate is not None and principal is not None:
-            reply = await gate.live_answer(
-                principal, partial(prepared.answer, body), headers, client
-            )
-        else:
+            if method == "POST":
+                trace.appended = len(body)
+        if not prepared.waits:
             reply = await prepared.answer(body)
+        else:
+            trace.route = "long_poll"
+            self.stats.live_readers += 1
+            try:
+                if gate is not None and principal is not None:
+                    run = partial(prepared.answer, body)
+                    reply = await gate.live_answer(principal, run, headers, client)
+                else:
+                    reply = await prepared.answer(body)
+            finally:
+                self.stats.live_readers -= 1
         await send_answer(send, reply)
 
     async def _health_answer(self, head: bool) -> Answer:

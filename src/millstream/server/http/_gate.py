@@ -135,9 +135,9 @@ class HttpGate:
         if raw is None:
             if not auth.required:
                 return ANONYMOUS
-            raise self._refuse(
-                InvalidToken("this server requires a token"), headers, client, what, missing=True
-            )
+            missing = InvalidToken("this server requires a token (Authorization: Bearer <token>)")
+            missing.reason = "missing_token"
+            raise self._refuse(missing, headers, client, what, missing=True)
         token = _bearer(raw)
         try:
             auth.check_client(client)
