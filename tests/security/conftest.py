@@ -72,9 +72,15 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> Ca:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )  # fmt: skip
@@ -161,7 +167,9 @@ class Secured:
         for line in text.splitlines():
             match = re.match(r"^([a-z_]+)(?:\{(.*)\})? (\S+)$", line)
             if match and match.group(1) == name:
-                found = ",".join(sorted((match.group(2) or "").split(","))) if match.group(2) else ""
+                found = (
+                    ",".join(sorted((match.group(2) or "").split(","))) if match.group(2) else ""
+                )
                 if found == wanted:
                     return float(match.group(3))
         return 0.0
@@ -170,9 +178,7 @@ class Secured:
         return "".join(self.server.output)
 
 
-def start_secured(
-    data_dir: Path, *args: str, tokens: Mapping[str, list[str]] = TOKENS
-) -> Secured:
+def start_secured(data_dir: Path, *args: str, tokens: Mapping[str, list[str]] = TOKENS) -> Secured:
     made = issue_tokens(data_dir, tokens)
     server = ServerProcess(
         millstream_argv(
@@ -186,9 +192,7 @@ def start_secured(
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     """``serve --require-auth`` (plain TCP), a generous brute-force guard."""
-    node = start_secured(
-        tmp_path_factory.mktemp("secured"), "--auth-failure-burst", "100000"
-    )
+    node = start_secured(tmp_path_factory.mktemp("secured"), "--auth-failure-burst", "100000")
     try:
         yield node
     finally:

@@ -69,17 +69,21 @@ def test_no_token_wrong_token_and_malformed_header_are_401(secured: Secured) -> 
                 if method != "HEAD":
                     assert _error(response) == "unauthorized", why
     with httpx.Client(base_url=secured.url) as client:
-        response = client.get("/v1/stream/a/no-token", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+        response = client.get(
+            "/v1/stream/a/no-token", headers={"Authorization": "Basic Zm9vOmJhcg=="}
+        )
         assert response.status_code == 401
     assert _content(secured, "a/no-token") == (200, b"original")
     with secured.client("admin") as admin:
         assert admin.head("/v1/stream/a/new").status_code == 404
-    assert secured.metric(
-        "millstream_auth_failures_total", door="http", reason="missing_token"
-    ) == before + 5
-    assert secured.metric(
-        "millstream_auth_failures_total", door="http", reason="invalid_token"
-    ) >= bad_before + 16
+    assert (
+        secured.metric("millstream_auth_failures_total", door="http", reason="missing_token")
+        == before + 5
+    )
+    assert (
+        secured.metric("millstream_auth_failures_total", door="http", reason="invalid_token")
+        >= bad_before + 16
+    )
     assert "refused POST a/no-token: unknown token (invalid_token)" in secured.log()
 
 
@@ -107,9 +111,12 @@ def test_scopes_are_path_prefixes_and_actions(secured: Secured) -> None:
         for response in refused:
             assert response.status_code == 403, response.request
             assert _error(response) == "forbidden"
-        assert writer.post(
-            "/v1/stream/a/one", content=b"+w", headers={"Content-Type": "text/plain"}
-        ).status_code == 204
+        assert (
+            writer.post(
+                "/v1/stream/a/one", content=b"+w", headers={"Content-Type": "text/plain"}
+            ).status_code
+            == 204
+        )
     assert _content(secured, "a/one") == (200, b"original+w")
     assert _content(secured, "ab") == (200, b"original")
     assert _content(secured, "b") == (200, b"original")
