@@ -83,7 +83,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> Ca:
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())

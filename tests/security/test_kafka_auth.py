@@ -176,7 +176,8 @@ def test_wrong_passwords_and_names_fail_with_sasl_authentication_failed(secured:
         with Wire(secured.kafka) as wire:
             response = _login_plain(wire, username, password)
             assert response.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
-            assert response.error_message and "Authentication failed" in response.error_message
+            assert response.error_message
+            assert "Authentication failed" in response.error_message
             assert wire.closed_by_server()
     for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
         for username in ("kafka-app", "nobody"):
@@ -295,12 +296,14 @@ def test_topics_outside_the_scopes_are_refused_per_topic(secured: Secured, reade
         12,
     )
     by_topic = {t.topic: t.partitions[0] for t in fetch.responses}
-    assert by_topic[mine].error_code == ErrorCode.NONE and by_topic[mine].records
+    assert by_topic[mine].error_code == ErrorCode.NONE
+    assert by_topic[mine].records
     assert by_topic[other].error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
     assert not by_topic[other].records
     # metadata names nothing it may not describe
     listed = {t.name for t in _metadata(reader, None).topics}
-    assert mine in listed and other not in listed
+    assert mine in listed
+    assert other not in listed
     assert all(name.startswith("kt-") for name in listed)
     named = {t.name: t.error_code for t in _metadata(reader, [mine, other]).topics}
     assert named == {mine: ErrorCode.NONE, other: ErrorCode.TOPIC_AUTHORIZATION_FAILED}
