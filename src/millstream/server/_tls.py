@@ -3,8 +3,9 @@ runs each connection's handshake before the door's protocol sees it.
 
 Why not ``create_server(ssl=...)``: a failed handshake there (a plaintext client on the TLS
 port, an expired certificate, a scanner) vanishes without a trace, logged only in asyncio's
-debug mode. ``Tls.wrap`` turns a protocol factory into one whose connections first run
-``loop.start_tls``; a failure is counted (``Tls.failures``), logged at INFO with the peer, and
+debug mode. ``Tls.wrap`` turns a protocol factory into one whose connections are handed to the
+loop's own TLS protocol (uvloop's or asyncio's, the one ``create_server(ssl=...)`` uses) with a
+future we watch: a failure is counted (``Tls.failures``), logged at INFO with the peer, and
 the connection closed; a success hands the TLS transport to the door's protocol, which sees an
 ordinary connection (``get_extra_info("sslcontext")`` tells it that it is TLS).
 """
@@ -12,6 +13,7 @@ ordinary connection (``get_extra_info("sslcontext")`` tells it that it is TLS).
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import logging
 import ssl
 from collections.abc import Callable
@@ -41,7 +43,7 @@ class Tls:
         self.door = door
         self.failures = 0
         self.handshakes = 0
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Transport] = set()
 
     def wrap(self, factory: Callable[..., asyncio.Protocol]) -> Callable[..., asyncio.Protocol]:
         """A protocol factory for ``create_server`` whose connections do TLS first."""
@@ -53,12 +55,31 @@ class Tls:
 
     def close(self) -> None:
         """Drop handshakes still in progress (shutdown)."""
-        for task in list(self._pending):
-            task.cancel()
+        for transport in list(self._pending):
+            transport.abort()
+
+
+def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> Any:
+    """The loop's own TLS protocol: uvloop's (C) on uvloop, asyncio's otherwise."""
+    uvloop: Any
+    try:
+        import uvloop
+        import uvloop.loop
+    except ImportError:  # pragma: no cover - uvloop is there wherever uvicorn[standard] is
+        uvloop = None
+    if uvloop is not None and isinstance(loop, uvloop.Loop):
+        return uvloop.loop.SSLProtocol
+    sslproto: Any = asyncio.sslproto  # SSLProtocol is not in typeshed
+    return sslproto.SSLProtocol
 
 
 class _Acceptor(asyncio.Protocol):
-    """Holds a fresh TCP connection until its TLS handshake is done."""
+    """Puts the loop's TLS protocol between a fresh TCP connection and the door's protocol.
+
+    This is what ``loop.start_tls`` does, but synchronously in ``connection_made``: both loops
+    start reading right after it returns (uvloop even if the protocol paused reading), so the
+    TLS protocol must already be in place to receive the ClientHello.
+    """
 
     def __init__(self, tls: Tls, factory: Callable[[], asyncio.Protocol]) -> None:
         self._tls = tls
@@ -66,43 +87,39 @@ class _Acceptor(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         raw = cast(asyncio.Transport, transport)
-        raw.pause_reading()  # nothing may be read before start_tls takes the transport over
-        task = asyncio.get_running_loop().create_task(self._handshake(raw))
-        self._tls._pending.add(task)
-        task.add_done_callback(self._tls._pending.discard)
-
-    def data_received(self, data: bytes) -> None:  # pragma: no cover - reading is paused
-        pass
-
-    async def _handshake(self, raw: asyncio.Transport) -> None:
         tls = self._tls
         loop = asyncio.get_running_loop()
-        protocol = self._factory()
+        waiter: asyncio.Future[None] = loop.create_future()
+        secure = _ssl_protocol_class(loop)(
+            loop,
+            self._factory(),
+            tls.context,
+            waiter,
+            server_side=True,
+            call_connection_made=True,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+        )
+        raw.set_protocol(secure)
+        secure.connection_made(raw)
+        tls._pending.add(raw)
         peer = raw.get_extra_info("peername")
-        try:
-            secure = await loop.start_tls(
-                raw,
-                protocol,
-                tls.context,
-                server_side=True,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
-            )
-        except asyncio.CancelledError:
-            raw.close()
-            raise
-        except (OSError, ssl.SSLError, ConnectionError, TimeoutError, RuntimeError) as exc:
+
+        def handshaken(done: asyncio.Future[None]) -> None:
+            tls._pending.discard(raw)
+            exc = None if done.cancelled() else done.exception()
+            if exc is None and not done.cancelled():
+                tls.handshakes += 1
+                return
             tls.failures += 1
             logger.info(
                 "TLS handshake with %s on the %s door failed: %s",
                 peer,
                 tls.door,
-                exc,
+                exc or "cancelled",
                 extra={"client": str(peer), "door": tls.door, "reason": "tls_handshake"},
             )
-            raw.close()
-            return
-        if secure is None:  # the peer went away during the handshake
-            raw.close()
-            return
-        tls.handshakes += 1
-        protocol.connection_made(secure)
+
+        waiter.add_done_callback(handshaken)
+
+    def data_received(self, data: bytes) -> None:  # pragma: no cover - replaced at once
+        pass

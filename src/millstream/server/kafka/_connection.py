@@ -141,7 +141,9 @@ class KafkaConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         self._stopping = True  # answer what was read; the peer half-closed, so nothing more
         self._frame_ready.set()
-        return True
+        transport = self._transport
+        # Keep the half-open connection to answer, except over TLS, which cannot half-close.
+        return transport is None or not transport.get_extra_info("sslcontext")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
