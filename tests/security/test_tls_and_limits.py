@@ -106,12 +106,16 @@ def test_plaintext_clients_on_tls_ports_are_refused_and_counted(tls_node: Secure
         wire.send(codec.ApiVersionsRequest(), 3)
         assert wire.read_frame() is None
     assert wait_until(
-        lambda: tls_node.metric("millstream_tls_handshake_failures_total", door="http")
-        == http_before + 1
+        lambda: (
+            tls_node.metric("millstream_tls_handshake_failures_total", door="http")
+            == http_before + 1
+        )
     )
     assert wait_until(
-        lambda: tls_node.metric("millstream_tls_handshake_failures_total", door="kafka")
-        == kafka_before + 1
+        lambda: (
+            tls_node.metric("millstream_tls_handshake_failures_total", door="kafka")
+            == kafka_before + 1
+        )
     )
     assert "TLS handshake with" in "".join(tls_node.server.output)
     with tls_node.client("admin") as client:  # the server is fine
@@ -157,8 +161,10 @@ def test_brute_force_hits_the_rate_limit_on_both_doors(guarded: Secured) -> None
     time.sleep(int(limited.headers["retry-after"]) + 1)
     with guarded.client("admin") as admin:
         assert admin.get("/v1/stream/a/vault", params={"offset": "-1"}).status_code == 200
-        assert admin.head("/v1/stream/a/vault").headers["stream-next-offset"].startswith(
-            "0000000000000000_"
+        assert (
+            admin.head("/v1/stream/a/vault")
+            .headers["stream-next-offset"]
+            .startswith("0000000000000000_")
         )
     assert (
         guarded.metric("millstream_auth_failures_total", door="http", reason="auth_rate_limited")
