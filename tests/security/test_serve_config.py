@@ -305,3 +305,19 @@ async def test_metrics_report_both_doors_the_store_groups_and_the_llm_gateway(
         k.startswith('millstream_llm_cost_usd_total{model="haiku",project="acme"}') for k in samples
     )
     assert "# TYPE millstream_http_request_duration_seconds histogram" in text
+
+
+def test_serve_defaults_match_the_servers_and_the_cli_imports_no_server_code() -> None:
+    from millstream.cli import _serve
+    from millstream.server.http import DEFAULT_MAX_BODY_SIZE
+    from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
+
+    assert _serve.DEFAULT_MAX_BODY_SIZE == DEFAULT_MAX_BODY_SIZE
+    assert _serve.DEFAULT_MAX_REQUEST_SIZE == DEFAULT_MAX_REQUEST_SIZE
+    probe = (
+        "import sys, millstream.cli; "
+        "loaded = [m for m in ('uvicorn', 'millstream.log', 'millstream.server', "
+        "'prometheus_client', 'aiohttp') if m in sys.modules]; print(loaded)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
