@@ -10,9 +10,7 @@ counted and that nothing changed.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import http.client
-import ipaddress
 import re
 import ssl
 from collections.abc import Iterator, Mapping
@@ -21,11 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from certs import Ca, make_ca
 from millstream.auth import TokenStore
 from millstream.log import SqliteStore
 from servers import ServerProcess, millstream_argv
@@ -41,80 +36,10 @@ TOKENS: dict[str, list[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Ca:
-    cert: Path  # the CA's certificate (clients trust it)
-    server_cert: Path  # 127.0.0.1 / localhost, signed by the CA
-    server_key: Path
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert))
-
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
 @pytest.fixture(scope="session")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> Ca:
     """A CA made for this test run and a server certificate it signed."""
-    folder = tmp_path_factory.mktemp("ca")
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("millstream test CA"))
-        .issuer_name(_name("millstream test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.OID_SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = Ca(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
-    paths.cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    paths.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.server_key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
+    return make_ca(tmp_path_factory.mktemp("ca"))
 
 
 def issue_tokens(data_dir: Path, tokens: Mapping[str, list[str]] = TOKENS) -> dict[str, str]:

@@ -115,14 +115,23 @@ class Authenticator:
         )
         #: refusals by (door, reason), for metrics
         self.failures: Counter[tuple[str, str]] = Counter()
+        #: whether any client address is being watched for failures (hot paths skip the check)
+        self.guards_clients = False
+        #: whether tokens have a request rate (hot paths skip ``take_request``)
+        self.limits_requests = self._requests is not None
         self._task: asyncio.Task[None] | None = None
 
     # -- verifying ---------------------------------------------------------------------------
 
     def cached(self, token: str) -> Principal | None:
-        """The principal of a token verified lately, without awaiting; ``None``: verify it."""
+        """The principal of a token verified lately, without awaiting; ``None``: verify it.
+        While the recheck task runs it drops revoked tokens, so an entry is trusted as is;
+        without it (or if it died) an entry is trusted for three recheck intervals."""
         entry = self._cache.get(token)
-        if entry is None or self._clock() - entry.checked > self._stale:
+        if entry is None:
+            return None
+        task = self._task
+        if (task is None or task.done()) and self._clock() - entry.checked > self._stale:
             return None
         entry.idle = 0
         return entry.principal
@@ -171,6 +180,7 @@ class Authenticator:
         self.failures[(door, error.reason)] += 1
         if client and self._failures is not None and isinstance(error, InvalidToken | RevokedToken):
             self._failures.take(client)
+            self.guards_clients = True
 
     def check_client(self, client: str | None) -> None:
         """``LimitExceeded`` while ``client`` has failed authentication too often."""
@@ -183,11 +193,6 @@ class Authenticator:
                 retry_after=wait,
                 reason="auth_rate_limited",
             )
-
-    @property
-    def guards_clients(self) -> bool:
-        """Whether any client is being refused now (lets hot paths skip ``check_client``)."""
-        return self._failures is not None and len(self._failures) > 0
 
     def take_request(self, principal: Principal) -> float:
         """One request of ``principal`` against its rate: ``0.0`` or seconds to wait."""
@@ -273,12 +278,15 @@ class Authenticator:
                 await self.recheck()
             except LogError as exc:
                 logger.warning("cannot recheck tokens: %s", exc)
+            except Exception:  # never die: the cache is trusted while this runs
+                logger.exception("rechecking tokens failed")
 
     async def recheck(self) -> None:
         """One pass: re-read every token in use; cut revoked ones; drop idle cache entries."""
         now = self._clock()
         if self._failures is not None:
             self._failures.prune()
+            self.guards_clients = len(self._failures) > 0
         for token_id in set(self._by_id) | set(self._sessions):
             item = await self.store.kv_get(TOKENS_NAMESPACE, token_id)
             record = None if item is None else TokenRecord.from_json(token_id, item.value)

@@ -75,16 +75,19 @@ class _Collector(Collector):
         requests = CounterMetricFamily(
             "millstream_http_requests", "HTTP requests answered", labels=["route", "status"]
         )
-        for (route, status), count in sorted(stats.requests.items()):
-            requests.add_metric([route, str(status)], count)
+        routes = sorted(stats.routes.items())
+        for route, route_stats in routes:
+            for status, count in sorted(route_stats.statuses.items()):
+                requests.add_metric([route, str(status)], count)
         yield requests
         latency = _histogram(
             "http_request_duration_seconds",
             "time to answer an HTTP request (live reads excluded)",
             ["route"],
         )
-        for route, histogram in sorted(stats.latency.items()):
-            _add(latency, [route], histogram)
+        for route, route_stats in routes:
+            if route_stats.count:
+                _add(latency, [route], route_stats)
         yield latency
         yield _gauge("http_live_readers", "SSE and long-poll readers open now", stats.live_readers)
         yield _counter("appends", "appends (HTTP) and batches (Kafka) written", "door", [

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 from ._app import DirectHandler, log_access
 from ._gate import request_id
 from ._responses import COMMON_HEADERS, Answer
+from ._stats import RouteStats
 
 __all__ = ["direct_protocol"]
 
@@ -47,6 +48,7 @@ logger = logging.getLogger("millstream.server.http")
 
 _DIRECT_METHODS = {b"GET": "GET", b"POST": "POST", b"HEAD": "HEAD", b"PUT": "PUT"}
 _ROUTES = {"GET": "read", "POST": "append", "HEAD": "head", "PUT": "create"}
+_clock = time.perf_counter
 _COMMON_BLOCK = b"".join(name + b": " + value + b"\r\n" for name, value in COMMON_HEADERS)
 _CLOSE = b"connection: close\r\n"
 
@@ -70,6 +72,7 @@ class _Direct:
 
     __slots__ = (
         "access",
+        "append",
         "body",
         "disconnected",
         "handler",
@@ -77,24 +80,29 @@ class _Direct:
         "keep_alive",
         "request_id",
         "response_complete",
-        "route",
         "size",
         "started",
+        "stats",
         "target",
     )
 
     message_event: ClassVar[_NoEvent] = _NO_EVENT
 
     def __init__(
-        self, handler: DirectHandler | None, keep_alive: bool, method: str | None = None
+        self,
+        handler: DirectHandler | None,
+        keep_alive: bool,
+        method: str | None = None,
+        stats: RouteStats | None = None,
     ) -> None:
         self.handler = handler  # None: ignore this request (the connection is closing)
         self.keep_alive = keep_alive
         self.head = method == "HEAD"
-        self.route = _ROUTES.get(method or "", "")
+        self.append = method == "POST"
+        self.stats = stats
         self.body: list[bytes] = []
-        self.size = 0
-        self.started = time.perf_counter()
+        self.size = 0  # appends (POST): the body's length
+        self.started = _clock()
         self.response_complete = False
         self.disconnected = False
         self.access: tuple[str, str, str] | None = None  # method, path, query (access log on)
@@ -197,9 +205,11 @@ class DirectHttpProtocol(HttpToolsProtocol):
         if handler is None:
             self._to_app()
             return
-        direct = self._direct = _Direct(handler, keep_alive, method)
+        app = self.direct_app
+        stats = app.stats.route(_ROUTES[method])
+        direct = self._direct = _Direct(handler, keep_alive, method, stats)
         self.cycle = direct  # type: ignore[assignment]
-        if self.direct_app.access_log:
+        if app.access_log:
             direct.request_id = request_id(dict(self.headers))
             direct.target = (method, self.url.decode("latin-1"))
         if self.access_log:
@@ -255,7 +265,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
             return
         chunks = direct.body
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if direct.route == "append":
+        if direct.append:
             direct.size = len(body)
         coro = handler(body)
         try:
@@ -283,11 +293,12 @@ class DirectHttpProtocol(HttpToolsProtocol):
         if reply is None:
             transport.close()
             return
-        app = self.direct_app
-        elapsed = time.perf_counter() - direct.started
-        app.stats.done(direct.route, reply[0], elapsed)
-        if direct.size:
-            app.stats.appended(reply[0], direct.size)
+        elapsed = _clock() - direct.started
+        stats = direct.stats
+        if stats is not None:
+            stats.done(reply[0], elapsed)
+            if direct.size:
+                self.direct_app.stats.appended(reply[0], direct.size)
         if direct.target is not None:
             client = f"{self.client[0]}:{self.client[1]}" if self.client else None
             method, target = direct.target
