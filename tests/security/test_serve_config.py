@@ -321,3 +321,26 @@ def test_serve_defaults_match_the_servers_and_the_cli_imports_no_server_code() -
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_otel_traces_requests_of_both_doors() -> None:
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "ms-test"}
+    server = ServerProcess(millstream_argv("--memory", "--no-llm", "--otel"), env=env)
+    try:
+        line = next(line for line in server.output if "listening" in line)
+        assert "tracing requests (OpenTelemetry; HTTP fast path off)" in line
+        created = httpx.put(f"{server.url}/v1/stream/traced", headers={"X-Request-Id": "t-1"})
+        assert created.status_code == 201
+        from kafka_door.wire import Wire
+        from millstream.server.kafka import codec
+
+        with Wire(server.kafka) as wire:
+            wire.call(codec.MetadataRequest(topics=[]), 9)
+        text = lambda: "".join(server.output)  # noqa: E731
+        assert wait_until(lambda: '"name": "kafka Metadata"' in text(), 10)
+        assert '"name": "PUT /v1/stream/traced"' in text()
+        assert '"millstream.request_id": "t-1"' in text()
+        assert '"http.response.status_code": 201' in text()
+        assert '"service.name": "ms-test"' in text()
+    finally:
+        server.terminate()

@@ -270,6 +270,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
 @click.option(
     "--access-log", is_flag=True, help="Log every HTTP request (method, path, status, time)."
 )
+@click.option(
+    "--otel",
+    is_flag=True,
+    help="Trace requests with OpenTelemetry (pip install 'millstream[otel]'; OTLP to "
+    "OTEL_EXPORTER_OTLP_ENDPOINT, or OTEL_TRACES_EXPORTER=console). Turns the HTTP fast "
+    "path off.",
+)
 @llm_options
 @click.pass_context
 def serve_command(ctx: click.Context, /, print_config: bool, **settings: Any) -> None:
@@ -333,6 +340,7 @@ def serve_command(ctx: click.Context, /, print_config: bool, **settings: Any) ->
         metrics=settings["metrics"],
         access_log=settings["access_log"],
         bootstrap_token=settings["require_auth"] and settings["memory"],
+        otel=settings["otel"],
     )
     store = _open_store(settings["memory"], settings["data_dir"], settings["fsync"])
     sys.exit(run(store, options))

@@ -76,6 +76,11 @@ class Node:
             gate=self.gate,
         )
         self.http_app.access_log = options.access_log
+        self.tracer: Any = None
+        if options.otel:
+            from ._tracing import tracer_from_environment
+
+            self.tracer = self.http_app.tracer = tracer_from_environment()
         self._tls: dict[str, Tls] = {}
         if options.tls_cert or options.tls_key:
             if not (options.tls_cert and options.tls_key):
@@ -118,7 +123,7 @@ class Node:
                 self.http_app,
                 host=options.host,
                 port=options.port,
-                fast_path=options.http_fast_path,
+                fast_path=options.http_fast_path and self.tracer is None,
                 graceful_timeout=options.graceful_timeout,
                 tls=self._tls.get("http"),
             )
@@ -135,6 +140,7 @@ class Node:
                 graceful_timeout=options.graceful_timeout,
             )
             self.kafka_door = KafkaDoor(self.store, settings, self.auth, self._tls.get("kafka"))
+            self.kafka_door.broker.tracer = self.tracer
             await self.kafka_door.start()
 
     async def aclose(self) -> None:
@@ -207,6 +213,8 @@ class Node:
             notes.append("INSECURE: open to anyone who can connect")
         if self.http_door is not None and self.http_door.note:
             notes.append(self.http_door.note)
+        if self.tracer is not None:
+            notes.append("tracing requests (OpenTelemetry; HTTP fast path off)")
         return f"millstream listening on {' and '.join(urls)} ({'; '.join(notes)})"
 
     def tls_by_door(self) -> dict[str, Tls]:

@@ -49,6 +49,7 @@ class NodeOptions:
     # -- observability (docs/operations.md)
     metrics: bool = True  # GET /metrics (Prometheus)
     access_log: bool = False  # one log line per HTTP request (logger millstream.access)
+    otel: bool = False  # OpenTelemetry spans per request (the otel extra; fast path off)
     # -- services
     subscriptions: bool = True
     #: the LLM gateway (``docs/llm.md``); ``None`` does not run it. The default reads the

@@ -35,7 +35,7 @@ def run(store: Store, options: NodeOptions) -> int:
     """Serve ``store`` until SIGTERM/SIGINT; returns the exit status."""
     try:
         node = Node(store, options)
-    except (OSError, ssl.SSLError, ValueError) as exc:
+    except (OSError, ssl.SSLError, ValueError, ImportError) as exc:
         print(f"millstream: cannot start: {exc}", file=sys.stderr, flush=True)
         return 2
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:

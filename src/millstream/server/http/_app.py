@@ -73,6 +73,9 @@ class DurableStreamsApp:
         self.stats = HttpStats()
         #: log every request to ``millstream.access`` (``--access-log``)
         self.access_log = False
+        #: an OpenTelemetry tracer: one span per request (``serve --otel``); the fast path
+        #: must be off, since it never enters ``_http``
+        self.tracer: Any = None
         self._health = health
         self._started = False
         self._reclaimer: asyncio.Task[None] | None = None
@@ -133,9 +136,27 @@ class DurableStreamsApp:
             await send({"type": "websocket.close", "code": 1008})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.tracer is not None:
+            await self._traced(scope, receive, send)
+            return
+        await self._answer(
+            scope, receive, send, _Trace(send, _ROUTES.get(scope["method"], "other"))
+        )
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        trace = _Trace(send, _ROUTES.get(method, "other"))
+        with self.tracer.start_as_current_span(f"{method} {scope.get('path', '')}") as span:
+            span.set_attribute("http.request.method", method)
+            span.set_attribute("url.path", scope.get("path", ""))
+            span.set_attribute("millstream.request_id", request_id(request_headers(scope)))
+            await self._answer(scope, receive, send, trace)
+            span.set_attribute("http.route", trace.route)
+            span.set_attribute("http.response.status_code", trace.status)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, trace: _Trace) -> None:
         method: str = scope["method"]
         started = time.perf_counter()
-        trace = _Trace(send, _ROUTES.get(method, "other"))
         try:
             await self._route(scope, receive, trace.send, method, trace)
         except Exception as exc:

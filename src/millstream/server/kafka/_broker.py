@@ -113,6 +113,8 @@ class Broker:
         self.auth = auth
         self._login_required = auth is not None and auth.required
         self.stats = KafkaStats()
+        #: an OpenTelemetry tracer: one span per request (``serve --otel``)
+        self.tracer: Any = None
         self.advertised_host = settings.advertised_host or settings.host
         self.port = settings.port
         self.topics = Topics(store)
@@ -189,9 +191,19 @@ class Broker:
     async def _answer(
         self, handler: Handler, request: codec.Request, connection: KafkaConnection
     ) -> list[bytes | memoryview] | None:
+        api = _API_NAMES[type(request.body)]
         started = time.perf_counter()
-        response = await handler(self, request.header, request.body, connection)
-        self.stats.done(_API_NAMES[type(request.body)], time.perf_counter() - started)
+        if self.tracer is None:
+            response = await handler(self, request.header, request.body, connection)
+        else:
+            with self.tracer.start_as_current_span(f"kafka {api}") as span:
+                span.set_attribute("messaging.system", "kafka")
+                span.set_attribute("millstream.kafka.api", api)
+                span.set_attribute("client.address", connection.peer)
+                if connection.principal is not None:
+                    span.set_attribute("millstream.principal", str(connection.principal))
+                response = await handler(self, request.header, request.body, connection)
+        self.stats.done(api, time.perf_counter() - started)
         if not codec.expects_response(request):
             return None
         return codec.encode_response(request.header, response)
