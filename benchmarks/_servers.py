@@ -119,7 +119,11 @@ def _millstream_available() -> None:
         raise ServerUnavailable("`millstream serve` is not available in this checkout")
 
 
-_MILLSTREAM_READY = {"durable-streams": r"millstream listening on (http://127\.0\.0\.1:\d+)"}
+_MILLSTREAM_READY = {
+    "durable-streams": r"millstream listening on (http://127\.0\.0\.1:\d+)",
+    # the Kafka SDK against raw aiokafka, both through millstream's Kafka door
+    "kafka-sdk": r"millstream listening on .* and kafka://(127\.0\.0\.1:\d+)",
+}
 _MILLSTREAM_ROOT = {"durable-streams": "/v1/stream"}  # streams live under this path
 _NODE_READY = {"durable-streams": r"listening (http://127\.0\.0\.1:\d+)"}
 _UVICORN_READY = {"durable-streams": r"Uvicorn running on (http://127\.0\.0\.1:\d+)"}

@@ -4,6 +4,6 @@ A protocol adds one module here (``durable_streams`` now, ``kafka`` next) whose 
 ``register`` at import time, and one import line below.
 """
 
-from benchmarks.scenarios import durable_streams, sse_apps
+from benchmarks.scenarios import durable_streams, kafka_sdk, sse_apps
 
-__all__ = ["durable_streams", "sse_apps"]
+__all__ = ["durable_streams", "kafka_sdk", "sse_apps"]

@@ -19,7 +19,9 @@ from millstream.log import MemoryStore
 from millstream.node import Node, NodeOptions, build_services
 from millstream.server.http._types import Receive, Scope, Send
 from millstream.services import Route, Service
+from millstream.services.kafka_admin import KafkaAdminService
 from millstream.services.llm import LLMGateway
+from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 from servers import REPO
 
@@ -158,9 +160,18 @@ def test_serve_exits_1_when_its_kafka_port_is_taken() -> None:
 
 def test_services_from_options() -> None:
     store = MemoryStore()
-    built = build_services(store, NodeOptions())
-    assert [type(s) for s in built] == [SubscriptionService, LLMGateway]
-    assert build_services(store, NodeOptions(subscriptions=False, llm=None)) == []
+    assert [type(s) for s in build_services(store, NodeOptions())] == [
+        SubscriptionService,
+        KafkaAdminService,
+        SentinelService,
+        LLMGateway,
+    ]
+    assert [type(s) for s in build_services(store, NodeOptions(sentinel=False, llm=None))] == [
+        SubscriptionService,
+        KafkaAdminService,
+    ]
+    options = NodeOptions(subscriptions=False, kafka_admin=False, sentinel=False, llm=None)
+    assert build_services(store, options) == []
 
 
 async def test_no_kafka_means_one_door() -> None:

@@ -117,6 +117,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Serve the subscription APIs under /v1/stream/__ds/ (PROTOCOL.md §6-7).",
 )
 @click.option(
+    "--sentinel/--no-sentinel",
+    default=True,
+    show_default=True,
+    help="Run the Sentinel: anomaly detection over the llm-telemetry topic, anomalies on "
+    "llm-anomalies, REST under /api/v1 (docs/telemetry.md).",
+)
+@click.option(
     "--kafka-port",
     default=9092,
     show_default=True,
@@ -155,6 +162,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     default=True,
     show_default=True,
     help="Create a topic when a Kafka client asks for its metadata or produces to it.",
+)
+@click.option(
+    "--kafka-admin/--no-kafka-admin",
+    default=True,
+    show_default=True,
+    help="Serve the Kafka SDK's HTTP admin API (/v1/topics, /v1/cluster, consumer-group lag, "
+    "/v1/inspect) on the HTTP port.",
 )
 @click.option(
     "--http-fast-path/--no-http-fast-path",
@@ -322,6 +336,8 @@ def serve_command(ctx: click.Context, /, print_config: bool, **settings: Any) ->
         kafka_frame_timeout=settings["kafka_frame_timeout"],
         kafka_auto_create_topics=settings["kafka_auto_create_topics"],
         subscriptions=settings["subscriptions"],
+        kafka_admin=settings["kafka_admin"],
+        sentinel=settings["sentinel"],
         llm=llm_config,
         require_auth=settings["require_auth"],
         insecure=settings["insecure"],

@@ -60,7 +60,9 @@ class Node:
         self.auth = Authenticator(store, required=options.require_auth, limits=options.limits)
         self.gate = HttpGate(self.auth)
         self.services: list[Service] = list(
-            build_services(store, options, self.auth) if services is None else services
+            build_services(store, options, self.auth, kafka_address=self._kafka_address)
+            if services is None
+            else services
         )
         routes = [route for service in self.services for route in service.routes()]
         if options.metrics:
@@ -186,6 +188,9 @@ class Node:
             await self.aclose()
 
     # -- what it serves ----------------------------------------------------------------------
+
+    def _kafka_address(self) -> str | None:
+        return None if self.kafka_door is None else self.kafka_door.advertised
 
     @property
     def http_url(self) -> str | None:

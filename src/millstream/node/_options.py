@@ -52,6 +52,8 @@ class NodeOptions:
     otel: bool = False  # OpenTelemetry spans per request (the otel extra; fast path off)
     # -- services
     subscriptions: bool = True
+    kafka_admin: bool = True  # the HTTP admin API of the Kafka SDK (/v1/topics, lag, inspect)
+    sentinel: bool = True  # anomaly detection over the LLM telemetry topics
     #: the LLM gateway (``docs/llm.md``); ``None`` does not run it. The default reads the
     #: provider keys and base URLs from the standard environment variables, as the official
     #: SDKs do, and with none set the gateway runs and answers 503 saying what to set.

@@ -8,10 +8,14 @@ before the store, in reverse order of this list.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from millstream.auth import Authenticator
 from millstream.log import Store
 from millstream.services import Service
+from millstream.services.kafka_admin import KafkaAdminService
 from millstream.services.llm import LLMGateway
+from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 
 from ._options import NodeOptions
@@ -20,13 +24,22 @@ __all__ = ["build_services"]
 
 
 def build_services(
-    store: Store, options: NodeOptions, auth: Authenticator | None = None
+    store: Store,
+    options: NodeOptions,
+    auth: Authenticator | None = None,
+    *,
+    kafka_address: Callable[[], str | None] = lambda: None,
 ) -> list[Service]:
-    """Every service ``options`` enables, in start order; ``auth`` is the node's (services
-    that manage state over HTTP check tokens with it)."""
+    """Every service ``options`` enables, in start order. ``auth`` is the node's (services
+    that manage state over HTTP check tokens with it); ``kafka_address()`` is the Kafka door's
+    advertised ``host:port`` once it listens (the admin API reports it)."""
     services: list[Service] = []
     if options.subscriptions:
         services.append(SubscriptionService(store, public_url=options.public_url, auth=auth))
+    if options.kafka_admin:
+        services.append(KafkaAdminService(store, kafka_address=kafka_address))
+    if options.sentinel:
+        services.append(SentinelService(store))
     if options.llm is not None:
         services.append(LLMGateway(store, options.llm))
     return services
