@@ -260,3 +260,16 @@ def test_subscriptions_need_an_admin_token(secured: Secured) -> None:
         assert anonymous.put("/v1/stream/__ds/subscriptions/s1", json=config).status_code == 401
     with secured.client("admin") as admin:
         assert admin.get("/v1/stream/__ds/subscriptions/s1").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/v1/topics", "/v1/cluster", "/api/v1/anomalies"])
+def test_services_without_their_own_checks_are_admin_only(secured: Secured, path: str) -> None:
+    """The Kafka SDK's admin API and the Sentinel's REST API check no scopes themselves."""
+    with secured.client() as anonymous:
+        assert anonymous.get(path).status_code == 401
+    with secured.client("writer-a") as writer:
+        response = writer.get(path)
+        assert response.status_code == 403
+        assert _error(response) == "forbidden"
+    with secured.client("admin") as admin:
+        assert admin.get(path).status_code == 200

@@ -25,6 +25,7 @@ from millstream.server.http import DurableStreamsApp, HttpDoor, HttpGate, create
 from millstream.server.kafka import KafkaDoor, KafkaSettings
 from millstream.services import Route, Service
 
+from ._guard import AdminOnly
 from ._metrics import METRICS_PATH, MetricsRoute
 from ._options import NodeOptions
 from ._security import InsecureBind, insecure_reason
@@ -64,7 +65,11 @@ class Node:
             if services is None
             else services
         )
-        routes = [route for service in self.services for route in service.routes()]
+        routes = [
+            route if service.authenticates else Route(route.prefix, AdminOnly(route.app, self.gate))
+            for service in self.services
+            for route in service.routes()
+        ]
         if options.metrics:
             routes.append(Route(METRICS_PATH, MetricsRoute(self, self.gate)))
         self.http_app: DurableStreamsApp = create_app(

@@ -42,6 +42,10 @@ class Service(abc.ABC):
 
     #: Short name used in logs, the startup line and ``/health`` (``"llm"``, ``"sentinel"``).
     name: str = "service"
+    #: Whether the service checks tokens on its routes itself (the LLM gateway, the
+    #: subscriptions). Routes of services that do not are served only to ``admin:`` tokens
+    #: when the node requires tokens (``docs/security.md``).
+    authenticates: bool = False
 
     def routes(self) -> Sequence[Route]:
         """HTTP routes to mount; none by default."""

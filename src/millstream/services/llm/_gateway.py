@@ -67,6 +67,7 @@ class LLMGateway(Service):
     """See the module docstring; ``LLMGateway(store, GatewayConfig.from_env())``."""
 
     name = "llm"
+    authenticates = True  # every /v1 route takes an llm:<project> key
 
     def __init__(self, store: Store, config: GatewayConfig) -> None:
         self.store = store

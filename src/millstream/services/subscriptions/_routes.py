@@ -54,6 +54,7 @@ class SubscriptionService(Service):
     """
 
     name = "subscriptions"
+    authenticates = True
 
     def __init__(
         self,
