@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import datetime as dt
 import os
+import ssl
 import statistics
 import sys
 import tempfile
@@ -41,8 +42,8 @@ from benchmarks.scenarios._http1 import Connection
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from certs import make_ca  # noqa: E402
 from servers import ServerProcess, millstream_argv  # noqa: E402
+from tlsfiles import make_tls_files  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAYLOAD = b"x" * 100
@@ -141,8 +142,8 @@ def main() -> None:
     import uvloop
 
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
-        ca = make_ca(Path(folder))
-        context = ca.client_context()
+        ca = make_tls_files(Path(folder))
+        context = ssl.create_default_context(cafile=str(ca.ca))
         tls = ["--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key)]
         variants = [
             Variant("off", [], tls=False, auth=False),

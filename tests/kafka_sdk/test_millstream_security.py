@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from certs import Ca, make_ca
 from millstream.kafka import AuthenticationError, AuthorizationError, StreamlineClient
 from security.conftest import Secured, start_secured
+from tlsfiles import TlsFiles, make_tls_files
 
 from .helpers import make_topic
 
@@ -19,12 +19,12 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> Ca:
-    return make_ca(tmp_path_factory.mktemp("sdk-ca"))
+def ca(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("sdk-ca"))
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory, ca: Ca) -> Iterator[Secured]:
+def node(tmp_path_factory: pytest.TempPathFactory, ca: TlsFiles) -> Iterator[Secured]:
     secured = start_secured(
         tmp_path_factory.mktemp("sdk-secured"),
         "--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key),
@@ -49,9 +49,11 @@ def _client(node: Secured, ca: Path, mechanism: str, password: str) -> Streamlin
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
-async def test_the_sdk_logs_in_with_a_token_over_tls(node: Secured, ca: Ca, mechanism: str) -> None:
+async def test_the_sdk_logs_in_with_a_token_over_tls(
+    node: Secured, ca: TlsFiles, mechanism: str
+) -> None:
     topic = f"kt-sdk-{mechanism.lower()}"
-    async with _client(node, ca.cert, mechanism, node.tokens["kafka-app"]) as client:
+    async with _client(node, ca.ca, mechanism, node.tokens["kafka-app"]) as client:
         await make_topic(client, topic)
         await client.produce(topic, b"over SASL_SSL")
         async with client.consumer(group_id=f"kg-{topic}", auto_offset_reset="earliest") as c:
@@ -65,15 +67,17 @@ async def test_the_sdk_logs_in_with_a_token_over_tls(node: Secured, ca: Ca, mech
     assert records[0].value == b"over SASL_SSL"
 
 
-async def test_a_wrong_token_is_an_authentication_error(node: Secured, ca: Ca) -> None:
-    client = _client(node, ca.cert, "SCRAM-SHA-512", node.tokens["kafka-app"] + "x")
+async def test_a_wrong_token_is_an_authentication_error(node: Secured, ca: TlsFiles) -> None:
+    client = _client(node, ca.ca, "SCRAM-SHA-512", node.tokens["kafka-app"] + "x")
     with pytest.raises(AuthenticationError) as caught:
         await client.start()
     assert not caught.value.retryable
     await client.close()
 
 
-async def test_a_topic_outside_the_scopes_is_an_authorization_error(node: Secured, ca: Ca) -> None:
-    async with _client(node, ca.cert, "SCRAM-SHA-256", node.tokens["kafka-app"]) as client:
+async def test_a_topic_outside_the_scopes_is_an_authorization_error(
+    node: Secured, ca: TlsFiles
+) -> None:
+    async with _client(node, ca.ca, "SCRAM-SHA-256", node.tokens["kafka-app"]) as client:
         with pytest.raises(AuthorizationError):
             await client.produce("not-mine", b"x")

@@ -17,10 +17,10 @@ from millstream.kafka import (
     StreamlineClient,
     TopicPartition,
 )
+from tlsfiles import TlsFiles, make_tls_files
 
 from .brokers import Broker, free_port, tansu_argv
 from .helpers import make_topic
-from .tlsfiles import TlsFiles, make_tls_files
 from .tlsproxy import TlsProxy
 
 

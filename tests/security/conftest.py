@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from certs import Ca, make_ca
 from millstream.auth import TokenStore
 from millstream.log import SqliteStore
 from servers import ServerProcess, millstream_argv
+from tlsfiles import TlsFiles, make_tls_files
 
 #: The tokens every secured server has, by name: their scopes.
 TOKENS: dict[str, list[str]] = {
@@ -37,9 +37,14 @@ TOKENS: dict[str, list[str]] = {
 
 
 @pytest.fixture(scope="session")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> Ca:
+def ca(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     """A CA made for this test run and a server certificate it signed."""
-    return make_ca(tmp_path_factory.mktemp("ca"))
+    return make_tls_files(tmp_path_factory.mktemp("ca"))
+
+
+def trusting(files: TlsFiles) -> ssl.SSLContext:
+    """A client context that trusts ``files``' CA."""
+    return ssl.create_default_context(cafile=str(files.ca))
 
 
 def issue_tokens(data_dir: Path, tokens: Mapping[str, list[str]] = TOKENS) -> dict[str, str]:

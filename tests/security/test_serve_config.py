@@ -4,6 +4,7 @@ request ids, and what ``/metrics`` reports."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -281,7 +282,11 @@ async def test_metrics_report_both_doors_the_store_groups_and_the_llm_gateway(
                 json={"messages": [{"role": "user", "content": "hello there"}], "model": "haiku"},
             )
             assert chat.status_code == 200, chat.text
-            text = (await client.get("/metrics")).text
+            for _ in range(100):  # the gateway settles usage after the answer
+                text = (await client.get("/metrics")).text
+                if "millstream_llm_tokens_total{" in text:
+                    break
+                await asyncio.sleep(0.1)
     samples = _samples(text)
     assert samples['millstream_http_requests_total{route="append",status="204"}'] == 3
     assert samples['millstream_append_bytes_total{door="http"}'] == 15

@@ -17,27 +17,28 @@ from kafka_door.wire import Wire
 from millstream.server.kafka import codec
 from millstream.server.kafka.codec import ErrorCode
 from servers import wait_until
+from tlsfiles import TlsFiles
 
-from .conftest import Ca, Secured, start_secured
+from .conftest import Secured, start_secured, trusting
 
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module")
-def tls_node(tmp_path_factory: pytest.TempPathFactory, ca: Ca) -> Iterator[Secured]:
+def tls_node(tmp_path_factory: pytest.TempPathFactory, ca: TlsFiles) -> Iterator[Secured]:
     node = start_secured(
         tmp_path_factory.mktemp("tls"),
         "--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key),
         "--auth-failure-burst", "1000",
     )  # fmt: skip
-    node.verify = ca.client_context()
+    node.verify = trusting(ca)
     try:
         yield node
     finally:
         node.server.terminate()
 
 
-def test_both_doors_speak_tls(tls_node: Secured, ca: Ca) -> None:
+def test_both_doors_speak_tls(tls_node: Secured, ca: TlsFiles) -> None:
     assert tls_node.url.startswith("https://127.0.0.1:")
     assert "TLS; tokens required" in "".join(tls_node.server.output)
     with tls_node.client("admin") as client:
@@ -59,7 +60,7 @@ def test_both_doors_speak_tls(tls_node: Secured, ca: Ca) -> None:
     async def kafka() -> bytes:
         login = {
             "security_protocol": "SASL_SSL",
-            "ssl_context": ca.client_context(),
+            "ssl_context": trusting(ca),
             "sasl_mechanism": "SCRAM-SHA-256",
             "sasl_plain_username": "kafka-app",
             "sasl_plain_password": tls_node.tokens["kafka-app"],
@@ -86,7 +87,7 @@ def test_both_doors_speak_tls(tls_node: Secured, ca: Ca) -> None:
         {
             "bootstrap.servers": tls_node.kafka,
             "security.protocol": "SASL_SSL",
-            "ssl.ca.location": str(ca.cert),
+            "ssl.ca.location": str(ca.ca),
             "sasl.mechanisms": "PLAIN",
             "sasl.username": "kafka-app",
             "sasl.password": tls_node.tokens["kafka-app"],

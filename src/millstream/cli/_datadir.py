@@ -7,16 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    from millstream.auth import TokenRecord
     from millstream.log import Store
 
-__all__ = ["DATA_DIR_OPTION", "run_on_data_dir", "when"]
+__all__ = [
+    "DATA_DIR_OPTION",
+    "list_tokens",
+    "print_table",
+    "run_on_data_dir",
+    "token_id",
+    "when",
+]
 
 T = TypeVar("T")
 
@@ -59,3 +67,38 @@ def when(timestamp: float | None) -> str:
     if timestamp is None:
         return ""
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def list_tokens(data_dir: Path) -> list[TokenRecord]:
+    """Every token of the data directory, revoked ones included."""
+    from millstream.auth import TokenStore
+
+    async def work(store: Store) -> list[TokenRecord]:
+        return await TokenStore(store).list()
+
+    return run_on_data_dir(data_dir, work)
+
+
+def token_id(text: str, param_hint: str = "TOKEN") -> str:
+    """The id a command argument names: an id as is, or the id inside a whole token."""
+    from millstream.auth import AuthError, parse_token
+
+    if not text.startswith("ms_"):
+        return text
+    try:
+        return parse_token(text)[0]
+    except AuthError as exc:
+        raise click.BadParameter(exc.message, param_hint=param_hint) from exc
+
+
+def print_table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """A table on standard output (rich, from the server extra)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=140).print(table)

@@ -15,7 +15,9 @@ import click
 
 from . import main
 from ._datadir import DATA_DIR_OPTION as _DATA_DIR
+from ._datadir import list_tokens, print_table
 from ._datadir import run_on_data_dir as _run
+from ._datadir import token_id as _parse_id
 from ._datadir import when as _when
 
 if TYPE_CHECKING:
@@ -105,20 +107,8 @@ def keys_create(
 @_DATA_DIR
 def keys_list(data_dir: Path) -> None:
     """List keys (never their secrets)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from millstream.auth import TokenStore
-
-    async def work(store: Store) -> Any:
-        return await TokenStore(store).list()
-
-    records = _run(data_dir, work)
-    table = Table(title="API keys")
-    for column in ("id", "name", "scopes", "rate limits", "created", "revoked"):
-        table.add_column(column)
-    for record in records:
-        table.add_row(
+    rows = [
+        (
             record.id,
             record.name,
             " ".join(record.scopes),
@@ -126,19 +116,10 @@ def keys_list(data_dir: Path) -> None:
             _when(record.created),
             _when(record.revoked) or "-",
         )
-    Console(width=120).print(table)
-
-
-def _token_id(key: str) -> str:
-    from millstream.auth import AuthError, parse_token
-
-    if not key.startswith("ms_"):
-        return key
-    try:
-        token_id, _ = parse_token(key)
-    except AuthError as exc:
-        raise click.BadParameter(str(exc), param_hint="KEY") from exc
-    return token_id
+        for record in list_tokens(data_dir)
+    ]
+    columns = ("id", "name", "scopes", "rate limits", "created", "revoked")
+    print_table("API keys", columns, rows)
 
 
 @keys_group.command("limits")
@@ -153,7 +134,7 @@ def keys_limits(key: str, rpm: int | None, tpm: int | None, reset: bool, data_di
     from millstream.auth import AuthError, TokenStore
     from millstream.services.llm import KEY_LIMITS_META
 
-    token_id = _token_id(key)
+    token_id = _parse_id(key, "KEY")
 
     async def work(store: Store) -> Any:
         tokens = TokenStore(store)
@@ -177,7 +158,7 @@ def keys_revoke(key: str, data_dir: Path) -> None:
     """Revoke KEY (its id, or the whole key); it stops working at once."""
     from millstream.auth import AuthError, TokenStore
 
-    token_id = _token_id(key)
+    token_id = _parse_id(key, "KEY")
 
     async def work(store: Store) -> Any:
         return await TokenStore(store).revoke(token_id)

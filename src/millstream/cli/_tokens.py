@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import main
-from ._datadir import DATA_DIR_OPTION, run_on_data_dir, when
+from ._datadir import DATA_DIR_OPTION, list_tokens, print_table, run_on_data_dir, token_id, when
 
 if TYPE_CHECKING:
     from millstream.log import Store
@@ -75,27 +75,11 @@ def tokens_create(name: str, scopes: tuple[str, ...], data_dir: Path) -> None:
 @DATA_DIR_OPTION
 def tokens_list(data_dir: Path) -> None:
     """List tokens (never their secrets), revoked ones included."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from millstream.auth import TokenStore
-
-    async def work(store: Store) -> Any:
-        return await TokenStore(store).list()
-
-    records = run_on_data_dir(data_dir, work)
-    table = Table(title="tokens")
-    for column in ("id", "name", "scopes", "created", "revoked"):
-        table.add_column(column)
-    for record in records:
-        table.add_row(
-            record.id,
-            record.name,
-            " ".join(record.scopes),
-            when(record.created),
-            when(record.revoked) or "-",
-        )
-    Console(width=140).print(table)
+    rows = [
+        (r.id, r.name, " ".join(r.scopes), when(r.created), when(r.revoked) or "-")
+        for r in list_tokens(data_dir)
+    ]
+    print_table("tokens", ("id", "name", "scopes", "created", "revoked"), rows)
 
 
 @tokens_group.command("revoke")
@@ -104,17 +88,12 @@ def tokens_list(data_dir: Path) -> None:
 def tokens_revoke(token: str, data_dir: Path) -> None:
     """Revoke TOKEN (its id, or the whole token); a running server cuts its live readers and
     Kafka connections within about a second."""
-    from millstream.auth import AuthError, TokenStore, parse_token
+    from millstream.auth import AuthError, TokenStore
 
-    token_id = token
-    if token.startswith("ms_"):
-        try:
-            token_id, _ = parse_token(token)
-        except AuthError as exc:
-            raise click.BadParameter(exc.message, param_hint="TOKEN") from exc
+    revoking = token_id(token)
 
     async def work(store: Store) -> Any:
-        return await TokenStore(store).revoke(token_id)
+        return await TokenStore(store).revoke(revoking)
 
     try:
         record = run_on_data_dir(data_dir, work)

@@ -61,7 +61,7 @@ class Node:
         self.auth = Authenticator(store, required=options.require_auth, limits=options.limits)
         self.gate = HttpGate(self.auth)
         self.services: list[Service] = list(
-            build_services(store, options, self.auth, kafka_address=self._kafka_address)
+            build_services(store, options, self.gate, kafka_address=self._kafka_address)
             if services is None
             else services
         )

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from millstream.auth import Authenticator
 from millstream.log import Store
+from millstream.server.http import HttpGate
 from millstream.services import Service
 from millstream.services.kafka_admin import KafkaAdminService
 from millstream.services.llm import LLMGateway
@@ -26,16 +26,16 @@ __all__ = ["build_services"]
 def build_services(
     store: Store,
     options: NodeOptions,
-    auth: Authenticator | None = None,
+    gate: HttpGate | None = None,
     *,
     kafka_address: Callable[[], str | None] = lambda: None,
 ) -> list[Service]:
-    """Every service ``options`` enables, in start order. ``auth`` is the node's (services
-    that manage state over HTTP check tokens with it); ``kafka_address()`` is the Kafka door's
+    """Every service ``options`` enables, in start order. ``gate`` is the node's HTTP gate
+    (services that check tokens themselves use it); ``kafka_address()`` is the Kafka door's
     advertised ``host:port`` once it listens (the admin API reports it)."""
     services: list[Service] = []
     if options.subscriptions:
-        services.append(SubscriptionService(store, public_url=options.public_url, auth=auth))
+        services.append(SubscriptionService(store, public_url=options.public_url, gate=gate))
     if options.kafka_admin:
         services.append(KafkaAdminService(store, kafka_address=kafka_address))
     if options.sentinel:

@@ -21,11 +21,12 @@ from urllib.parse import unquote
 
 import orjson
 
-from millstream.auth import Authenticator, AuthError, InvalidToken, LimitExceeded
 from millstream.log import LogError
 from millstream.log import Store as LogStore
-from millstream.server.http import STREAM_PREFIX, stream_url_root
+from millstream.server.http import STREAM_PREFIX, HttpGate, stream_url_root
 from millstream.server.http._body import BodyTooLarge, ClientDisconnected, read_body
+from millstream.server.http._errors import HttpError
+from millstream.server.http._headers import request_headers
 from millstream.server.http._types import Receive, Scope, Send
 
 from .._service import Route, Service
@@ -61,12 +62,12 @@ class SubscriptionService(Service):
         store: LogStore,
         *,
         public_url: str | None = None,
-        auth: Authenticator | None = None,
+        gate: HttpGate | None = None,
     ) -> None:
         self.public_url = public_url
         #: on a node that requires tokens, managing and claiming subscriptions needs an
         #: ``admin:`` token (wake tokens keep authenticating callback, ack and release)
-        self.auth = auth
+        self.gate = gate
         self.engine = SubscriptionEngine(store)
 
     def routes(self) -> list[Route]:
@@ -193,30 +194,21 @@ class SubscriptionService(Service):
         raise SubscriptionError("NOT_FOUND", f"no control route __ds/{subpath}", status=404)
 
     async def _require_admin(self, scope: Scope, method: str, subpath: str) -> None:
-        auth = self.auth
-        if auth is None or not auth.required:
+        gate = self.gate
+        if gate is None or not gate.auth.required:
             return
+        headers = request_headers(scope)
         client = scope.get("client")
         host = str(client[0]) if client else None
-        token = _bearer(scope)
+        what = f"{method} __ds/{subpath}"
         try:
-            auth.check_client(host)
-            if token is None:
-                raise InvalidToken("this server requires a token (Authorization: Bearer)")
-            principal = await auth.authenticate(token)
-        except AuthError as exc:
-            auth.refused("http", exc, host)
-            log.warning("refused %s __ds/%s: %s (%s)", method, subpath, exc.message, exc.reason)
-            code = "RATE_LIMITED" if isinstance(exc, LimitExceeded) else "TOKEN_INVALID"
-            raise SubscriptionError(
-                code, exc.message, status=429 if code != "TOKEN_INVALID" else 401
-            ) from None
-        if not principal.permissions.everything:
-            denied = AuthError(f"token {principal.name!r} needs the admin: scope for subscriptions")
-            denied.reason = "forbidden"
-            auth.refused("http", denied, host)
-            log.warning("refused %s __ds/%s: %s", method, subpath, denied.message)
-            raise SubscriptionError("FORBIDDEN", denied.message, status=403)
+            principal = await gate.authenticate(headers, host, what)
+            if not principal.permissions.everything:
+                message = f"token {principal.name!r} needs the admin: scope for subscriptions"
+                raise gate.forbidden(principal, message, headers, host, what)
+        except HttpError as exc:
+            code = {401: "TOKEN_INVALID", 403: "FORBIDDEN"}.get(exc.status, "RATE_LIMITED")
+            raise SubscriptionError(code, exc.message, status=exc.status) from None
 
 
 def _allow(method: str, allowed: str) -> None:
