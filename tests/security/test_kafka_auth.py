@@ -313,6 +313,42 @@ def test_topics_outside_the_scopes_are_refused_per_topic(secured: Secured, reade
     assert created.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     deleted = reader.call(codec.DeleteTopicsRequest(topic_names=[mine]), 5).responses[0]
     assert deleted.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    offsets = reader.call(
+        codec.ListOffsetsRequest(
+            topics=[
+                codec.ListOffsetsTopic(
+                    name=t, partitions=[codec.ListOffsetsPartition(partition_index=0, timestamp=-1)]
+                )
+                for t in (mine, other)
+            ]
+        ),
+        7,
+    )
+    assert [t.partitions[0].error_code for t in offsets.topics] == [
+        ErrorCode.NONE,
+        ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+    ]
+    assert offsets.topics[0].partitions[0].offset == 1
+    created = reader.call(
+        codec.CreateTopicsRequest(topics=[codec.CreatableTopic(name=_topic(), num_partitions=1)]), 7
+    )
+    assert created.topics[0].error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    trimmed = reader.call(
+        codec.DeleteRecordsRequest(
+            topics=[
+                codec.DeleteRecordsTopic(
+                    name=mine,
+                    partitions=[codec.DeleteRecordsPartition(partition_index=0, offset=1)],
+                )
+            ]
+        ),
+        2,
+    )
+    assert trimmed.topics[0].partitions[0].error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    grown = reader.call(
+        codec.CreatePartitionsRequest(topics=[codec.CreatePartitionsTopic(name=mine, count=3)]), 3
+    )
+    assert grown.results[0].error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
     assert reader.call(codec.InitProducerIdRequest(transactional_id=None), 4).error_code == (
         ErrorCode.CLUSTER_AUTHORIZATION_FAILED
     )

@@ -34,10 +34,7 @@ class AdminOnly:
         host = str(client[0]) if client else None
         what = f"{scope.get('method', 'GET')} {scope.get('path', '')}"
         try:
-            principal = await gate.authenticate(headers, host, what)
-            if not principal.permissions.everything:
-                message = f"token {principal.name!r} needs the admin: scope for {scope['path']}"
-                raise gate.forbidden(principal, message, headers, host, what)
+            await gate.require_admin(headers, host, what)
         except HttpError as exc:
             await send_answer(send, error_answer(exc, head=scope.get("method") == "HEAD"))
             return

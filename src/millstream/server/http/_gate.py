@@ -168,6 +168,17 @@ class HttpGate:
             raise self._refuse(exc, headers, client, what) from None
         return principal
 
+    async def require_admin(
+        self, headers: RequestHeaders, client: str | None, what: str
+    ) -> Principal:
+        """The request's principal if it has ``admin:``; ``HttpError`` 401/403/429 otherwise
+        (service routes that check no scopes of their own)."""
+        principal = await self.authenticate(headers, client, what)
+        if not principal.permissions.everything:
+            message = f"token {principal.name!r} needs the admin: scope for {what}"
+            raise self.forbidden(principal, message, headers, client, what)
+        return principal
+
     def authorize(
         self,
         principal: Principal,

@@ -80,6 +80,35 @@ async def _split(
     return dataclasses.replace(response, **{answers: merged})
 
 
+def _entries(
+    field: str,
+    answers: str,
+    may: Callable[[Permissions], Callable[[str], bool]],
+    deny: Callable[[Any], Any],
+    name: Callable[[Any], str] = lambda entry: str(entry.name),
+) -> Callable[[Handler], Handler]:
+    """The wrapper of a request whose ``field`` entries are each allowed by ``may`` on their
+    ``name`` and answered one per entry in ``answers`` (``deny`` builds a refusal)."""
+
+    def wrap(inner: Handler) -> Handler:
+        async def handler(
+            broker: Broker, header: codec.RequestHeader, body: Any, connection: Any
+        ) -> Any:
+            can = may(_principal(connection).permissions)
+            return await _split(
+                inner, broker, header, body, connection,
+                field=field, answers=answers, allowed=lambda e: can(name(e)), deny=deny,
+            )  # fmt: skip
+
+        return handler
+
+    return wrap
+
+
+def _refused_partitions(cls: type, partitions: Sequence[Any], **fields: Any) -> list[Any]:
+    return [cls(partition_index=p.partition_index, error_code=_TOPIC, **fields) for p in partitions]
+
+
 def _quota(
     broker: Broker, response: Any, connection: KafkaConnection, produced: int, fetched: int
 ) -> Any:
@@ -155,52 +184,6 @@ def _fetch(inner: Handler) -> Handler:
     return handler
 
 
-def _list_offsets(inner: Handler) -> Handler:
-    async def handler(
-        broker: Broker, header: codec.RequestHeader, body: Any, connection: Any
-    ) -> Any:
-        can = _principal(connection).permissions.can_read
-        return await _split(
-            inner, broker, header, body, connection,
-            field="topics", answers="topics",
-            allowed=lambda t: can(t.name),
-            deny=lambda t: codec.ListOffsetsTopicResponse(
-                name=t.name,
-                partitions=[
-                    codec.ListOffsetsPartitionResponse(
-                        partition_index=p.partition_index, error_code=_TOPIC
-                    )
-                    for p in t.partitions
-                ],
-            ),
-        )  # fmt: skip
-
-    return handler
-
-
-def _delete_records(inner: Handler) -> Handler:
-    async def handler(
-        broker: Broker, header: codec.RequestHeader, body: Any, connection: Any
-    ) -> Any:
-        can = _principal(connection).permissions.can_admin
-        return await _split(
-            inner, broker, header, body, connection,
-            field="topics", answers="topics",
-            allowed=lambda t: can(t.name),
-            deny=lambda t: codec.DeleteRecordsTopicResult(
-                name=t.name,
-                partitions=[
-                    codec.DeleteRecordsPartitionResult(
-                        partition_index=p.partition_index, low_watermark=-1, error_code=_TOPIC
-                    )
-                    for p in t.partitions
-                ],
-            ),
-        )  # fmt: skip
-
-    return handler
-
-
 def _metadata(inner: Handler) -> Handler:
     """Named topics the principal cannot describe are refused; a request for every topic only
     lists describable ones. Auto-creation needs ``write``: a describable topic the principal
@@ -243,24 +226,6 @@ def _metadata(inner: Handler) -> Handler:
     return handler
 
 
-def _create_topics(inner: Handler) -> Handler:
-    async def handler(
-        broker: Broker, header: codec.RequestHeader, body: Any, connection: Any
-    ) -> Any:
-        can = _principal(connection).permissions.can_write
-        return await _split(
-            inner, broker, header, body, connection,
-            field="topics", answers="topics",
-            allowed=lambda t: can(t.name),
-            deny=lambda t: codec.CreatableTopicResult(
-                name=t.name, error_code=_TOPIC, error_message="not authorized to create it",
-                configs=None,
-            ),
-        )  # fmt: skip
-
-    return handler
-
-
 def _delete_topics(inner: Handler) -> Handler:
     async def handler(
         broker: Broker, header: codec.RequestHeader, body: Any, connection: Any
@@ -281,23 +246,6 @@ def _delete_topics(inner: Handler) -> Handler:
             field="topic_names", answers="responses",
             allowed=can,
             deny=lambda name: codec.DeletableTopicResult(name=name, error_code=_TOPIC),
-        )  # fmt: skip
-
-    return handler
-
-
-def _create_partitions(inner: Handler) -> Handler:
-    async def handler(
-        broker: Broker, header: codec.RequestHeader, body: Any, connection: Any
-    ) -> Any:
-        can = _principal(connection).permissions.can_admin
-        return await _split(
-            inner, broker, header, body, connection,
-            field="topics", answers="results",
-            allowed=lambda t: can(t.name),
-            deny=lambda t: codec.CreatePartitionsTopicResult(
-                name=t.name, error_code=_TOPIC, error_message="not authorized to alter it"
-            ),
         )  # fmt: skip
 
     return handler
@@ -510,33 +458,50 @@ def _list_groups(inner: Handler) -> Handler:
     return handler
 
 
-def _describe_groups(inner: Handler) -> Handler:
-    async def handler(
-        broker: Broker, header: codec.RequestHeader, body: Any, connection: Any
-    ) -> Any:
-        can = _principal(connection).permissions.can_group
-        return await _split(
-            inner, broker, header, body, connection,
-            field="groups", answers="groups",
-            allowed=can,
-            deny=lambda group_id: codec.DescribedGroup(
-                group_id=group_id, error_code=_GROUP,
-                error_message="not authorized to describe this group",
-            ),
-        )  # fmt: skip
-
-    return handler
-
-
 _WRAPPERS: dict[type, Callable[[Handler], Handler]] = {
     codec.ProduceRequest: _produce,
     codec.FetchRequest: _fetch,
-    codec.ListOffsetsRequest: _list_offsets,
-    codec.DeleteRecordsRequest: _delete_records,
+    codec.ListOffsetsRequest: _entries(
+        "topics",
+        "topics",
+        lambda p: p.can_read,
+        lambda t: codec.ListOffsetsTopicResponse(
+            name=t.name,
+            partitions=_refused_partitions(codec.ListOffsetsPartitionResponse, t.partitions),
+        ),
+    ),
+    codec.DeleteRecordsRequest: _entries(
+        "topics",
+        "topics",
+        lambda p: p.can_admin,
+        lambda t: codec.DeleteRecordsTopicResult(
+            name=t.name,
+            partitions=_refused_partitions(
+                codec.DeleteRecordsPartitionResult, t.partitions, low_watermark=-1
+            ),
+        ),
+    ),
     codec.MetadataRequest: _metadata,
-    codec.CreateTopicsRequest: _create_topics,
+    codec.CreateTopicsRequest: _entries(
+        "topics",
+        "topics",
+        lambda p: p.can_write,
+        lambda t: codec.CreatableTopicResult(
+            name=t.name,
+            error_code=_TOPIC,
+            error_message="not authorized to create it",
+            configs=None,
+        ),
+    ),
     codec.DeleteTopicsRequest: _delete_topics,
-    codec.CreatePartitionsRequest: _create_partitions,
+    codec.CreatePartitionsRequest: _entries(
+        "topics",
+        "results",
+        lambda p: p.can_admin,
+        lambda t: codec.CreatePartitionsTopicResult(
+            name=t.name, error_code=_TOPIC, error_message="not authorized to alter it"
+        ),
+    ),
     codec.DescribeConfigsRequest: _describe_configs,
     codec.InitProducerIdRequest: _init_producer_id,
     codec.FindCoordinatorRequest: _find_coordinator,
@@ -553,7 +518,17 @@ _WRAPPERS: dict[type, Callable[[Handler], Handler]] = {
     codec.OffsetCommitRequest: _offset_commit,
     codec.OffsetFetchRequest: _offset_fetch,
     codec.ListGroupsRequest: _list_groups,
-    codec.DescribeGroupsRequest: _describe_groups,
+    codec.DescribeGroupsRequest: _entries(
+        "groups",
+        "groups",
+        lambda p: p.can_group,
+        lambda group_id: codec.DescribedGroup(
+            group_id=group_id,
+            error_code=_GROUP,
+            error_message="not authorized to describe this group",
+        ),
+        name=str,
+    ),
 }
 
 

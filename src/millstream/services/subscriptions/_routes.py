@@ -202,10 +202,7 @@ class SubscriptionService(Service):
         host = str(client[0]) if client else None
         what = f"{method} __ds/{subpath}"
         try:
-            principal = await gate.authenticate(headers, host, what)
-            if not principal.permissions.everything:
-                message = f"token {principal.name!r} needs the admin: scope for subscriptions"
-                raise gate.forbidden(principal, message, headers, host, what)
+            await gate.require_admin(headers, host, what)
         except HttpError as exc:
             code = {401: "TOKEN_INVALID", 403: "FORBIDDEN"}.get(exc.status, "RATE_LIMITED")
             raise SubscriptionError(code, exc.message, status=exc.status) from None
