@@ -8,9 +8,9 @@ Both doors and the services ask one ``Authenticator``:
 - **Revocation.** A background task (``start``) re-reads every token in use each
   ``recheck_interval`` seconds, also ones revoked by another process on the same data
   directory (``millstream tokens revoke``). A revoked or deleted token leaves the cache and its
-  live sessions are cut: SSE and long-poll readers end, Kafka connections close. A cache entry
-  older than three intervals is not trusted (the task may be stuck), and entries unused for a
-  minute are dropped.
+  live sessions are cut: SSE and long-poll readers end, Kafka connections close. While the task
+  runs, cache entries are trusted as they are (the hot path reads no clock); without it, for
+  three intervals. Entries unused for a minute are dropped.
 - **Limits** (``AuthLimits``): per-token request rate, live sessions per token by kind, Kafka
   byte quotas, and failed authentications per client address (a client over that limit is
   refused every authentication, valid or not, until it slows down, so a guess cannot be
@@ -26,7 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from millstream.log import LogError, Store
 
@@ -64,7 +64,7 @@ class Session:
     kind: str
     cut: Callable[[], None]
     revoked: bool = False
-    closed: bool = field(default=False)
+    closed: bool = False
 
     def close(self) -> None:
         if not self.closed:
