@@ -70,14 +70,21 @@ def test_beyond_loopback_it_starts_with_tokens_or_when_told_insecure(flag: str, 
             process.stdout.close()
 
 
-def test_loopback_runs_open_as_before() -> None:
-    with millstream_server("--memory", "--no-llm") as server:
+def test_loopback_runs_open_as_before(tmp_path: Path) -> None:
+    from .conftest import issue_tokens
+
+    token = issue_tokens(tmp_path, {"reader": ["read:a/"]})["reader"]
+    with millstream_server("--data-dir", str(tmp_path), "--no-llm") as server:
         assert "tokens required" not in "".join(server.output)
         assert httpx.put(f"{server.url}/v1/stream/open").status_code == 201
         assert httpx.get(f"{server.url}/metrics").status_code == 200
-        # a token sent to an open node is still checked
-        bad = httpx.get(f"{server.url}/v1/stream/open", headers={"Authorization": "Bearer ms_nope"})
-        assert bad.status_code == 401
+        # credentials that are not valid tokens change nothing on an open node (a client may
+        # carry another service's); a valid token's scopes apply
+        for other in ("Bearer ms_nope", "Bearer abc", "Basic Zm9vOmJhcg=="):
+            ignored = httpx.get(f"{server.url}/v1/stream/open", headers={"Authorization": other})
+            assert ignored.status_code == 200
+        scoped = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{server.url}/v1/stream/open", headers=scoped).status_code == 403
 
 
 # -- configuration --------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Who may do what over HTTP: the door's half of ``millstream.auth``.
 
 Every stream request passes the gate before it touches the store. The token comes from
-``Authorization: Bearer <token>``; without one a request acts as ``ANONYMOUS`` unless the node
-requires authentication. The method decides the action (GET/HEAD read, POST and PUT write,
-DELETE admin; a fork also reads its source) and the token's scopes must cover the path, which
+``Authorization: Bearer <token>``. On a node that requires tokens, a request without a valid
+one is refused; on an open node a valid token's scopes and limits apply, and anything else (no
+token, another service's credentials, an invalid token) acts as ``ANONYMOUS``, which may do
+everything. The method decides the action (GET/HEAD read, POST and PUT write, DELETE admin; a
+fork also reads its source) and the token's scopes must cover the path, which
 must be canonical (``auth.canonical_path``). Refusals are answered with a JSON error and
 counted (``Authenticator.failures``) and logged with the request id:
 
@@ -54,6 +56,7 @@ logger = logging.getLogger("millstream.server.http")
 _ACTIONS = {"GET": "read", "HEAD": "read", "POST": "write", "PUT": "write", "DELETE": "admin"}
 _VERBS = {"read": "read", "write": "write to", "admin": "delete"}
 _TOKEN_MEMO = 10_000
+_TOKEN_PREFIX = "ms_"
 _REQUEST_ID = re.compile(rb"\A[A-Za-z0-9._:/+=-]{1,128}\Z")
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="millstream"')]
 _INVALID = [(b"www-authenticate", b'Bearer realm="millstream", error="invalid_token"')]
@@ -107,12 +110,12 @@ class HttpGate:
             return None if auth.required else ANONYMOUS
         token = self._tokens.get(raw)
         if token is None:
-            token = _bearer(raw)
-            if token is None:
-                return None
+            token = _bearer(raw) or ""
             if len(self._tokens) >= _TOKEN_MEMO:
                 self._tokens.clear()
             self._tokens[raw] = token
+        if not auth.required and not token.startswith(_TOKEN_PREFIX):
+            return ANONYMOUS  # an open node ignores credentials that are not its tokens
         if auth.guards_clients:
             try:
                 auth.check_client(client)
@@ -154,11 +157,18 @@ class HttpGate:
             missing.reason = "missing_token"
             raise self._refuse(missing, headers, client, what, missing=True)
         token = _bearer(raw)
+        if not auth.required and not (token or "").startswith(_TOKEN_PREFIX):
+            return ANONYMOUS  # an open node ignores credentials that are not its tokens
         try:
             auth.check_client(client)
             if token is None:
                 raise InvalidToken("the Authorization header is not 'Bearer <token>'")
-            principal = await auth.authenticate(token)
+            try:
+                principal = await auth.authenticate(token)
+            except (InvalidToken, RevokedToken):
+                if not auth.required:
+                    return ANONYMOUS  # open: a bad token is no worse than none
+                raise
             wait = auth.take_request(principal)
             if wait:
                 raise LimitExceeded(
