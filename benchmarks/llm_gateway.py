@@ -10,7 +10,8 @@ The provider answers like a (very fast) model: the first token after ``--first-t
 Figures:
 
 - non-streamed latency p50/p99 and what each gateway adds to direct (requests are sent to the
-  targets in turn, one at a time, so every target sees the same machine load);
+  targets in turn, one at a time, so every target sees the same machine load), and the CPU the
+  target's processes used per request meanwhile (all threads; for direct, the fake provider's);
 - streamed: time to first token and inter-token delay (p50), measured the same way;
 - 1,000 concurrent streams through each target: failed streams (anything but a 200 ending in
   ``[DONE]`` with every token) and the peak RSS of the target's process tree while they run.
@@ -67,22 +68,43 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def tree_rss_mib(pid: int) -> float:
-    """RSS of ``pid`` and its descendants (LiteLLM may run workers)."""
-    total = 0
-    pending = [pid]
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (LiteLLM may run workers)."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
         try:
-            status = Path(f"/proc/{current}/status").read_text()
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        pending += [int(c) for c in children]
+    return found
+
+
+def tree_rss_mib(pid: int) -> float:
+    total = 0
+    for member in _tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
         except OSError:
             continue
         for line in status.splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
-        pending += [int(c) for c in children]
     return total / 1024
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid``'s tree so far (every thread), in seconds."""
+    ticks = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def one_unary(http: aiohttp.ClientSession, target: Target) -> float:
@@ -134,9 +156,12 @@ async def interleaved(
             for _ in range(10):
                 await one_unary(http, target)
                 await one_stream(http, target, tokens)
+        cpu = {t.name: tree_cpu_seconds(t.pid) for t in targets}
         for _ in range(requests):
             for target in targets:
                 lat[target.name].append(await one_unary(http, target))
+        for t in targets:  # the target's own CPU per request (direct: the provider's)
+            cpu[t.name] = (tree_cpu_seconds(t.pid) - cpu[t.name]) / requests * 1000
         for _ in range(streams):
             for target in targets:
                 first, between = await one_stream(http, target, tokens)
@@ -145,6 +170,7 @@ async def interleaved(
     return {
         t.name: {
             "p50": statistics.median(lat[t.name]),
+            "cpu": cpu[t.name],
             "p99": percentile(lat[t.name], 0.99),
             "ttft50": statistics.median(ttft[t.name]),
             "ttft99": percentile(ttft[t.name], 0.99),
@@ -375,15 +401,16 @@ def main() -> None:
         + ("" if args.no_litellm else f"; LiteLLM {litellm_version()}")
     )
     print(
-        "| target | p50 ms | p99 ms | added p50 | added p99 | TTFT p50 | TTFT p99 "
+        "| target | p50 ms | p99 ms | added p50 | added p99 | CPU ms/request | TTFT p50 | TTFT p99 "
         f"| inter-token p50 | inter-token p99 | failed of {args.streams} | peak RSS MiB "
         f"| {args.streams} streams s |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
         print(
             f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p50'] - direct['p50']:+.2f} "
-            f"| {r['p99'] - direct['p99']:+.2f} | {r['ttft50']:.2f} | {r['ttft99']:.2f} "
+            f"| {r['p99'] - direct['p99']:+.2f} | {r['cpu']:.2f} | {r['ttft50']:.2f} "
+            f"| {r['ttft99']:.2f} "
             f"| {r['gap50']:.2f} | {r['gap99']:.2f} | {int(r['errors'])} | {r['rss']:.0f} "
             f"| {r['seconds']:.1f} |"
         )

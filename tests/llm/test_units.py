@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import orjson
 import pytest
 from hypothesis import given
@@ -16,8 +17,8 @@ import millstream.llm
 from millstream.auth import InvalidToken, RevokedToken, TokenStore
 from millstream.llm._wire import event_id, parse_event_id
 from millstream.log import KvWrite, MemoryStore
-from millstream.services.llm import PriceTable
-from millstream.services.llm._generations import NS_IDEMPOTENCY
+from millstream.services.llm import GatewayConfig, LLMGateway, PriceTable
+from millstream.services.llm._generations import NS_IDEMPOTENCY, NS_INFLIGHT
 from millstream.services.llm._housekeeping import prune
 from millstream.services.llm._ledger import (
     Admission,
@@ -173,6 +174,51 @@ async def test_prune_drops_expired_keys_and_old_buckets_only() -> None:
     assert hours == [f"p/h/{hour_key(now - 3_600)}"]
     assert (await ledger.usage("p", "day", now))["total_tokens"] == 10
     assert await prune(store, now) == 0
+
+
+async def test_gateway_refuses_what_another_node_spent_first() -> None:
+    """The gateway decides from its own book and starts the provider call; when another node
+    spent the budget meanwhile, its commit conflicts, the admission is refused, the call is
+    cancelled and the client gets the budget 429, nothing of the generation on disk. (In
+    process: two nodes need a shared store that several processes can write, which only the
+    PostgreSQL store will be.)"""
+    store = MemoryStore()
+    await store.start()
+    gateway = LLMGateway(store, GatewayConfig(offline=True, offline_token_delay=0.05))
+    await gateway.start()
+    other = Ledger(store, PriceTable())
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100}
+    try:
+        for project, stream in (("plain", False), ("streamed", True)):
+            await gateway.ledger.ensure_project(project, budget_tokens=1_000)
+            key = (await TokenStore(store).create(project, [f"llm:{project}"])).token
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=gateway),
+                base_url="http://gw",
+                headers={"authorization": f"Bearer {key}"},
+            ) as http:
+                first = await http.post("/v1/chat/completions", json=body)
+                assert first.status_code == 200  # the gateway's book now holds the counter
+                used = first.json()["usage"]["total_tokens"]
+                limits = RateLimits(None, None)
+                spent = await other.admit(
+                    Ticket(project, "k", limits, "haiku", None, 0, 1_000 - used)
+                )
+                await spent.durable  # the other node took everything left
+                answer = await http.post("/v1/chat/completions", json={**body, "stream": stream})
+            assert answer.status_code == 429, answer.text
+            assert answer.json()["error"]["type"] == "budget_exceeded"
+            usage = await gateway.ledger.usage(project, "month")
+            assert usage["total_tokens"] == used
+        assert await store.kv_scan(NS_INFLIGHT) == []
+        for _ in range(500):  # the refused generations' tasks end once cancelled
+            if gateway.generations.running_count == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert gateway.generations.running_count == 0
+    finally:
+        await gateway.aclose()
+        await store.aclose()
 
 
 def test_exports_are_pinned() -> None:

@@ -113,12 +113,8 @@ def gateway_config(values: dict[str, Any]) -> GatewayConfig | None:
     ``click.BadParameter``/``UsageError`` for a flag that cannot work."""
     if not values["llm"]:
         return None
-    from millstream.services.llm import (
-        GatewayConfig,
-        PriceTable,
-        RateLimits,
-        parse_model_override,
-    )
+    # Here, not at import: the client commands start without the server's modules.
+    from millstream.services.llm import GatewayConfig, PriceTable, RateLimits, parse_model_override
 
     overrides: dict[str, ModelTarget | str] = {}
     for text in values["llm_models"]:

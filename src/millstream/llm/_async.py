@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
-import httpx
-
+from millstream._httppool import async_client
 from millstream.client._io import AsyncIO
 
 from ._core import ClientCore
@@ -35,14 +34,9 @@ class AsyncClaudeClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_delay = retry_delay
-        # httpx's pool slows down with many requests queued on one client (a batch, many
-        # streams): millstream._httppool (branch client-dropin) fixes that for every SDK;
-        # this client switches to it once it is on main.
-        self.client = httpx.AsyncClient(
-            headers=self._core.client_headers(),
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-        )
+        # httpx's pool slows down with many requests queued on one client (a parallel batch,
+        # many streams): the queued transport keeps it fast (millstream._httppool).
+        self.client = async_client(headers=self._core.client_headers(), timeout=timeout)
 
     async def __aenter__(self) -> AsyncClaudeClient:
         return self

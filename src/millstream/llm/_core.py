@@ -157,6 +157,7 @@ class ClientCore:
             content=content,
             timeout=self._http_timeout(timeout),
             stream=stream,
+            long_lived=stream,  # streamed output holds its connection: the stream lane
         )
 
     # -- flows ----------------------------------------------------------------------------

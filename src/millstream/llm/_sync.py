@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-import httpx
-
+from millstream._httppool import sync_client
 from millstream.client._io import SyncIO
 
 from ._core import ClientCore
@@ -38,7 +37,7 @@ class ClaudeClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_delay = retry_delay
-        self.client = httpx.Client(headers=self._core.client_headers(), timeout=timeout)
+        self.client = sync_client(headers=self._core.client_headers(), timeout=timeout)
 
     def __enter__(self) -> ClaudeClient:
         return self

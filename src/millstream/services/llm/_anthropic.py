@@ -20,7 +20,6 @@ from ._provider import (
     ProviderError,
     ProviderEvent,
     ProviderRequest,
-    RetrySettings,
     StreamDecoder,
     TextDelta,
 )
@@ -40,23 +39,11 @@ _FINISH = {
 
 class AnthropicProvider(HttpProvider):
     name = "anthropic"
+    default_base_url = ANTHROPIC_DEFAULT_BASE_URL
+    path = "/v1/messages"
 
-    def __init__(
-        self,
-        api_key: str,
-        *,
-        base_url: str | None = None,
-        retry: RetrySettings | None = None,
-        stall_timeout: float = 60.0,
-    ) -> None:
-        root = (base_url or ANTHROPIC_DEFAULT_BASE_URL).rstrip("/")
-        super().__init__(
-            url=f"{root}/v1/messages", retry=retry or RetrySettings(), stall_timeout=stall_timeout
-        )
-        self._headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
-
-    def headers(self) -> dict[str, str]:
-        return self._headers
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
 
     def body(self, request: ProviderRequest) -> dict[str, Any]:
         body: dict[str, Any] = {

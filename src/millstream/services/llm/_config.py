@@ -133,26 +133,21 @@ class GatewayConfig:
 def build_providers(config: GatewayConfig) -> dict[str, Provider]:
     """One adapter per provider the model map uses; ``ValueError`` if one lacks its key."""
     config.check()
+    http: dict[str, tuple[type[AnthropicProvider | OpenAIProvider], str | None, str | None]] = {
+        "anthropic": (AnthropicProvider, config.anthropic_api_key, config.anthropic_base_url),
+        "openai": (OpenAIProvider, config.openai_api_key, config.openai_base_url),
+    }
     providers: dict[str, Provider] = {}
     for name in dict.fromkeys(t.provider for t in config.model_map().values()):
-        if name == "anthropic":
-            assert config.anthropic_api_key is not None
-            providers[name] = AnthropicProvider(
-                config.anthropic_api_key,
-                base_url=config.anthropic_base_url,
-                retry=config.upstream_retry,
-                stall_timeout=config.stall_timeout,
-            )
-        elif name == "openai":
-            assert config.openai_api_key is not None
-            providers[name] = OpenAIProvider(
-                config.openai_api_key,
-                base_url=config.openai_base_url,
-                retry=config.upstream_retry,
-                stall_timeout=config.stall_timeout,
-            )
-        elif name == "offline":
+        if name == "offline":
             providers[name] = OfflineProvider(config.offline_token_delay)
-        else:
-            raise ValueError(f"unknown provider {name!r}")
+            continue
+        adapter, key, base_url = http[name]
+        assert key is not None  # check() said so
+        providers[name] = adapter(
+            key,
+            base_url=base_url,
+            retry=config.upstream_retry,
+            stall_timeout=config.stall_timeout,
+        )
     return providers

@@ -253,7 +253,7 @@ class Generations:
         running = list(self._running.values())
         for run in running:
             run.cancel_reason = "shutdown"
-            if run.task is not None:
+            if run.task is not None and not run.finishing:  # a finishing one writes its end
                 run.task.cancel()
         for run in running:
             if run.task is not None:
@@ -277,6 +277,13 @@ class Generations:
         self._running[launch.id] = run
         self._add(run, launch.start_record())
         run.task = asyncio.create_task(self._run(run), name=f"llm:{launch.id}")
+
+        def on_end(task: asyncio.Task[None]) -> None:
+            if task.cancelled():  # before its first step: ``_run`` never ran
+                self._running.pop(launch.id, None)
+                self._stop(run, GenerationFailed(asyncio.CancelledError()))
+
+        run.task.add_done_callback(on_end)
 
         def on_admission(future: asyncio.Future[None]) -> None:
             if future.cancelled() or future.exception() is not None:

@@ -357,6 +357,10 @@ class Ledger:
     async def _drain(self, project: str, book: _Book) -> None:
         """Commit what was decided, one group at a time, until nothing waits."""
         conflicts = 0
+        # One loop iteration first: the provider call launched with this admission goes out
+        # before the writer thread is woken (it would compete with the loop for the GIL), and
+        # admissions decided in the same iteration join this commit.
+        await asyncio.sleep(0)
         try:
             while book.pending:
                 ops, book.pending = book.pending, []

@@ -20,7 +20,6 @@ from ._provider import (
     ProviderError,
     ProviderEvent,
     ProviderRequest,
-    RetrySettings,
     StreamDecoder,
     TextDelta,
 )
@@ -32,25 +31,11 @@ OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 class OpenAIProvider(HttpProvider):
     name = "openai"
+    default_base_url = OPENAI_DEFAULT_BASE_URL
+    path = "/chat/completions"
 
-    def __init__(
-        self,
-        api_key: str,
-        *,
-        base_url: str | None = None,
-        retry: RetrySettings | None = None,
-        stall_timeout: float = 60.0,
-    ) -> None:
-        root = (base_url or OPENAI_DEFAULT_BASE_URL).rstrip("/")
-        super().__init__(
-            url=f"{root}/chat/completions",
-            retry=retry or RetrySettings(),
-            stall_timeout=stall_timeout,
-        )
-        self._headers = {"authorization": f"Bearer {api_key}"}
-
-    def headers(self) -> dict[str, str]:
-        return self._headers
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"}
 
     def body(self, request: ProviderRequest) -> dict[str, Any]:
         messages = list(request.messages)

@@ -145,18 +145,24 @@ def _kind(status: int) -> str:
 
 
 class HttpProvider(Provider):
-    """An adapter that speaks JSON over HTTP with SSE streams (see the module docstring)."""
+    """An adapter that speaks JSON over HTTP with SSE streams (see the module docstring): it
+    posts to ``base_url`` (``default_base_url`` if None) followed by ``path``."""
+
+    default_base_url: str = ""
+    path: str = ""
 
     def __init__(
         self,
+        api_key: str,
         *,
-        url: str,
-        retry: RetrySettings,
-        stall_timeout: float,
+        base_url: str | None = None,
+        retry: RetrySettings | None = None,
+        stall_timeout: float = 60.0,
         max_connections: int = 4096,
     ) -> None:
-        self.url = url
-        self.retry = retry
+        self.url = (base_url or self.default_base_url).rstrip("/") + self.path
+        self.retry = retry or RetrySettings()
+        self._headers = self.auth_headers(api_key)
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=10.0, sock_read=stall_timeout
         )
@@ -165,7 +171,7 @@ class HttpProvider(Provider):
         self.last_error: str | None = None
 
     @abc.abstractmethod
-    def headers(self) -> dict[str, str]:
+    def auth_headers(self, api_key: str) -> dict[str, str]:
         """Authentication and version headers."""
 
     @abc.abstractmethod
@@ -200,7 +206,7 @@ class HttpProvider(Provider):
 
     async def generate(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         payload = orjson.dumps(self.body(request))
-        headers = {**self.headers(), "content-type": "application/json"}
+        headers = {**self._headers, "content-type": "application/json"}
         attempt = 0
         while True:
             emitted = False
