@@ -1,7 +1,7 @@
 """What authentication and TLS cost: appends and reads against ``millstream serve`` with both
 off, tokens required, TLS, and both on, side by side in one run.
 
-``python -m benchmarks.security [--rounds 3] [--appends 20000] [--reads 4000]``
+``python -m benchmarks.security [--rounds 3] [--appends 20000] [--reads 4000] [--records 20000]``
 
 Four servers run at once (``--memory``, so the HTTP and auth layers are all there is to
 measure; with tokens required the client sends the ``admin:`` token ``serve`` prints at start,
@@ -10,7 +10,15 @@ each scenario against each server, so every server sees the same machine load. F
 medians over the rounds:
 
 - ``append-64``: 64 keep-alive connections appending 100-byte messages to one stream;
-- ``get-1k-16``: 16 connections reading a 1,000-message JSON stream from the beginning.
+- ``get-1k-16``: 16 connections reading a 1,000-message JSON stream from the beginning;
+- ``kafka-produce``: aiokafka producing 100-byte records (``acks=1``, no linger), SASL
+  (SCRAM-SHA-256) as the same token when tokens are required; figures are per record;
+- ``kafka-fetch``: an aiokafka consumer reading those records from the start.
+
+With tokens required the servers also get Kafka quotas too large to bite
+(``--kafka-produce-byte-rate``/``--kafka-fetch-byte-rate``): a connection with quotas goes
+through the per-request authorization wrappers (``server/kafka/_authz.py``) even as ``admin:``,
+so the Kafka figures are what a scoped token pays, checks and quota accounting included.
 
 For each: requests per second and the server's CPU per request (user+system seconds from
 ``/proc`` ÷ requests; on a shared machine this moves far less than throughput). Costs are
@@ -47,6 +55,8 @@ from tlsfiles import make_tls_files  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAYLOAD = b"x" * 100
+# quotas no benchmark reaches (1 TB/s), so that Kafka requests take the checked handlers
+_UNBITING_QUOTAS = ["--kafka-produce-byte-rate", "1e12", "--kafka-fetch-byte-rate", "1e12"]
 
 
 @dataclass
@@ -88,12 +98,74 @@ async def _drive(
     cpu_before, own_before = _cpu_seconds(pid), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in pool))
+    figures = _figures(pid, total, started, cpu_before, own_before)
+    for connection in pool:
+        connection.close()
+    return figures
+
+
+def _kafka_login(variant: Variant, context: Any) -> dict[str, Any]:
+    protocol = ("SASL_" if variant.auth else "") + ("SSL" if variant.tls else "PLAINTEXT")
+    login: dict[str, Any] = {"security_protocol": protocol}
+    if variant.tls:
+        login["ssl_context"] = context
+    if variant.auth:
+        login |= {
+            "sasl_mechanism": "SCRAM-SHA-256",
+            "sasl_plain_username": "admin",
+            "sasl_plain_password": variant.token,
+        }
+    return login
+
+
+async def _kafka(variant: Variant, context: Any, records: int) -> list[tuple[float, float, float]]:
+    """Produce ``records`` to a new topic, then read them back: figures per record for each."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    assert variant.server is not None
+    login = _kafka_login(variant, context)
+    topic = f"bench-{os.urandom(4).hex()}"
+    pid = variant.server.process.pid
+    producer = AIOKafkaProducer(
+        bootstrap_servers=variant.server.kafka, acks=1, linger_ms=0, **login
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, PAYLOAD)  # connect, log in, create the topic
+        cpu_before, own_before = _cpu_seconds(pid), time.process_time()
+        started = time.perf_counter()
+        sent = [await producer.send(topic, PAYLOAD) for _ in range(records - 1)]
+        await asyncio.gather(*sent)
+        produced = _figures(pid, records - 1, started, cpu_before, own_before)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=variant.server.kafka, auto_offset_reset="earliest", **login
+    )
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=0)  # connect and log in before measuring
+        cpu_before, own_before = _cpu_seconds(pid), time.process_time()
+        started = time.perf_counter()
+        seen = 0
+        while seen < records:
+            batches = await consumer.getmany(timeout_ms=5000, max_records=10_000)
+            if not batches:
+                raise RuntimeError(f"{variant.name}: the consumer read {seen} of {records}")
+            seen += sum(len(batch) for batch in batches.values())
+        fetched = _figures(pid, seen, started, cpu_before, own_before)
+    finally:
+        await consumer.stop()
+    return [produced, fetched]
+
+
+def _figures(
+    pid: int, count: int, started: float, cpu_before: float, own_before: float
+) -> tuple[float, float, float]:
     elapsed = time.perf_counter() - started
     cpu = _cpu_seconds(pid) - cpu_before
     own = time.process_time() - own_before
-    for connection in pool:
-        connection.close()
-    return total / elapsed, cpu / total * 1e6, own / elapsed
+    return count / elapsed, cpu / count * 1e6, own / elapsed
 
 
 def _append() -> tuple[str, str, bytes, dict[str, str]]:
@@ -137,6 +209,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--appends", type=int, default=20_000)
     parser.add_argument("--reads", type=int, default=4_000)
+    parser.add_argument("--records", type=int, default=20_000, help="Kafka records per round")
     parser.add_argument("--no-write", action="store_true", help="do not write results/")
     options = parser.parse_args()
     import uvloop
@@ -145,11 +218,12 @@ def main() -> None:
         ca = make_tls_files(Path(folder))
         context = ssl.create_default_context(cafile=str(ca.ca))
         tls = ["--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key)]
+        auth = ["--require-auth", *_UNBITING_QUOTAS]
         variants = [
             Variant("off", [], tls=False, auth=False),
-            Variant("auth", ["--require-auth"], tls=False, auth=True),
+            Variant("auth", auth, tls=False, auth=True),
             Variant("tls", tls, tls=True, auth=False),
-            Variant("auth+tls", ["--require-auth", *tls], tls=True, auth=True),
+            Variant("auth+tls", [*auth, *tls], tls=True, auth=True),
         ]
         for variant in variants:
             _start(variant, Path(folder))
@@ -169,24 +243,37 @@ async def _measure(
         "append-64": (64, options.appends, _append),
         "get-1k-16": (16, options.reads, _read),
     }
+    kafka = ("kafka-produce", "kafka-fetch")
     results: dict[str, dict[str, list[tuple[float, float, float]]]] = {
-        s: {v.name: [] for v in variants} for s in scenarios
+        s: {v.name: [] for v in variants} for s in [*scenarios, *kafka]
     }
+
+    def record(scenario: str, variant: Variant, figures: tuple[float, float, float]) -> None:
+        results[scenario][variant.name].append(figures)
+        print(
+            f"round {round_number + 1} {scenario:13} {variant.name:9} "
+            f"{figures[0]:9,.0f} req/s  {figures[1]:6.1f} µs CPU/req  "
+            f"(load generator {figures[2]:.0%})",
+            flush=True,
+        )
+
     for round_number in range(options.rounds):
+        order = variants if round_number % 2 == 0 else list(reversed(variants))
         for scenario, (connections, total, make) in scenarios.items():
-            order = variants if round_number % 2 == 0 else list(reversed(variants))
             for variant in order:
-                figures = await _drive(
-                    variant, context if variant.tls else None, connections, total, make
-                )
-                results[scenario][variant.name].append(figures)
-                print(
-                    f"round {round_number + 1} {scenario:10} {variant.name:9} "
-                    f"{figures[0]:9,.0f} req/s  {figures[1]:6.1f} µs CPU/req  "
-                    f"(load generator {figures[2]:.0%})",
-                    flush=True,
-                )
+                context_or_none = context if variant.tls else None
+                figures = await _drive(variant, context_or_none, connections, total, make)
+                record(scenario, variant, figures)
+        for variant in order:
+            for scenario, figures in zip(
+                kafka, await _kafka(variant, context, options.records), strict=True
+            ):
+                record(scenario, variant, figures)
     return results
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base - 1:+.1%}" if base else "n/a"
 
 
 def _report(
@@ -198,7 +285,8 @@ def _report(
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
         "",
         f"Command: `python -m benchmarks.security --rounds {options.rounds} --appends "
-        f"{options.appends} --reads {options.reads}` (medians of {options.rounds} rounds).",
+        f"{options.appends} --reads {options.reads} --records {options.records}` "
+        f"(medians of {options.rounds} rounds; Kafka figures per record).",
         "",
         "| scenario | variant | req/s | µs server CPU/req | throughput vs off | CPU/req vs off |",
         "|---|---|---:|---:|---:|---:|",
@@ -213,7 +301,7 @@ def _report(
             summary[f"{scenario}/{name}"] = {"req_s": rate, "cpu_us": cpu, "runs": runs}
             lines.append(
                 f"| {scenario} | {name} | {rate:,.0f} | {cpu:.1f} | "
-                f"{rate / base_rate - 1:+.1%} | {cpu / base_cpu - 1:+.1%} |"
+                f"{_ratio(rate, base_rate)} | {_ratio(cpu, base_cpu)} |"
             )
     text = "\n".join(lines)
     print()

@@ -278,6 +278,7 @@ def test_topics_outside_the_scopes_are_refused_per_topic(secured: Secured, reade
                 _produce(admin, topic, b"seed").responses[0].partition_responses[0].error_code == 0
             )
     before = secured.metric("millstream_kafka_requests_total", api="Produce")
+    forbidden = _forbidden(secured)
     # read-only: no produce, not even to its own prefix; the refusal is per topic
     produced = _produce(reader, mine, b"evil").responses[0].partition_responses[0]
     assert produced.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
@@ -366,9 +367,21 @@ def test_topics_outside_the_scopes_are_refused_per_topic(secured: Secured, reade
             assert head.headers["stream-next-offset"].startswith("0000000000000001_")
         assert client.head(f"/v1/stream/{ghost}").status_code == 404
     assert secured.metric("millstream_kafka_requests_total", api="Produce") == before + 1
+    # every request with a refused part was counted and logged (the listings only filter)
+    assert _forbidden(secured) == forbidden + 10
+    log = secured.log()
+    assert f"token 'kafka-reader' is not authorized for Produce on '{mine}'" in log
+    assert f"is not authorized for Fetch on '{other}' (forbidden)" in log
+    assert "is not authorized for InitProducerId on 'the cluster (no write: scope)'" in log
 
 
-def test_groups_outside_the_scopes_are_refused(reader: Wire) -> None:
+def _forbidden(secured: Secured) -> float:
+    return secured.metric("millstream_auth_failures_total", door="kafka", reason="forbidden")
+
+
+def test_groups_outside_the_scopes_are_refused(secured: Secured, reader: Wire) -> None:
+    forbidden = _forbidden(secured)
+
     def join(group: str) -> Any:
         return reader.call(
             codec.JoinGroupRequest(
@@ -408,6 +421,9 @@ def test_groups_outside_the_scopes_are_refused(reader: Wire) -> None:
     assert codes["kg-mine"] == ErrorCode.NONE
     listed = reader.call(codec.ListGroupsRequest(), 4).groups
     assert all(g.group_id.startswith("kg-") for g in listed)
+    # JoinGroup, FindCoordinator, OffsetCommit, DescribeGroups: each counted and logged once
+    assert _forbidden(secured) == forbidden + 4
+    assert "is not authorized for JoinGroup on 'other-group' (forbidden)" in secured.log()
 
 
 async def test_aiokafka_reports_topic_authorization_failed(secured: Secured) -> None:
@@ -453,7 +469,8 @@ def test_quotas_answer_throttle_time_and_caps_refuse_connections(
 ) -> None:
     node = start_secured(
         tmp_path_factory.mktemp("quota"),
-        "--kafka-produce-byte-rate", "2000", "--max-connections", "2",
+        "--kafka-produce-byte-rate", "2000", "--kafka-fetch-byte-rate", "2000",
+        "--max-connections", "2",
     )  # fmt: skip
     try:
         token = node.tokens["kafka-app"]
@@ -469,6 +486,25 @@ def test_quotas_answer_throttle_time_and_caps_refuse_connections(
             second = _produce(one, topic, b"x" * 8000)
             assert second.responses[0].partition_responses[0].error_code == 0  # let through
             assert 2000 <= second.throttle_time_ms <= 5000  # ~3.5 s of debt at 2000 B/s
+            # fetching has its own quota: the 9000 bytes are sent, then the client waits
+            fetched = two.call(
+                codec.FetchRequest(
+                    max_wait_ms=0,
+                    min_bytes=0,
+                    topics=[
+                        codec.FetchTopic(
+                            topic=topic,
+                            partitions=[
+                                codec.FetchPartition(partition=0, partition_max_bytes=1 << 20)
+                            ],
+                        )
+                    ],
+                ),
+                12,
+            )
+            assert fetched.responses[0].partitions[0].error_code == 0
+            assert len(fetched.responses[0].partitions[0].records) > 9000
+            assert 2000 <= fetched.throttle_time_ms <= 6000
         assert "too_many_connections" in node.log()
         assert (
             node.metric(

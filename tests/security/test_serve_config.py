@@ -300,6 +300,10 @@ async def test_metrics_report_both_doors_the_store_groups_and_the_llm_gateway(
     assert samples['millstream_appends_total{door="kafka"}'] == 5
     assert samples["millstream_kafka_records_produced_total"] == 5
     assert samples['millstream_kafka_requests_total{api="Produce"}'] == 5
+    assert samples['millstream_kafka_request_duration_seconds_count{api="Produce"}'] == 5
+    assert samples['millstream_appends_total{door="http"}'] == 3
+    assert samples['millstream_append_bytes_total{door="kafka"}'] > 10  # five batches
+    assert samples["millstream_http_live_readers"] == 0
     assert samples['millstream_http_request_duration_seconds_count{route="append"}'] == 3
     assert (
         samples['millstream_consumer_group_lag{group="lagging",partition="0",topic="metered"}'] == 3
@@ -317,6 +321,7 @@ async def test_metrics_report_both_doors_the_store_groups_and_the_llm_gateway(
         k.startswith('millstream_llm_cost_usd_total{model="haiku",project="acme"}') for k in samples
     )
     assert "# TYPE millstream_http_request_duration_seconds histogram" in text
+    assert "# TYPE millstream_auth_failures_total counter" in text  # none on an open node
 
 
 def test_serve_defaults_match_the_servers_and_the_cli_imports_no_server_code() -> None:

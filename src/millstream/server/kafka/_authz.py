@@ -18,6 +18,10 @@ admins pay nothing.
 - some ``write`` scope: InitProducerId; ``admin:``: DescribeConfigs of the broker
   (CLUSTER_AUTHORIZATION_FAILED).
 
+Every request with a refused part is counted (``millstream_auth_failures_total{door="kafka",
+reason="forbidden"}``) and logged with the entries refused, as the HTTP door does; filtering a
+listing (Metadata of every topic, ListGroups) is not a refusal.
+
 Quotas (``AuthLimits.produce_byte_rate``/``fetch_byte_rate``): Produce and Fetch answers carry
 ``throttle_time_ms`` when the token is over its byte rate, and the connection stops reading for
 that long (KIP-219), which well-behaved clients wait out anyway.
@@ -26,10 +30,11 @@ that long (KIP-219), which well-behaved clients wait out anyway.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from millstream.auth import Permissions, Principal
+from millstream.auth import AuthError, Permissions, Principal
 
 from . import codec
 from .codec import ErrorCode
@@ -45,12 +50,47 @@ _TOPIC = ErrorCode.TOPIC_AUTHORIZATION_FAILED
 _GROUP = ErrorCode.GROUP_AUTHORIZATION_FAILED
 _CLUSTER = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
 _BROKER_RESOURCE = 4
+logger = logging.getLogger("millstream.server.kafka")
 
 
 def _principal(connection: KafkaConnection) -> Principal:
     principal = connection.principal
     assert principal is not None  # the broker only uses these handlers once authenticated
     return principal
+
+
+def _entry_name(entry: Any) -> str:
+    if isinstance(entry, str):
+        return entry
+    for attribute in ("name", "topic", "resource_name", "key", "group_id"):
+        value = getattr(entry, attribute, None)
+        if value is not None:
+            return str(value)
+    return "?"
+
+
+def _refused(broker: Broker, connection: KafkaConnection, body: Any, names: Iterable[str]) -> None:
+    """Count and log a request of which ``names`` (topics, groups, the cluster) were refused."""
+    principal = _principal(connection)
+    api = type(body).__name__.removesuffix("Request")
+    listed = ", ".join(repr(name) for name in names)
+    error = AuthError(f"token {principal.name!r} is not authorized for {api} on {listed}")
+    error.reason = "forbidden"
+    if broker.auth is not None:
+        broker.auth.refused("kafka", error, connection.host)
+    logger.warning(
+        "refused %s from %s: %s (%s)",
+        api,
+        connection.peer,
+        error.message,
+        error.reason,
+        extra={
+            "client": connection.peer,
+            "principal": str(principal),
+            "reason": error.reason,
+            "door": "kafka",
+        },
+    )
 
 
 async def _split(
@@ -71,6 +111,8 @@ async def _split(
     verdicts = [allowed(entry) for entry in entries]
     if all(verdicts):
         return await inner(broker, header, body, connection)
+    denied = (entry for entry, ok in zip(entries, verdicts, strict=True) if not ok)
+    _refused(broker, connection, body, map(_entry_name, denied))
     kept = [entry for entry, ok in zip(entries, verdicts, strict=True) if ok]
     response = await inner(broker, header, dataclasses.replace(body, **{field: kept}), connection)
     answered = iter(getattr(response, answers))
@@ -209,6 +251,7 @@ def _metadata(inner: Handler) -> Handler:
             body = dataclasses.replace(body, allow_auto_topic_creation=False)
         if header.api_version == 0 and not any(allowed(t) for t in named):
             # v0 reads an empty list as "every topic": answer the refusals alone.
+            _refused(broker, connection, body, (str(t.name) for t in named))
             response = await inner(
                 broker, header, dataclasses.replace(body, topics=None), connection
             )
@@ -284,6 +327,7 @@ def _init_producer_id(inner: Handler) -> Handler:
         broker: Broker, header: codec.RequestHeader, body: Any, connection: Any
     ) -> Any:
         if not _principal(connection).permissions.write:
+            _refused(broker, connection, body, ["the cluster (no write: scope)"])
             return codec.InitProducerIdResponse(error_code=_CLUSTER)
         return await inner(broker, header, body, connection)
 
@@ -312,6 +356,7 @@ def _find_coordinator(inner: Handler) -> Handler:
                 ),
             )  # fmt: skip
         if not can(body.key):
+            _refused(broker, connection, body, [body.key])
             return codec.FindCoordinatorResponse(
                 error_code=_GROUP,
                 error_message="not authorized for this group",
@@ -330,6 +375,7 @@ def _group_only(inner: Handler, refused: Callable[[Any], Any]) -> Handler:
         broker: Broker, header: codec.RequestHeader, body: Any, connection: Any
     ) -> Any:
         if not _principal(connection).permissions.can_group(body.group_id):
+            _refused(broker, connection, body, [body.group_id])
             return refused(body)
         return await inner(broker, header, body, connection)
 
@@ -367,6 +413,7 @@ def _offset_commit(inner: Handler) -> Handler:
             )
 
         if not permissions.can_group(body.group_id):
+            _refused(broker, connection, body, [body.group_id])
             return codec.OffsetCommitResponse(topics=[refused(t, _GROUP) for t in body.topics])
         return await _split(
             inner, broker, header, body, connection,
@@ -392,6 +439,7 @@ def _offset_fetch(inner: Handler) -> Handler:
         permissions = _principal(connection).permissions
         if header.api_version < 8:
             if not permissions.can_group(body.group_id):
+                _refused(broker, connection, body, [body.group_id])
                 topics = [
                     codec.OffsetFetchResponseTopic(
                         name=t.name,
@@ -418,8 +466,10 @@ def _offset_fetch(inner: Handler) -> Handler:
                 ),
             )  # fmt: skip
         groups = []
+        denied: list[str] = []
         for request in body.groups:
             if not permissions.can_group(request.group_id):
+                denied.append(request.group_id)
                 groups.append(
                     codec.OffsetFetchResponseGroup(group_id=request.group_id, error_code=_GROUP)
                 )
@@ -432,6 +482,7 @@ def _offset_fetch(inner: Handler) -> Handler:
                 if permissions.can_read(topic.name):
                     visible.append(topic)
                 elif wanted is not None:
+                    denied.append(topic.name)
                     rows = [p.partition_index for p in topic.partitions]
                     visible.append(
                         codec.OffsetFetchResponseTopics(
@@ -442,6 +493,8 @@ def _offset_fetch(inner: Handler) -> Handler:
                         )
                     )
             groups.append(dataclasses.replace(answer, topics=visible))
+        if denied:
+            _refused(broker, connection, body, denied)
         return codec.OffsetFetchResponse(groups=groups)
 
     return handler
