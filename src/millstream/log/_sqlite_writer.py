@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from millstream._stats import SIZE_BUCKETS, Histogram
+
 from ._batches import stamp_batch, with_base_offset
 from ._create import plan_create
 from ._errors import (
@@ -513,6 +515,7 @@ class Writer:
         self.batches = 0
         self.jobs = 0
         self.checkpoints = 0
+        self.commit_sizes = Histogram(SIZE_BUCKETS)  # /metrics: jobs per group commit
         self._thread = threading.Thread(target=self._run, name="millstream-sqlite-writer")
         self._thread.daemon = True
 
@@ -632,6 +635,7 @@ class Writer:
             return
         self.batches += 1
         self.jobs += len(jobs)
+        self.commit_sizes.observe(len(jobs))
         self.counters = batch.counters
         committed = _Committed(number, batch, jobs)
         if self._syncer is None:

@@ -126,6 +126,10 @@ async def _produce_partition(
             if topic.log_append_time:
                 batch = _with_log_append_time(batch)
             result = await broker.store.produce(path, batch)
+            stats = broker.stats
+            stats.produced_batches += 1
+            stats.produced_records += batch.record_count
+            stats.produced_bytes += len(batch.data)
             if first is None:
                 first = result
     except StreamNotFound:
