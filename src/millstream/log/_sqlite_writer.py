@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from millstream._stats import SIZE_BUCKETS, Histogram
+
 from ._batch import BatchRules, Counters, Job, answer_jobs
 from ._errors import LogError, StorageError
 from ._model import KvItem
@@ -232,6 +234,7 @@ class Writer:
         self.batches = 0
         self.jobs = 0
         self.checkpoints = 0
+        self.commit_sizes = Histogram(SIZE_BUCKETS)  # /metrics: jobs per group commit
         self._thread = threading.Thread(target=self._run, name="millstream-sqlite-writer")
         self._thread.daemon = True
 
@@ -351,6 +354,7 @@ class Writer:
             return
         self.batches += 1
         self.jobs += len(jobs)
+        self.commit_sizes.observe(len(jobs))
         self.counters = batch.counters
         committed = _Committed(number, batch, jobs)
         if self._syncer is None:

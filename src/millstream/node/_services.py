@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from millstream.log import KvWrite, Lease, Membership, Store
+from millstream.server.http import HttpGate
 from millstream.services import RunOnce, Service
 from millstream.services.kafka_admin import KafkaAdminService
 from millstream.services.llm import LLMGateway
@@ -32,6 +33,7 @@ ServiceMaker = Callable[[Callable[[], KvWrite] | None], Service]
 def service_makers(
     store: Store,
     options: NodeOptions,
+    gate: HttpGate | None = None,
     *,
     kafka_address: Callable[[], str | None] = lambda: None,
 ) -> list[ServiceMaker]:
@@ -40,7 +42,9 @@ def service_makers(
     makers: list[ServiceMaker] = []
     if options.subscriptions:
         makers.append(
-            lambda fence: SubscriptionService(store, public_url=options.public_url, fence=fence)
+            lambda fence: SubscriptionService(
+                store, public_url=options.public_url, gate=gate, fence=fence
+            )
         )
     if options.kafka_admin:
         makers.append(lambda _fence: KafkaAdminService(store, kafka_address=kafka_address))
@@ -55,14 +59,16 @@ def service_makers(
 def build_services(
     store: Store,
     options: NodeOptions,
+    gate: HttpGate | None = None,
     members: Membership | None = None,
     *,
     kafka_address: Callable[[], str | None] = lambda: None,
 ) -> list[Service]:
     """Every service ``options`` enables, in start order; with ``members`` (a cluster), those
-    that must run once run under ``RunOnce``."""
+    that must run once run under ``RunOnce``. ``gate`` is the node's HTTP gate (services that
+    check tokens themselves use it)."""
     services: list[Service] = []
-    for make in service_makers(store, options, kafka_address=kafka_address):
+    for make in service_makers(store, options, gate, kafka_address=kafka_address):
         service = make(None)
         if members is not None and service.run_once:
             lease = Lease(store, f"service.{service.name}", members.name, ttl=options.cluster_ttl)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from millstream._stats import Sample
 from millstream.server.http._types import ASGIApp
 
 __all__ = ["Route", "Service"]
@@ -44,6 +45,10 @@ class Service(abc.ABC):
     #: True for a service that must run on one node of a cluster at a time (it delivers,
     #: sweeps or detects for everyone): the node then runs it under ``RunOnce``.
     run_once: bool = False
+    #: Whether the service checks tokens on its routes itself (the LLM gateway, the
+    #: subscriptions). Routes of services that do not are served only to ``admin:`` tokens
+    #: when the node requires tokens (``docs/security.md``).
+    authenticates: bool = False
 
     def routes(self) -> Sequence[Route]:
         """HTTP routes to mount; none by default."""
@@ -65,3 +70,7 @@ class Service(abc.ABC):
     async def health(self) -> dict[str, Any]:
         """What ``GET /health`` shows under ``services.<name>``."""
         return {"status": "ok"}
+
+    def samples(self) -> list[Sample]:
+        """Values for ``/metrics`` (the LLM gateway: tokens and cost); none by default."""
+        return []

@@ -11,15 +11,18 @@ acks=0 produces are answered with nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from millstream.auth import Authenticator, InvalidToken, Principal
 from millstream.log import LogError, Membership, Store, TopicExists, TopicInfo, Topics
 
 from . import codec
 from ._admin import create_partitions, create_topics, delete_topics, describe_configs
+from ._authz import Handler, authorized, needs_checks
 from ._brokers import Brokers
-from ._cluster import metadata, sasl_authenticate, sasl_handshake
+from ._cluster import metadata
 from ._connection import Job, KafkaConnection
 from ._coordinator import GroupCoordinator
 from ._errors import error_code
@@ -37,14 +40,14 @@ from ._groups import (
     sync_group,
 )
 from ._produce import init_producer_id, produce
+from ._sasl import sasl_authenticate, sasl_handshake
 from ._settings import KafkaSettings
+from ._stats import KafkaStats
 from ._topic_cache import TopicCache
 
 __all__ = ["Broker"]
 
 logger = logging.getLogger("millstream.server.kafka")
-
-Handler = Callable[["Broker", codec.RequestHeader, Any, KafkaConnection], Awaitable[Any]]
 
 
 def _plain(handler: Callable[[Broker, Any], Awaitable[Any]]) -> Handler:
@@ -64,9 +67,7 @@ async def _api_versions(
 HANDLERS: dict[type, Handler] = {
     codec.ApiVersionsRequest: _api_versions,
     codec.MetadataRequest: _headed(metadata),
-    codec.ProduceRequest: lambda broker, header, body, connection: produce(
-        broker, body, connection
-    ),
+    codec.ProduceRequest: produce,
     codec.FetchRequest: _plain(fetch),
     codec.ListOffsetsRequest: _plain(list_offsets),
     codec.InitProducerIdRequest: _plain(init_producer_id),
@@ -84,22 +85,41 @@ HANDLERS: dict[type, Handler] = {
     codec.OffsetFetchRequest: _headed(offset_fetch),
     codec.ListGroupsRequest: _headed(list_groups),
     codec.DescribeGroupsRequest: _headed(describe_groups),
-    codec.SaslHandshakeRequest: _headed(sasl_handshake),
-    codec.SaslAuthenticateRequest: _headed(sasl_authenticate),
+    codec.SaslHandshakeRequest: sasl_handshake,
+    codec.SaslAuthenticateRequest: sasl_authenticate,
 }
+AUTHORIZED_HANDLERS = authorized(HANDLERS)
+_API_NAMES = {kind: kind.__name__.removesuffix("Request") for kind in HANDLERS}
+#: What a connection may send before it authenticates on a node that requires it.
+_BEFORE_LOGIN = (
+    codec.ApiVersionsRequest,
+    codec.SaslHandshakeRequest,
+    codec.SaslAuthenticateRequest,
+)
 
 
 class Broker:
     """One node's Kafka broker over ``store``. Alone, it is node 0, leader of every partition
     and the coordinator of every group; with ``members`` (a cluster), ``brokers`` says which
-    node leads what. ``brokers.port`` is set by the door once it listens."""
+    node leads what. ``brokers.port`` is set by the door once it listens. With ``auth``,
+    clients may log in over SASL (``_sasl``) and are then authorized request by request
+    (``_authz``); with ``auth.required`` they must log in first."""
 
     def __init__(
-        self, store: Store, settings: KafkaSettings, members: Membership | None = None
+        self,
+        store: Store,
+        settings: KafkaSettings,
+        auth: Authenticator | None = None,
+        members: Membership | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.brokers = Brokers(settings.advertised_host or settings.host, settings.port, members)
+        self.auth = auth
+        self._login_required = auth is not None and auth.required
+        self.stats = KafkaStats()
+        #: an OpenTelemetry tracer: one span per request (``serve --otel``)
+        self.tracer: Any = None
         self.topics = Topics(store)
         self.topic_cache = TopicCache(self.topics)
         self.group_store = GroupStore(store, on_lost=self.drop_group)
@@ -147,6 +167,11 @@ class Broker:
         except LogError as exc:
             return error_code(exc)
 
+    def handlers_for(self, principal: Principal) -> dict[type, Handler]:
+        """The handler table of a connection acting as ``principal``."""
+        quotas = self.auth is not None and self.auth.has_quotas
+        return AUTHORIZED_HANDLERS if needs_checks(principal, quotas) else HANDLERS
+
     # -- requests ------------------------------------------------------------------------------
 
     def dispatch(self, frame: bytes, connection: KafkaConnection) -> Job:
@@ -162,14 +187,45 @@ class Broker:
             logger.info("closing %s: %s", connection.peer, exc)
             return Job(_nothing(), close=True)
         body = request.body
-        handler = HANDLERS[type(body)]
+        handlers = connection.handlers
+        if handlers is None:
+            if self._login_required and not isinstance(body, _BEFORE_LOGIN):
+                return self._refuse_unauthenticated(connection, type(body).__name__)
+            handlers = HANDLERS
+        handler = handlers[type(body)]
         answer = self._answer(handler, request, connection)
         return Job(answer, overlap=type(body) is codec.ProduceRequest)
+
+    def _refuse_unauthenticated(self, connection: KafkaConnection, what: str) -> Job:
+        """Kafka closes a connection that sends requests before authenticating."""
+        assert self.auth is not None
+        error = InvalidToken(f"{what} before SASL authentication on a node that requires it")
+        error.reason = "unauthenticated"
+        self.auth.refused("kafka", error, connection.host)
+        logger.warning(
+            "closing %s: %s",
+            connection.peer,
+            error.message,
+            extra={"client": connection.peer, "reason": error.reason, "door": "kafka"},
+        )
+        return Job(_nothing(), close=True)
 
     async def _answer(
         self, handler: Handler, request: codec.Request, connection: KafkaConnection
     ) -> list[bytes | memoryview] | None:
-        response = await handler(self, request.header, request.body, connection)
+        api = _API_NAMES[type(request.body)]
+        started = time.perf_counter()
+        if self.tracer is None:
+            response = await handler(self, request.header, request.body, connection)
+        else:
+            with self.tracer.start_as_current_span(f"kafka {api}") as span:
+                span.set_attribute("messaging.system", "kafka")
+                span.set_attribute("millstream.kafka.api", api)
+                span.set_attribute("client.address", connection.peer)
+                if connection.principal is not None:
+                    span.set_attribute("millstream.principal", str(connection.principal))
+                response = await handler(self, request.header, request.body, connection)
+        self.stats.done(api, time.perf_counter() - started)
         if not codec.expects_response(request):
             return None
         return codec.encode_response(request.header, response)

@@ -5,6 +5,12 @@ Each partition's batches go to ``store.produce`` (header and CRC-32C checked by
 concurrently, so they share the store's group commit. acks=0 is answered with nothing, acks=1
 and acks=all alike once the store has committed (the database is every replica). In a cluster a
 partition led by another node is answered NOT_LEADER_OR_FOLLOWER (``_brokers``).
+
+Produce v0-2 is advertised only because librdkafka before 2.11.1 turns gzip, snappy and lz4
+off unless the broker lists Produce v0 (Kafka 4.0 lists it for the same reason, KAFKA-18659).
+The clients that really send v0-2 write message format v0/v1 (magic 0 or 1), which this log
+does not hold: those partitions get UNSUPPORTED_FOR_MESSAGE_FORMAT. From v3 a magic below 2
+breaks the protocol itself, and gets INVALID_RECORD as Kafka's brokers answer it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from .codec import (
     PartitionProduceResponse,
     ProduceRequest,
     ProduceResponse,
+    RequestHeader,
     TopicProduceResponse,
 )
 
@@ -46,10 +53,12 @@ __all__ = ["init_producer_id", "produce"]
 logger = logging.getLogger("millstream.server.kafka")
 
 _VALID_ACKS = (-1, 0, 1)
+_FIRST_RECORD_BATCH_VERSION = 3  # Produce v3 brought message format v2 (magic 2)
+_MAGIC_AT = 16  # where a v2 batch and a v0/v1 message alike keep their magic byte
 
 
 async def produce(
-    broker: Broker, body: ProduceRequest, connection: KafkaConnection
+    broker: Broker, header: RequestHeader, body: ProduceRequest, connection: KafkaConnection
 ) -> ProduceResponse:
     """Write every partition's batches; one ``PartitionProduceResponse`` each, in order.
 
@@ -78,7 +87,8 @@ async def produce(
     for topic, info in zip(body.topic_data, found, strict=True):
         for part in topic.partition_data:
             if isinstance(info, TopicInfo):
-                jobs.append(asyncio.ensure_future(_produce_partition(broker, info, part, pending)))
+                job = _produce_partition(broker, info, part, header.api_version, pending)
+                jobs.append(asyncio.ensure_future(job))
             else:
                 pending.one()
                 jobs.append(_done(PartitionProduceResponse(index=part.index, error_code=info)))
@@ -134,7 +144,7 @@ async def _topic(broker: Broker, name: str) -> TopicInfo | ErrorCode:
 
 
 async def _produce_partition(
-    broker: Broker, topic: TopicInfo, part: PartitionProduceData, pending: _Issued
+    broker: Broker, topic: TopicInfo, part: PartitionProduceData, version: int, pending: _Issued
 ) -> PartitionProduceResponse:
     """Produce one partition's batches; ``pending.one()`` once its last store call is issued
     (the stores enqueue a call before its first await), or at the end when there is none."""
@@ -147,13 +157,17 @@ async def _produce_partition(
             pending.one()
 
     try:
-        return await _produce_batches(broker, topic, part, issued)
+        return await _produce_batches(broker, topic, part, version, issued)
     finally:
         issued()
 
 
 async def _produce_batches(
-    broker: Broker, topic: TopicInfo, part: PartitionProduceData, issued: Callable[[], None]
+    broker: Broker,
+    topic: TopicInfo,
+    part: PartitionProduceData,
+    version: int,
+    issued: Callable[[], None],
 ) -> PartitionProduceResponse:
     index = part.index
     if not 0 <= index < topic.partitions:
@@ -165,6 +179,8 @@ async def _produce_batches(
     records = part.records
     if not records:
         return PartitionProduceResponse(index=index, error_code=ErrorCode.CORRUPT_MESSAGE)
+    if len(records) > _MAGIC_AT and records[_MAGIC_AT] in (0, 1):
+        return _old_message_format(index, records[_MAGIC_AT], version)
     limit = topic.max_message_bytes
     if len(records) > limit:
         return PartitionProduceResponse(
@@ -185,6 +201,10 @@ async def _produce_batches(
             if k == len(batches) - 1:
                 issued()  # the call below enqueues before it first waits
             result = await broker.store.produce(path, batch)
+            stats = broker.stats
+            stats.produced_batches += 1
+            stats.produced_records += batch.record_count
+            stats.produced_bytes += len(batch.data)
             if first is None:
                 first = result
     except StreamNotFound:
@@ -202,6 +222,19 @@ async def _produce_batches(
         base_offset=first.base_offset,
         log_append_time_ms=first.log_append_time_ms,
         log_start_offset=first.log_start_offset,
+    )
+
+
+def _old_message_format(index: int, magic: int, version: int) -> PartitionProduceResponse:
+    """The answer to a message set of format v0/v1: see the module docstring."""
+    if version < _FIRST_RECORD_BATCH_VERSION:
+        code = ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
+        why = "this log holds message format v2 (magic 2) only: use a Kafka 0.11+ client"
+    else:
+        code = ErrorCode.INVALID_RECORD
+        why = f"Produce v{version} carries record batches of magic 2 only"
+    return PartitionProduceResponse(
+        index=index, error_code=code, error_message=f"records of magic {magic}: {why}"
     )
 
 
