@@ -18,6 +18,7 @@ import click
 
 from . import main
 from ._config import configurable, effective_settings, format_settings
+from ._datadir import open_postgres
 from ._serve_llm import gateway_config, llm_options
 
 if TYPE_CHECKING:
@@ -53,16 +54,7 @@ def _open_store(memory: bool, data_dir: Path, fsync: str, url: str | None) -> St
     from millstream.log import MemoryStore, SqliteStore
 
     if url is not None:
-        if not url.startswith(("postgresql://", "postgres://")):
-            raise click.UsageError("--store takes a postgresql://USER@HOST:PORT/DATABASE URL")
-        if importlib.util.find_spec("asyncpg") is None:
-            raise click.ClickException(
-                "--store postgresql://... needs the postgres extra: "
-                "pip install 'millstream[server,postgres]'"
-            )
-        from millstream.log import PostgresStore
-
-        return PostgresStore(url)
+        return open_postgres(url)
     if memory:
         return MemoryStore()
     data_dir.mkdir(parents=True, exist_ok=True)
