@@ -77,7 +77,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "results": {},
     }
     for spec in plan.servers:
-        info: dict[str, Any] = {"label": spec.label, "compare_to": spec.compare_to}
+        info: dict[str, Any] = {"label": spec.label, "compare_to": list(spec.compare_to)}
         doc["servers"][spec.name] = info
         results: dict[str, Any] = doc["results"].setdefault(spec.name, {})
         try:

@@ -64,13 +64,20 @@ def _ratio(subject: dict[str, Any] | None, peer: dict[str, Any] | None, fig: dic
     return f"{ratio:.2f}×"
 
 
+def _subjects(info: dict[str, Any]) -> list[str]:
+    """The millstream specs a server is compared with (one name in results before Kafka)."""
+    found = info.get("compare_to") or []
+    return [found] if isinstance(found, str) else list(found)
+
+
 def peers(doc: dict[str, Any]) -> list[tuple[str, str]]:
     """(peer, millstream spec it is compared with) for peers that ran with their subject."""
     ran = {name for name, info in doc["servers"].items() if info.get("status") == "ran"}
     return [
-        (name, info["compare_to"])
+        (name, subject)
         for name, info in doc["servers"].items()
-        if info["compare_to"] and name in ran and info["compare_to"] in ran
+        for subject in _subjects(info)
+        if name in ran and subject in ran
     ]
 
 
