@@ -110,3 +110,13 @@ async def test_sync_rules_and_commit_rules() -> None:
     await asyncio.sleep(0)
     assert group.state == "Empty"
     assert group.commit_error("", -1) is None
+
+
+async def test_a_closed_coordinator_answers_parked_requests_and_parks_no_more() -> None:
+    groups, _ = coordinator()
+    group = groups.group("g")
+    parked = join(group)  # waits for the initial delay
+    groups.close()
+    assert (await parked).error == E.COORDINATOR_NOT_AVAILABLE
+    assert (await join(group)).error == E.COORDINATOR_NOT_AVAILABLE
+    assert (await group.sync("m", 1, {})).error == E.COORDINATOR_NOT_AVAILABLE

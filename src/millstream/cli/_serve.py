@@ -10,7 +10,6 @@ from typing import Literal, cast
 import click
 
 from millstream.log import MemoryStore, Store
-from millstream.node import NodeOptions, run
 from millstream.server.http import DEFAULT_MAX_BODY_SIZE
 from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
 
@@ -166,6 +165,8 @@ def serve_command(
     if memory and explicit_dir:
         raise click.UsageError("--memory and --data-dir exclude each other")
     store = _open_store(memory, data_dir, fsync)
+    from millstream.node import NodeOptions, run  # here: the client commands start faster
+
     options = NodeOptions(
         host=host,
         port=port,

@@ -125,6 +125,9 @@ class Group:
         """Handle a JoinGroup; the future resolves when the rebalance completes."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[JoinOutcome] = loop.create_future()
+        if self.coordinator.closed:  # shutting down: nothing may park any more
+            answer.set_result(JoinOutcome(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id))
+            return answer
         if not MIN_SESSION_TIMEOUT_MS <= session_timeout_ms <= MAX_SESSION_TIMEOUT_MS:
             answer.set_result(JoinOutcome(ErrorCode.INVALID_SESSION_TIMEOUT, member_id))
             return answer
@@ -266,7 +269,9 @@ class Group:
     ) -> asyncio.Future[SyncOutcome]:
         answer: asyncio.Future[SyncOutcome] = asyncio.get_running_loop().create_future()
         member = self.members.get(member_id)
-        if member is None:
+        if self.coordinator.closed:
+            answer.set_result(SyncOutcome(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+        elif member is None:
             answer.set_result(SyncOutcome(ErrorCode.UNKNOWN_MEMBER_ID))
         elif generation != self.generation:
             answer.set_result(SyncOutcome(ErrorCode.ILLEGAL_GENERATION))
@@ -416,6 +421,7 @@ class GroupCoordinator:
     ) -> None:
         self.groups: dict[str, Group] = {}
         self.initial_delay = initial_delay
+        self.closed = False
         self._on_generation = on_generation
 
     def group(self, group_id: str, generation: int = 0) -> Group:
@@ -429,5 +435,7 @@ class GroupCoordinator:
         self._on_generation(group)
 
     def close(self) -> None:
+        """Shutdown: answer parked requests now and refuse to park new ones."""
+        self.closed = True
         for group in self.groups.values():
             group.close()
