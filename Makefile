@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck pytest conformance bench bench-quick clean debian-packages
+.PHONY: serve test lint typecheck pytest conformance bench bench-quick bench-dualmode clean debian-packages
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,8 +28,8 @@ serve: $(STAMP)
 	$(BIN)/millstream serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -50,6 +50,10 @@ bench: $(VENV)/.bench-installed node/node_modules/.installed
 
 bench-quick: $(VENV)/.bench-installed node/node_modules/.installed
 	$(BIN)/python -m benchmarks --quick
+
+# millstream.dualmode against sse-starlette and FastAPI's StreamingResponse (about 4 minutes).
+bench-dualmode: $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks --suite dualmode
 
 clean:
 	rm -rf $(VENV) node/node_modules .pytest_cache .mypy_cache .ruff_cache

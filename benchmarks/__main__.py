@@ -17,7 +17,7 @@ import benchmarks.scenarios  # noqa: F401  (registers every scenario)
 from benchmarks import _report
 from benchmarks._harness import Plan, run
 from benchmarks._model import REGISTRY, Mode
-from benchmarks._servers import REPO, SERVERS
+from benchmarks._servers import REPO, SERVERS, SUITES
 
 __all__ = ["main"]
 
@@ -32,18 +32,27 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="smaller work, under 3 minutes")
     size.add_argument("--smoke", action="store_true", help="tiny work: checks the harness runs")
     parser.add_argument(
-        "--servers", type=_names, default=list(SERVERS), help=f"of {','.join(SERVERS)}"
+        "--suite",
+        choices=SUITES,
+        default="durable-streams",
+        help="which comparison: the Durable Streams servers, or the dual-mode SSE apps",
     )
+    parser.add_argument("--servers", type=_names, default=None, help=f"of {','.join(SERVERS)}")
     parser.add_argument("--scenarios", type=_names, default=[], help="a subset, by name")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--no-write", action="store_true", help="print only; write no files")
     parser.add_argument("--list", action="store_true", help="list servers and scenarios")
     args = parser.parse_args(argv)
+    suite_servers = [name for name, spec in SERVERS.items() if spec.suite == args.suite]
+    if args.servers is None:
+        args.servers = suite_servers
     console = Console(width=None if sys.stdout.isatty() else 240)
 
     if args.list:
         for spec in SERVERS.values():
-            console.print(f"server  {spec.name:18} {spec.label}  ({', '.join(spec.endpoints)})")
+            console.print(
+                f"server  {spec.name:24} {spec.label}  ({', '.join(spec.endpoints)}; {spec.suite})"
+            )
         for protocol, by_name in REGISTRY.items():
             for name, scenario in by_name.items():
                 console.print(f"{protocol:16} {name:22} {scenario.title}")
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown: {', '.join(unknown)} (see --list)")
 
     mode: Mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-    plan = Plan(mode, [SERVERS[s] for s in args.servers], frozenset(args.scenarios))
+    plan = Plan(mode, [SERVERS[s] for s in args.servers], frozenset(args.scenarios), args.suite)
 
     def progress(server: str, scenario: str, result: dict[str, Any]) -> None:
         if result.get("status") == "ok":
@@ -76,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     _report.print_table(doc, console)
     if not args.no_write:
         command = "python -m benchmarks" + {"quick": " --quick", "smoke": " --smoke"}.get(mode, "")
-        if args.servers != list(SERVERS):
+        if args.suite != "durable-streams":
+            command += f" --suite {args.suite}"
+        if args.servers != suite_servers:
             command += f" --servers {','.join(args.servers)}"
         if args.scenarios:
             command += f" --scenarios {','.join(args.scenarios)}"

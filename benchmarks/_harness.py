@@ -35,6 +35,7 @@ class Plan:
     mode: Mode
     servers: Sequence[ServerSpec]
     only: frozenset[str] = frozenset()  # scenario names; empty means all
+    suite: str = "durable-streams"
 
     def scenarios(self, spec: ServerSpec) -> list[tuple[str, Scenario]]:
         return [
@@ -70,6 +71,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "schema": 1,
         "date": started.isoformat(timespec="seconds"),
         "mode": plan.mode,
+        "suite": plan.suite,
         "machine": machine(),
         "harness": _peers.harness_versions(),
         "servers": {},
@@ -77,7 +79,11 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "results": {},
     }
     for spec in plan.servers:
-        info: dict[str, Any] = {"label": spec.label, "compare_to": list(spec.compare_to)}
+        info: dict[str, Any] = {
+            "label": spec.label,
+            "compare_to": spec.compare_to,
+            "also_compare_to": list(spec.also_compare_to),
+        }
         doc["servers"][spec.name] = info
         results: dict[str, Any] = doc["results"].setdefault(spec.name, {})
         try:

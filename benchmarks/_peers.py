@@ -15,6 +15,7 @@ import json
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "RAKAIA_VERSION",
     "WORK",
     "ensure_node",
+    "ensure_packages",
     "ensure_rakaia",
     "ensure_tansu",
     "harness_versions",
@@ -31,6 +33,7 @@ __all__ = [
     "node_versions",
     "rakaia_python",
     "rakaia_versions",
+    "sse_app_versions",
     "tansu_binary",
     "tansu_versions",
 ]
@@ -160,6 +163,28 @@ def rakaia_versions() -> dict[str, str]:
     if len(found) != 3:
         return {"rakaia-streams": "?"}
     return {"rakaia-streams": found[0], "uvicorn": found[1], "python": found[2]}
+
+
+def ensure_packages(*packages: str) -> Callable[[], None]:
+    """A ``prepare`` step: the dual-mode suite's apps need these (the ``bench`` extra)."""
+
+    def check() -> None:
+        for package in packages:
+            try:
+                metadata.version(package)
+            except metadata.PackageNotFoundError:
+                raise _unavailable(f"{package} is missing: pip install -e '.[bench]'") from None
+
+    return check
+
+
+@cache
+def sse_app_versions() -> dict[str, str]:
+    found = millstream_versions()
+    for package in ("fastapi", "starlette", "sse-starlette"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found = {**found, package: metadata.version(package)}
+    return found
 
 
 def harness_versions() -> dict[str, str]:

@@ -64,20 +64,14 @@ def _ratio(subject: dict[str, Any] | None, peer: dict[str, Any] | None, fig: dic
     return f"{ratio:.2f}×"
 
 
-def _subjects(info: dict[str, Any]) -> list[str]:
-    """The millstream specs a server is compared with (one name in results before Kafka)."""
-    found = info.get("compare_to") or []
-    return [found] if isinstance(found, str) else list(found)
-
-
 def peers(doc: dict[str, Any]) -> list[tuple[str, str]]:
     """(peer, millstream spec it is compared with) for peers that ran with their subject."""
     ran = {name for name, info in doc["servers"].items() if info.get("status") == "ran"}
     return [
         (name, subject)
         for name, info in doc["servers"].items()
-        for subject in _subjects(info)
-        if name in ran and subject in ran
+        for subject in [info["compare_to"], *info.get("also_compare_to", [])]
+        if subject and name in ran and subject in ran
     ]
 
 
@@ -178,7 +172,8 @@ def _versions(found: dict[str, str]) -> str:
 
 
 def write(doc: dict[str, Any], directory: Path, command: str) -> tuple[Path, Path]:
-    """Write ``<date>-<mode>.json`` and ``.md``, and refresh ``latest-<mode>.{json,md}``."""
+    """Write ``<date>-<mode>.json`` and ``.md``, and refresh ``latest-<mode>.{json,md}``
+    (``<mode>-<suite>`` for a suite other than the Durable Streams one)."""
     import json
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -186,8 +181,11 @@ def write(doc: dict[str, Any], directory: Path, command: str) -> tuple[Path, Pat
     doc = {**doc, "command": command}
     text_json = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     text_md = markdown(doc, command)
-    written = directory / f"{stamp}-{doc['mode']}.json", directory / f"{stamp}-{doc['mode']}.md"
+    kind = doc["mode"]
+    if doc.get("suite", "durable-streams") != "durable-streams":
+        kind += f"-{doc['suite']}"
+    written = directory / f"{stamp}-{kind}.json", directory / f"{stamp}-{kind}.md"
     for path, text in zip(written, (text_json, text_md), strict=True):
         path.write_text(text)
-        (directory / f"latest-{doc['mode']}{path.suffix}").write_text(text)
+        (directory / f"latest-{kind}{path.suffix}").write_text(text)
     return written

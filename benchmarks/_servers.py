@@ -18,10 +18,11 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks import _peers
 
-__all__ = ["SERVERS", "RunningServer", "ServerSpec", "ServerUnavailable"]
+__all__ = ["SERVERS", "SUITES", "RunningServer", "ServerSpec", "ServerUnavailable"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +40,9 @@ class ServerSpec:
     argv: Callable[[Path], list[str]]
     endpoints: Mapping[str, str]  # protocol -> regex on its output; group 1 is the target
     target_suffix: Mapping[str, str] = field(default_factory=dict)  # e.g. where streams live
-    compare_to: tuple[str, ...] = ()  # the millstream specs this peer is paired with
+    compare_to: str = ""  # the millstream spec this peer is paired with ("" for millstream)
+    also_compare_to: tuple[str, ...] = ()  # more millstream specs to show a ratio against
+    suite: str = "durable-streams"  # which table it belongs to (``--suite``)
     cwd: Path = REPO
     env: Mapping[str, str] = field(default_factory=dict)
     prepare: Callable[[], None] = lambda: None  # install; raises ServerUnavailable
@@ -120,6 +123,8 @@ def _millstream_available() -> None:
 _MILLSTREAM_READY = {
     "durable-streams": r"millstream listening on (http://127\.0\.0\.1:\d+)",
     "kafka": r"millstream listening on .*kafka://(127\.0\.0\.1:\d+)",
+    # the Kafka SDK against raw aiokafka, both through millstream's Kafka door
+    "kafka-sdk": r"millstream listening on .* and kafka://(127\.0\.0\.1:\d+)",
 }
 _MILLSTREAM_ROOT = {"durable-streams": "/v1/stream"}  # streams live under this path
 _TANSU_READY = {"kafka": r"listening on: tcp://(127\.0\.0\.1:\d+)"}
@@ -151,6 +156,40 @@ def _node(*args: str) -> Callable[[Path], list[str]]:
         return ["node", "reference-server.mjs", "--port", "0", *extra]
 
     return argv
+
+
+def _sse_app(name: str) -> Callable[[Path], list[str]]:
+    def argv(scratch: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "benchmarks.sse_apps",
+            name,
+            "--port",
+            "0",
+            "--scratch",
+            str(scratch),
+        ]
+
+    return argv
+
+
+_SSE_READY = {"sse-app": r"Uvicorn running on (http://127\.0\.0\.1:\d+)"}
+_DURABLE_SUBJECTS = ("dualmode-durable-memory", "dualmode-durable-sqlite")
+
+
+def _sse_spec(name: str, label: str, **options: Any) -> ServerSpec:
+    """One app of the dual-mode suite (``benchmarks/sse_apps.py``)."""
+    options.setdefault("prepare", _peers.ensure_packages("fastapi"))
+    return ServerSpec(
+        name=name,
+        label=label,
+        argv=_sse_app(name),
+        endpoints=_SSE_READY,
+        suite="dualmode",
+        versions=_peers.sse_app_versions,
+        **options,
+    )
 
 
 def _rakaia(scratch: Path) -> list[str]:
@@ -218,7 +257,7 @@ SERVERS: dict[str, ServerSpec] = {
             label="Node reference (file, fsync)",
             argv=_node("--data-dir", "{scratch}/data"),
             endpoints=_NODE_READY,
-            compare_to=("millstream",),
+            compare_to="millstream",
             cwd=REPO / "node",
             prepare=_peers.ensure_node,
             versions=_peers.node_versions,
@@ -228,7 +267,7 @@ SERVERS: dict[str, ServerSpec] = {
             label="Node reference (memory)",
             argv=_node(),
             endpoints=_NODE_READY,
-            compare_to=("millstream-memory",),
+            compare_to="millstream-memory",
             cwd=REPO / "node",
             prepare=_peers.ensure_node,
             versions=_peers.node_versions,
@@ -238,7 +277,7 @@ SERVERS: dict[str, ServerSpec] = {
             label="rakaia-streams (memory)",
             argv=_rakaia,
             endpoints=_UVICORN_READY,
-            compare_to=("millstream-memory",),
+            compare_to="millstream-memory",
             prepare=_peers.ensure_rakaia,
             versions=_peers.rakaia_versions,
         ),
@@ -247,9 +286,22 @@ SERVERS: dict[str, ServerSpec] = {
             label="Tansu (memory)",
             argv=_tansu,
             endpoints=_TANSU_READY,
-            compare_to=("millstream", "millstream-memory"),
+            compare_to="millstream",
+            also_compare_to=("millstream-memory",),
             prepare=_peers.ensure_tansu,
             versions=_peers.tansu_versions,
         ),
+        _sse_spec("dualmode", "millstream.dualmode"),
+        _sse_spec("dualmode-durable-memory", "dualmode durable (MemoryStore)"),
+        _sse_spec("dualmode-durable-sqlite", "dualmode durable (SQLite, fsync)"),
+        _sse_spec(
+            "sse-starlette",
+            "sse-starlette EventSourceResponse",
+            compare_to="dualmode",
+            also_compare_to=_DURABLE_SUBJECTS,
+            prepare=_peers.ensure_packages("fastapi", "sse-starlette"),
+        ),
+        _sse_spec("streaming-response", "FastAPI StreamingResponse", compare_to="dualmode"),
     )
 }
+SUITES = sorted({spec.suite for spec in SERVERS.values()})

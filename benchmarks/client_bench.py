@@ -2,6 +2,13 @@
 against raw HTTP GETs of the same data, on real servers (millstream --memory, Node reference).
 
     .venv/bin/python benchmarks/client_bench.py [--server millstream|node|both] [--messages N]
+    .venv/bin/python benchmarks/client_bench.py --concurrency [--readers 1000] [--reads 10000]
+
+``--concurrency`` measures many requests at once on one client, side by side: millstream's
+client as it ships (its pool behind ``millstream._httppool``'s slot queue), the same client on
+a plain ``httpx.AsyncClient`` (what it used before: 100 connections, httpx's own queue), and
+the official ``durable-streams`` client (the ``bench`` extra installs it), against one
+``millstream serve --memory``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import client_concurrency
 from millstream.client import AsyncDurableStream, AsyncIdempotentProducer, stream
 from servers import ServerProcess, millstream_server, reference_server
 
@@ -121,7 +130,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", choices=["millstream", "node", "both"], default="both")
     parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--concurrency", action="store_true", help="the concurrency scenarios")
+    parser.add_argument("--readers", type=int, default=1000)
+    parser.add_argument("--reads", type=int, default=10_000)
+    parser.add_argument("--appends", type=int, default=2000)
+    parser.add_argument("--clients", default="millstream,httpx-pool,official")
     args = parser.parse_args()
+    if args.concurrency:
+        client_concurrency.run(lambda: millstream_server("--memory"), args)
+        return
     if args.server in ("millstream", "both"):
         bench("millstream serve --memory", lambda: millstream_server("--memory"), args.messages)
     if args.server in ("node", "both"):

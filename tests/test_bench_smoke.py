@@ -21,28 +21,16 @@ from benchmarks.scenarios._http1 import _Protocol  # noqa: E402
 from benchmarks.scenarios._sse import SSEReader  # noqa: E402
 
 
+def _smoke(out: Path, *args: str) -> None:
+    """``python -m benchmarks --smoke ARGS`` writing to ``out``; it must exit 0."""
+    argv = [sys.executable, "-m", "benchmarks", "--smoke", *args, "--out", str(out)]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_smoke_run_against_millstream(tmp_path: Path) -> None:
     """``python -m benchmarks --smoke`` runs one scenario end to end and writes both files."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--smoke",
-            "--servers",
-            "millstream-memory",
-            "--scenarios",
-            "append-1",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    _smoke(tmp_path, "--servers", "millstream-memory", "--scenarios", "append-1")
     doc = json.loads((tmp_path / "latest-smoke.json").read_text())
     assert doc["servers"]["millstream-memory"]["status"] == "ran", doc["servers"]
     result = doc["results"]["millstream-memory"]["append-1"]
@@ -54,6 +42,23 @@ def test_smoke_run_against_millstream(tmp_path: Path) -> None:
     assert "append 100 B, 1 writer" in (tmp_path / "latest-smoke.md").read_text()
     assert doc["machine"]["cores"]
     assert doc["harness"]["aiohttp"]
+
+
+def test_smoke_run_of_the_dualmode_suite(tmp_path: Path) -> None:
+    """``--suite dualmode``: the SSE apps run, every event is checked, ratios are printed, and
+    the files do not overwrite the Durable Streams suite's."""
+    servers, scenario = "dualmode,streaming-response", "sse-1-connection"
+    _smoke(tmp_path, "--suite", "dualmode", "--servers", servers, "--scenarios", scenario)
+    doc = json.loads((tmp_path / "latest-smoke-dualmode.json").read_text())
+    for server in ("dualmode", "streaming-response"):
+        result = doc["results"][server]["sse-1-connection"]
+        assert result["status"] == "ok", result
+        assert (result["requests"], result["errors"]) == (2000, 0)
+        assert result["values"]["events_per_s"] > 0
+    markdown = (tmp_path / "latest-smoke-dualmode.md").read_text()
+    assert "dualmode ÷ streaming-response" in markdown
+    assert doc["suite"] == "dualmode"
+    assert not (tmp_path / "latest-smoke.json").exists()
 
 
 def _doc(subject: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:

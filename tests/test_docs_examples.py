@@ -7,6 +7,7 @@ import asyncio
 import re
 import subprocess
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,23 @@ def console_steps(block: str) -> list[tuple[str, str]]:
     return [(command, "\n".join(output).strip("\n")) for command, output in steps]
 
 
-def run_console(block: str, base_url: str) -> None:
+def run_console(
+    block: str,
+    base_url: str,
+    *,
+    doc_urls: Mapping[str, str] | None = None,
+    started: tuple[str, ...] = ("millstream serve", "make serve"),
+) -> None:
+    """Run each ``$`` command (``doc_urls``: more documented URLs to replace) and compare its
+    output; commands starting with ``started`` are servers the test already runs."""
     steps = console_steps(block)
     assert steps
     for command, expected in steps:
-        if command.startswith(("millstream serve", "make serve")):
+        if command.startswith(started):
             continue  # the test started the server
         shell = command.replace(DOC_URL, base_url)
+        for doc_url, real in (doc_urls or {}).items():
+            shell = shell.replace(doc_url, real)
         done = subprocess.run(
             ["bash", "-c", shell], capture_output=True, text=True, timeout=20, check=False
         )

@@ -4,6 +4,6 @@ Each protocol has one module here (``durable_streams``, ``kafka``) whose scenari
 ``register`` at import time, and one import line below.
 """
 
-from benchmarks.scenarios import durable_streams, kafka
+from benchmarks.scenarios import durable_streams, kafka, kafka_sdk, sse_apps
 
-__all__ = ["durable_streams", "kafka"]
+__all__ = ["durable_streams", "kafka", "kafka_sdk", "sse_apps"]

@@ -535,11 +535,12 @@ def _scenario(
     full: dict[str, Any],
     timeout: tuple[float, float, float] = (20, 60, 120),
     fresh_server: bool = False,
+    protocol: str = PROTOCOL,
 ) -> None:
     register(
         Scenario(
             name=name,
-            protocol=PROTOCOL,
+            protocol=protocol,
             title=title,
             figures=figures,
             run=run,

@@ -52,10 +52,10 @@ async def test_gathered_appends_batch_and_keep_order(url: str) -> None:
 async def test_plain_handle_and_close(url: str) -> None:
     await (await AsyncDurableStream.create(url, content_type="application/json")).release()
     async with AsyncDurableStream(url) as handle:
-        await handle.append("first")
-        await handle.close("last")
+        await handle.append('"first"')
+        await handle.close_stream({"last": True})
         with pytest.raises(StreamClosedError):
-            await handle.append("late")
+            await handle.append({"late": True})
         head = await handle.head()
         assert head.closed
 
@@ -68,7 +68,7 @@ async def test_live_tail_until_close(url: str, live: str) -> None:
             for i in range(3):
                 await asyncio.sleep(0.05)
                 await handle.append(i)
-            await handle.close()
+            await handle.close_stream()
 
         task = asyncio.create_task(writer())
         got: list[Any] = []
@@ -82,7 +82,7 @@ async def test_live_tail_until_close(url: str, live: str) -> None:
 async def test_sse_events_and_async_on_error(url: str) -> None:
     async with await AsyncDurableStream.create(url, content_type="text/plain") as handle:
         await handle.append("hi")
-        await handle.close()
+        await handle.close_stream()
     async with astream(url, live="sse") as res:
         with pytest.raises(SSEBytesIterationError):
             res.__aiter__()

@@ -76,9 +76,11 @@ def test_tail_follows_and_pretty_prints(url: str) -> None:
         text=True,
     )
     try:
-        time.sleep(1.5)  # tail starts at "now": only new messages show
+        assert proc.stderr is not None
+        # Tail starts at "now", so only new messages show: append once it says it follows.
+        assert proc.stderr.readline().startswith(f"following {url} from ")
         handle.append({"new": [1, 2]})
-        handle.close()
+        handle.close_stream()
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from millstream.client import DurableStreamError, FetchError, RetryPolicy
+from millstream.client import DurableStreamError, FetchError, InvalidArgumentError, RetryPolicy
 from millstream.client._core import (
     Request,
     Sleep,
@@ -41,9 +41,17 @@ def test_parse_retry_after() -> None:
     assert 3.0 < (parse_retry_after(later) or 0) <= 5.0
 
 
-def test_policy_rejects_negative_values() -> None:
-    with pytest.raises(ValueError, match="negative"):
-        RetryPolicy(max_retries=-1)
+def test_policy_rejects_out_of_range_values() -> None:
+    for bad, argument in [
+        ({"max_retries": -1}, "max_retries"),
+        ({"initial_delay": 0}, "initial_delay"),
+        ({"initial_delay": 2.0, "max_delay": 1.0}, "max_delay"),
+        ({"multiplier": 0.5}, "multiplier"),
+    ]:
+        with pytest.raises(ValueError, match=argument) as info:
+            RetryPolicy(**bad)  # type: ignore[arg-type]
+        assert isinstance(info.value, InvalidArgumentError)
+        assert (info.value.code, info.value.argument) == ("INVALID_ARGUMENT", argument)
 
 
 def _drive(request: Request, outcomes: list[object]) -> tuple[list[object], object]:
@@ -123,7 +131,7 @@ def test_batch_queue_respects_max_bytes() -> None:
 
 
 def test_json_framing() -> None:
-    items = [encode_item(v, True) for v in [{"a": 1}, "x", [1, 2], 3]]
+    items = [encode_item(v, True) for v in [{"a": 1}, '"x"', [1, 2], 3]]
     assert batch_body(items, True) == b'[{"a":1},"x",[1,2],3]'
     assert batch_body([b"ab", b"cd"], False) == b"abcd"
     assert encode_item(b'{"raw":true}', True) == b'{"raw":true}'

@@ -62,7 +62,7 @@ def test_live_read_survives_cuts_and_sees_each_item_once(
             time.sleep(0.01)
             if i in (10, 25):
                 proxy.kill_connections()  # the server "crashes" mid-read, twice
-        handle.close()
+        handle.close_stream()
 
     # Cut some live responses part-way through their body, too.
     proxy.add(Fault(live(mode), times=3, cut_after=300))
@@ -127,9 +127,9 @@ def test_plain_append_is_not_retried_when_its_response_is_lost(url: str, proxy: 
     proxy.add(Fault(lambda m, t: m == "POST", drop_response=True))
     handle = DurableStream(via(proxy, url), content_type="application/json")
     with pytest.raises(FetchError):
-        handle.append("maybe")
+        handle.append({"maybe": 1})
     with stream(url, live=False) as res:
-        assert res.read_json() == ["maybe"]  # applied once, never duplicated by a retry
+        assert res.read_json() == [{"maybe": 1}]  # applied once, never duplicated by a retry
 
 
 async def test_producer_retry_after_lost_response_is_exactly_once(
@@ -163,7 +163,11 @@ def test_server_killed_and_restarted_reader_resumes(server: Server) -> None:
             for i in range(10):
                 handle.append(i)
             events: list[Any] = []
-            res = stream(url, live="long-poll", retry=RetryPolicy(max_retries=50, max_delay=0.2))
+            res = stream(
+                url,
+                live="long-poll",
+                retry=RetryPolicy(max_retries=50, initial_delay=0.1, max_delay=0.2),
+            )
             reader = threading.Thread(target=lambda: events.extend(res.iter_events(mode="json")))
             reader.start()
             time.sleep(0.3)
@@ -173,11 +177,11 @@ def test_server_killed_and_restarted_reader_resumes(server: Server) -> None:
                 proxy.upstream = second.url
                 for i in range(10, 20):
                     handle.append(i)
-                handle.close()
+                handle.close_stream()
                 reader.join(15)
                 res.close()
                 second.terminate()
-    got = [item for event in events for item in event.data]
+    got = [item for event in events for item in event.data or []]
     # On failure, show each response's items with its Stream-Next-Offset to tell a client
     # repeat (same offset twice) from a server answering overlapping ranges.
     assert got == list(range(20)), [(e.data, e.next_offset) for e in events]
@@ -195,7 +199,7 @@ def test_async_live_read_survives_cuts(url: str, proxy: FaultProxy) -> None:
                     await asyncio.sleep(0.01)
                     if i == 8:
                         proxy.kill_connections()
-                await h.close()
+                await h.close_stream()
 
             proxy.add(Fault(live("sse"), times=2, cut_after=250))
             async with AsyncDurableStream(via(proxy, url), retry=PERSISTENT) as reader:

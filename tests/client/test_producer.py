@@ -38,21 +38,21 @@ async def test_pipelined_appends_arrive_once_in_order(url: str) -> None:
 async def test_stale_epoch_is_fenced_and_auto_claim_takes_over(url: str) -> None:
     DurableStream.create(url, content_type="application/json")
     async with AsyncIdempotentProducer(url, "p", epoch=3) as newer:
-        newer.append("from epoch 3")
+        newer.append('"from epoch 3"')  # a str on a JSON stream is JSON text
         await newer.flush()
     zombie = AsyncIdempotentProducer(url, "p", epoch=1)
-    zombie.append("zombie")
+    zombie.append({"zombie": True})
     with pytest.raises(StaleEpochError) as info:
         await zombie.flush()
     assert info.value.current_epoch == 3
     assert info.value.hint
     await zombie.close()
     async with AsyncIdempotentProducer(url, "p", epoch=0, auto_claim=True) as fresh:
-        fresh.append("claimed")
-        fresh.append("again")
+        fresh.append(b'"claimed"')
+        fresh.append({"again": True})
         await fresh.flush()
         assert fresh.epoch == 4
-    assert read_all(url) == ["from epoch 3", "claimed", "again"]
+    assert read_all(url) == ["from epoch 3", "claimed", {"again": True}]
 
 
 async def test_restart_bumps_epoch(url: str) -> None:

@@ -31,7 +31,7 @@ def make_json(url: str, *items: Any) -> DurableStream:
 
 
 def test_read_json_flattens_and_stops_when_up_to_date(url: str) -> None:
-    make_json(url, {"a": 1}, [1, 2], "x")
+    make_json(url, {"a": 1}, [1, 2], '"x"')
     with stream(url) as res:  # live="auto": read_* stop at up-to-date
         assert res.read_json() == [{"a": 1}, [1, 2], "x"]
         assert res.up_to_date
@@ -82,7 +82,7 @@ def test_iter_events_carry_offsets(url: str) -> None:
 
 def test_closed_stream_is_eof_in_every_mode(url: str) -> None:
     handle = make_json(url, 1, 2)
-    handle.close({"final": True})
+    handle.close_stream({"final": True})
     for live in ("auto", "long-poll", "sse"):
         started = time.monotonic()
         with stream(url, live=live) as res:  # type: ignore[arg-type]
@@ -98,7 +98,7 @@ def test_auto_iteration_keeps_tailing(url: str) -> None:
         time.sleep(0.3)
         handle.append(1)
         time.sleep(0.3)
-        handle.close(2)
+        handle.close_stream(2)
 
     thread = threading.Thread(target=writer)
     thread.start()
@@ -143,7 +143,7 @@ def test_sse_binary_is_decoded_from_base64(url: str) -> None:
     DurableStream.create(url, content_type="application/octet-stream", data=payload, closed=True)
     with stream(url, live="sse") as res:  # events (not raw iteration) carry decoded bytes
         events = list(res.iter_events(mode="bytes"))
-    assert b"".join(e.data for e in events) == payload
+    assert b"".join(e.data or b"" for e in events) == payload
     assert events[-1].closed
 
 

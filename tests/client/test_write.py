@@ -45,8 +45,9 @@ def test_head_reports_metadata(url: str) -> None:
     assert head.content_type == "application/json"
     assert head.offset
     assert not head.closed
-    handle.close()
+    handle.close_stream()
     assert handle.head().closed
+    assert handle.head().stream_closed
 
 
 def test_connect_requires_the_stream(url: str) -> None:
@@ -62,7 +63,7 @@ def test_plain_handle_learns_content_type_on_first_append(url: str) -> None:
     assert handle.content_type is None
     handle.append({"message": "hello"})
     handle.append(["a", "list", "is", "one", "message"])
-    handle.append("text")
+    handle.append('"text"')  # a str on a JSON stream is JSON text, as officially
     handle.append(42)
     assert handle.content_type == "application/json"
     assert read_all(url) == [
@@ -96,12 +97,12 @@ def test_seq_regression_is_a_conflict(url: str) -> None:
 def test_close_with_final_body_then_appends_fail(url: str) -> None:
     handle = DurableStream.create(url, content_type="application/json")
     handle.append(1)
-    final = handle.close({"done": True})
+    final = handle.close_stream({"done": True})
     assert final.final_offset
     with pytest.raises(StreamClosedError) as info:
         handle.append(2)
     assert info.value.final_offset == final.final_offset
-    handle.close()  # closing again is fine
+    handle.close_stream()  # closing again is fine
     assert read_all(url) == [1, {"done": True}]
 
 
@@ -145,7 +146,7 @@ def test_batching_false_sends_one_post_per_append(url: str) -> None:
 
 def test_a_failed_batch_fails_each_of_its_callers(url: str) -> None:
     handle = DurableStream.create(url, content_type="application/json")
-    handle.close()
+    handle.close_stream()
     errors: list[BaseException] = []
     lock = threading.Lock()
 

@@ -33,12 +33,12 @@ def test_long_poll_wakes_on_append(client: httpx.Client, live: LiveServer) -> No
     url = live.stream_url("live-lp")
     tail = client.put(url, headers={"Content-Type": "text/plain"}).headers["stream-next-offset"]
     writer = _append_later(url, b"news")
-    started = time.monotonic()
     response = client.get(url, params={"offset": tail, "live": "long-poll"})
     writer.join()
+    # Woken by the append, not the 0.5 s timeout (which answers 204 without data). Not timed:
+    # on a loaded machine the writer's own request can take longer than the timeout.
     assert response.status_code == 200
     assert response.content == b"news"
-    assert time.monotonic() - started < 0.45  # woken by the append, not the 0.5 s timeout
     assert response.headers["stream-cursor"].isdigit()
 
 

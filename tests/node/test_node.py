@@ -19,6 +19,8 @@ from millstream.log import MemoryStore
 from millstream.node import Node, NodeOptions, build_services
 from millstream.server.http._types import Receive, Scope, Send
 from millstream.services import Route, Service
+from millstream.services.kafka_admin import KafkaAdminService
+from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 from servers import REPO
 
@@ -157,8 +159,17 @@ def test_serve_exits_1_when_its_kafka_port_is_taken() -> None:
 
 def test_services_from_options() -> None:
     store = MemoryStore()
-    assert [type(s) for s in build_services(store, NodeOptions())] == [SubscriptionService]
-    assert build_services(store, NodeOptions(subscriptions=False)) == []
+    assert [type(s) for s in build_services(store, NodeOptions())] == [
+        SubscriptionService,
+        KafkaAdminService,
+        SentinelService,
+    ]
+    assert [type(s) for s in build_services(store, NodeOptions(sentinel=False))] == [
+        SubscriptionService,
+        KafkaAdminService,
+    ]
+    options = NodeOptions(subscriptions=False, kafka_admin=False, sentinel=False)
+    assert build_services(store, options) == []
 
 
 async def test_no_kafka_means_one_door() -> None:

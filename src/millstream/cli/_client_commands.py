@@ -94,10 +94,12 @@ def append(target: str, data: str | None, lines: bool) -> None:
         for message in messages:
             value: Any = message
             if json_stream:
+                # A str on a JSON stream is JSON text: valid JSON goes as it is, anything
+                # else as a JSON string.
                 try:
-                    value = orjson.loads(message)
+                    orjson.loads(message)
                 except orjson.JSONDecodeError:
-                    value = message
+                    value = orjson.dumps(message)
             elif lines:
                 value = message + "\n"
             result = handle.append(value)
@@ -111,6 +113,9 @@ def _read(target: str, offset: str | None, live: Any, pretty: bool) -> None:
         # Ask once: a live read's first answer may be a 204 that carries no content type.
         content_type = handle.head().content_type or ""
     with stream(url, offset=offset, live=live) as res:
+        if live:
+            # On stderr, so piped output stays data only; it also says when following began.
+            click.echo(f"following {url} from {res.offset} (Ctrl-C stops)", err=True)
         if content_type.startswith("application/json"):
             for item in res.iter_json():
                 _print_item(item, pretty)

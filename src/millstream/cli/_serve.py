@@ -88,6 +88,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Serve the subscription APIs under /v1/stream/__ds/ (PROTOCOL.md §6-7).",
 )
 @click.option(
+    "--sentinel/--no-sentinel",
+    default=True,
+    show_default=True,
+    help="Run the Sentinel: anomaly detection over the llm-telemetry topic, anomalies on "
+    "llm-anomalies, REST under /api/v1 (docs/telemetry.md).",
+)
+@click.option(
     "--kafka-port",
     default=9092,
     show_default=True,
@@ -128,6 +135,13 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Create a topic when a Kafka client asks for its metadata or produces to it.",
 )
 @click.option(
+    "--kafka-admin/--no-kafka-admin",
+    default=True,
+    show_default=True,
+    help="Serve the Kafka SDK's HTTP admin API (/v1/topics, /v1/cluster, consumer-group lag, "
+    "/v1/inspect) on the HTTP port.",
+)
+@click.option(
     "--http-fast-path/--no-http-fast-path",
     default=True,
     show_default=True,
@@ -146,6 +160,7 @@ def serve_command(
     fsync: str,
     max_body_size: int,
     subscriptions: bool,
+    sentinel: bool,
     kafka_port: int,
     kafka_advertised_host: str | None,
     no_kafka: bool,
@@ -153,6 +168,7 @@ def serve_command(
     kafka_idle_timeout: float,
     kafka_frame_timeout: float,
     kafka_auto_create_topics: bool,
+    kafka_admin: bool,
     http_fast_path: bool,
 ) -> None:
     """Run millstream: streams at http://HOST:PORT/v1/stream/<path>, Kafka at HOST:KAFKA-PORT.
@@ -181,5 +197,7 @@ def serve_command(
         kafka_frame_timeout=kafka_frame_timeout,
         kafka_auto_create_topics=kafka_auto_create_topics,
         subscriptions=subscriptions,
+        kafka_admin=kafka_admin,
+        sentinel=sentinel,
     )
     sys.exit(run(store, options))

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from millstream.client._core import Flow
-from millstream.client._handle import HandleBase, HandleCore, Pending
+from millstream.client._handle import HandleBase, HandleCore, Pending, _iso
 from millstream.client._io import AsyncIO
 from millstream.client._response import AsyncStreamResponse
-from millstream.client._types import AppendResult, CloseResult, HeadResult, TimeoutLike
+from millstream.client._types import (
+    AppendResult,
+    CloseResult,
+    HeadersLike,
+    HeadResult,
+    ParamsLike,
+    TimeoutLike,
+)
 
 __all__ = ["AsyncDurableStream", "astream"]
 
@@ -39,14 +47,69 @@ class AsyncDurableStream(
         try:
             await self._run(flow)
         except BaseException:
-            await self.release()
+            await self.aclose()
             raise
         return self
+
+    @classmethod
+    async def head_static(
+        cls,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: ParamsLike | None = None,
+        client: httpx.AsyncClient | None = None,
+        timeout: TimeoutLike = None,
+    ) -> HeadResult:
+        """The stream's metadata without keeping a handle."""
+        async with cls(
+            url, headers=headers, params=params, client=client, timeout=timeout
+        ) as handle:
+            return await handle.head()
+
+    @classmethod
+    async def delete_static(
+        cls,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: ParamsLike | None = None,
+        client: httpx.AsyncClient | None = None,
+        timeout: TimeoutLike = None,
+    ) -> None:
+        """Delete the stream without keeping a handle."""
+        async with cls(
+            url, headers=headers, params=params, client=client, timeout=timeout
+        ) as handle:
+            await handle.delete()
 
     async def head(self, *, timeout: TimeoutLike = None) -> HeadResult:
         """The stream's metadata: content type, tail offset, closed."""
         result: HeadResult = await self._run(self._core.head_flow(timeout))
         return result
+
+    async def create_stream(
+        self,
+        *,
+        content_type: str | None = None,
+        ttl_seconds: int | None = None,
+        expires_at: str | datetime | None = None,
+        body: Any = None,
+        closed: bool = False,
+        data: Any = None,
+        timeout: TimeoutLike = None,
+    ) -> None:
+        """Create this handle's stream (PUT); see ``create``."""
+        flow = self._core.create_flow(
+            content_type=content_type,
+            ttl_seconds=ttl_seconds,
+            expires_at=_iso(expires_at),
+            closed=closed,
+            data=data,
+            body=body,
+            timeout=timeout,
+        )
+        await self._run(flow)
 
     async def _ensure_content_type(self, timeout: TimeoutLike) -> None:
         if self._core.content_type is None:
@@ -56,26 +119,37 @@ class AsyncDurableStream(
                 await self._run(self._core.content_type_flow(timeout))
 
     async def append(
-        self, data: Any, *, seq: str | None = None, timeout: TimeoutLike = None
+        self,
+        data: Any,
+        *,
+        seq: str | None = None,
+        content_type: str | None = None,
+        timeout: TimeoutLike = None,
     ) -> AppendResult:
-        """Append one message: a Python value for JSON streams, bytes or str for others.
+        """Append one message: a Python value or JSON text (str/bytes) for JSON streams, bytes
+        or str for others.
 
         With batching (the default), appends made while a POST is in flight go out together."""
-        await self._ensure_content_type(timeout)
-        return await self._submit(Pending(self._core.encode(data), seq=seq, timeout=timeout))
+        if content_type is None:
+            await self._ensure_content_type(timeout)
+        return await self._submit(self._core.pending(data, seq, timeout, content_type))
 
     def append_nowait(self, data: Any, *, seq: str | None = None) -> asyncio.Future[AppendResult]:
         """Queue an append without awaiting it; the returned future resolves with its result.
         The content type must be known (``create``/``connect``/``content_type=``)."""
         if self._core.content_type is None:
             raise RuntimeError("append_nowait needs the content type: use create() or connect()")
-        return self._enqueue(Pending(self._core.encode(data), seq=seq))
+        return self._enqueue(self._core.pending(data, seq, None, None))
 
-    async def close(self, data: Any = None, *, timeout: TimeoutLike = None) -> CloseResult:
-        """Close the stream (EOF for readers), appending ``data`` last when given."""
-        if data is not None:
+    async def close_stream(
+        self, data: Any = None, *, content_type: str | None = None, timeout: TimeoutLike = None
+    ) -> CloseResult:
+        """Close the stream for good (EOF for readers), appending ``data`` last when given.
+
+        Not to be confused with ``aclose()``/``close()``, which only release connections."""
+        if data is not None and content_type is None:
             await self._ensure_content_type(timeout)
-        result = await self._submit(self._core.close_pending(data, timeout))
+        result = await self._submit(self._core.close_pending(data, timeout, content_type))
         return HandleCore.close_result(result)
 
     async def _submit(self, pending: Pending) -> AppendResult:
@@ -115,15 +189,18 @@ class AsyncDurableStream(
         """Delete the stream and its data."""
         await self._run(self._core.delete_flow(timeout))
 
-    async def release(self) -> None:
-        """Wait for queued appends, then release the handle's connections."""
+    async def aclose(self) -> None:
+        """Wait for queued appends, then release the handle's connections; the stream itself
+        is untouched (to end it, ``close_stream()``). A ``client=`` passed in stays open."""
         if self._sender is not None and not self._sender.done():
             await asyncio.wait([self._sender])
         if self._owns_client:
             await self._client.aclose()
 
+    close = release = aclose
+
     async def __aenter__(self) -> AsyncDurableStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.release()
+        await self.aclose()

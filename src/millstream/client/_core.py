@@ -25,6 +25,7 @@ from millstream.client._errors import (
     DurableStreamError,
     FetchError,
     FetchTimeoutError,
+    InvalidArgumentError,
     RetentionGoneError,
     SeqConflictError,
     StreamClosedError,
@@ -90,11 +91,14 @@ def is_json(content_type: str | None) -> bool:
     return media_type(content_type) == "application/json"
 
 
-def resolve(values: HeadersLike | ParamsLike | None) -> dict[str, str]:
-    """Evaluate a headers/params mapping; callables are called now, once per request."""
-    if not values:
-        return {}
-    return {k: (v() if callable(v) else v) for k, v in values.items()}
+def merged(*layers: HeadersLike | ParamsLike | None) -> dict[str, Any]:
+    """Header or parameter layers merged, later ones winning; values stay unevaluated (a
+    callable is called by ``_io`` once per request sent, awaited by the async twin)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        if layer:
+            out.update(layer)
+    return out
 
 
 def make_timeout(value: TimeoutLike | httpx.Timeout, default: httpx.Timeout) -> httpx.Timeout:
@@ -118,18 +122,30 @@ def live_timeout(timeout: httpx.Timeout) -> httpx.Timeout:
 
 
 def encode_item(value: Any, json_mode: bool) -> bytes:
-    """One append's bytes. JSON streams take Python values (bytes = already-encoded JSON);
-    other streams take bytes or str."""
+    """One append's bytes. On JSON streams a ``str`` or ``bytes`` is JSON text already
+    serialized (as in the official client) and any other Python value is serialized here;
+    other streams take bytes or str. JSON text is checked, so one bad append never fails the
+    others batched with it."""
     if json_mode:
-        if isinstance(value, bytes | bytearray | memoryview):
-            return bytes(value)
+        if isinstance(value, str | bytes | bytearray | memoryview):
+            raw = value.encode() if isinstance(value, str) else bytes(value)
+            try:
+                orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise DurableStreamError(
+                    f"Not JSON text: {raw[:80]!r} ({exc})",
+                    code="BAD_VALUE",
+                    hint="a str or bytes on a JSON stream is sent as JSON text; to store a "
+                    "string value pass json.dumps(value)",
+                ) from exc
+            return raw
         try:
             return orjson.dumps(value)
         except TypeError as exc:
             raise DurableStreamError(
                 f"Cannot encode {type(value).__name__} as JSON: {exc}",
                 code="BAD_VALUE",
-                hint="pass dict, list, str, int, float, bool or None (or bytes of JSON text)",
+                hint="pass dict, list, int, float, bool or None (or JSON text as str/bytes)",
             ) from exc
     if isinstance(value, str):
         return value.encode("utf-8")
@@ -150,10 +166,19 @@ def batch_body(items: Iterable[bytes], json_mode: bool) -> bytes:
 
 
 def json_items(body: bytes) -> list[Any]:
-    """A JSON read body is one array of messages; anything else counts as one message."""
+    """A JSON read body is one array of messages; anything else counts as one message.
+    Malformed JSON raises the official client's parse error (code ``PARSE_ERROR``)."""
     if not body or body.isspace():
         return []
-    value = orjson.loads(body)
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        preview = body[:100].decode("utf-8", "replace")
+        raise DurableStreamError(
+            f"Failed to parse JSON response: {exc}. Data: {preview}",
+            code="PARSE_ERROR",
+            hint="the stream holds malformed JSON, or the response was cut or corrupted",
+        ) from exc
     return value if isinstance(value, list) else [value]
 
 
@@ -170,16 +195,17 @@ class Step:
 class Request(Step):
     """Perform one HTTP request. Outcome: the ``httpx.Response`` (body read unless ``stream``,
     then read it with ``ReadAll`` or ``Pieces``/``NextPiece``). ``idempotent`` means a retry
-    after any failure is safe."""
+    after any failure is safe. Header and parameter values are evaluated when it is sent."""
 
     method: str
     url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)  # values may be callables
+    params: dict[str, Any] = field(default_factory=dict)  # None leaves a parameter out
     content: bytes | None = None
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
     idempotent: bool = True
     stream: bool = False
+    long_lived: bool = False  # a live read: it takes a stream slot (millstream._httppool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +291,15 @@ class RetryPolicy:
     jitter: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.initial_delay < 0 or self.max_delay < 0:
-            raise ValueError("RetryPolicy values must not be negative")
+        # The limits the client-conformance suite's RetryOptions cases require.
+        if self.max_retries < 0:
+            raise InvalidArgumentError("max_retries", "must be >= 0")
+        if not self.initial_delay > 0:
+            raise InvalidArgumentError("initial_delay", "must be > 0 seconds")
+        if self.max_delay < self.initial_delay:
+            raise InvalidArgumentError("max_delay", "must be >= initial_delay")
+        if self.multiplier < 1.0:
+            raise InvalidArgumentError("multiplier", "must be >= 1.0")
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""

@@ -2,7 +2,8 @@
 
     DurableStreamError            status, code, message, hint, retryable
     ├── FetchError                the request failed or got an HTTP error with no protocol meaning
-    │   └── FetchTimeoutError     connect/read/write/pool timeout
+    │   └── FetchTimeoutError     connect/read/write/pool timeout (also an httpx.TimeoutException)
+    ├── InvalidArgumentError      a bad option, before any request (also a ValueError)
     ├── StreamNotFoundError       404
     ├── StreamExistsError         409 on create: same URL, different configuration
     ├── StreamClosedError         409 + Stream-Closed: the stream accepts no more appends
@@ -11,7 +12,14 @@
     ├── StaleEpochError           403 to an idempotent producer: a newer epoch fenced it
     ├── SequenceGapError          409 to an idempotent producer that cannot be recovered
     ├── StreamConsumedError       a one-shot response consumed twice
-    └── SSEBytesIterationError    raw bytes asked of an SSE read
+    ├── SSEBytesIterationError    raw bytes asked of an SSE read
+    ├── SSEReadAllError           read_*() asked of an SSE read (it never ends by itself)
+    ├── SSENotSupportedError      the server refused SSE for this stream's content type (400)
+    └── SSEEncodingError          an SSE data event is not valid base64
+
+Codes follow the official ``durable-streams`` client: a malformed JSON body or SSE control
+event is a ``DurableStreamError`` with code ``PARSE_ERROR``; HTTP errors without a class of
+their own carry ``UNAUTHORIZED``, ``FORBIDDEN``, ``RATE_LIMITED``, ``BUSY`` or ``HTTP_ERROR``.
 
 ``retryable`` says whether the same request may succeed later; the client already retried such
 errors ``RetryPolicy.max_retries`` times before raising.
@@ -21,12 +29,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 __all__ = [
     "DurableStreamError",
     "FetchError",
     "FetchTimeoutError",
+    "InvalidArgumentError",
     "RetentionGoneError",
     "SSEBytesIterationError",
+    "SSEEncodingError",
+    "SSENotSupportedError",
+    "SSEReadAllError",
     "SeqConflictError",
     "SequenceGapError",
     "StaleEpochError",
@@ -102,9 +116,15 @@ class FetchError(DurableStreamError):
             retryable = status is None or status == 429 or status >= 500
         if hint is None:
             hint = _fetch_hint(status)
+        if code is None and status is not None:
+            code = _STATUS_CODES.get(status, "HTTP_ERROR")
         super().__init__(message, status=status, url=url, hint=hint, retryable=retryable, code=code)
         self.headers = headers or {}
         self.body = body
+
+
+# The official client's codes for statuses the protocol gives no meaning.
+_STATUS_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 429: "RATE_LIMITED", 503: "BUSY"}
 
 
 def _fetch_hint(status: int | None) -> str:
@@ -119,18 +139,35 @@ def _fetch_hint(status: int | None) -> str:
     return ""
 
 
-class FetchTimeoutError(FetchError):
-    """A connect, read, write or pool timeout expired."""
+class FetchTimeoutError(FetchError, httpx.TimeoutException):
+    """A connect, read, write or pool timeout expired.
+
+    Also an ``httpx.TimeoutException``, which is what the official client lets through, so
+    ``except httpx.TimeoutException`` written for it keeps working."""
 
     default_code = "TIMEOUT"
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
-        super().__init__(
+        FetchError.__init__(
+            self,
             message,
             url=url,
             hint="raise timeout= on the client or the call, or check the server's health",
             retryable=True,
         )
+        self._request = None  # httpx.RequestError's slot: no httpx.Request is exposed
+
+
+class InvalidArgumentError(DurableStreamError, ValueError):
+    """An option out of range (``RetryPolicy``, producer limits), refused before any request.
+
+    A ``ValueError`` too, as the official client raises; ``argument`` names the parameter."""
+
+    default_code = "INVALID_ARGUMENT"
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}", hint=f"pass a valid {argument}")
+        self.argument = argument
 
 
 class StreamNotFoundError(DurableStreamError):
@@ -257,3 +294,34 @@ class SSEBytesIterationError(DurableStreamError):
 
     def __init__(self) -> None:
         super().__init__("Raw bytes iteration is not available in SSE mode")
+
+
+class SSEReadAllError(DurableStreamError):
+    """``read_*()`` on an SSE read: the connection stays open, so there is no "all"."""
+
+    default_code = "SSE_READ_ALL_NOT_SUPPORTED"
+    default_hint = "iterate with iter_json()/iter_text(), or read with live=False or 'long-poll'"
+
+    def __init__(self, method: str) -> None:
+        super().__init__(f"Cannot use {method}() with live='sse': SSE reads stay open")
+        self.method = method
+
+
+class SSENotSupportedError(DurableStreamError):
+    """The server refused an SSE read (400): SSE needs a text/* or application/json stream,
+    unless the server encodes binary data as base64."""
+
+    default_code = "SSE_NOT_SUPPORTED"
+    default_hint = "read this stream with live='long-poll'"
+
+    def __init__(self, content_type: str | None = None, *, url: str | None = None) -> None:
+        what = f" for content type {content_type}" if content_type else ""
+        super().__init__(f"SSE is not supported{what}", status=400, url=url)
+        self.content_type = content_type
+
+
+class SSEEncodingError(DurableStreamError):
+    """An SSE data event announced as base64 does not decode."""
+
+    default_code = "SSE_ENCODING_ERROR"
+    default_hint = "the server sent corrupt base64 in an SSE data event"

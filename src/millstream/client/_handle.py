@@ -4,8 +4,9 @@ holds what the twins share beyond that: construction, ``create``/``connect``, ``
 
 Batching: while one POST is in flight, later appends wait in ``BatchQueue``; when it returns,
 everything waiting goes out as one POST (a JSON array for JSON streams, bytes back to back
-otherwise), in call order. Appends with ``seq=`` and ``close()`` travel alone, because
-``Stream-Seq`` and ``Stream-Closed`` belong to a whole request. Every caller in a batch gets
+otherwise), in call order. Appends with ``seq=`` and ``close_stream()`` travel alone, because
+``Stream-Seq`` and ``Stream-Closed`` belong to a whole request; appends with another
+``content_type=`` than the one before them start a new batch. Every caller in a batch gets
 that batch's ``AppendResult`` or its error: the server applies a POST entirely or not at all.
 """
 
@@ -14,9 +15,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
+import orjson
 
 from millstream.client import _core
 from millstream.client._core import Flow, Request, RetryPolicy
@@ -50,6 +52,7 @@ class Pending:
     seq: str | None = None
     close: bool = False
     timeout: TimeoutLike = None
+    content_type: str | None = None  # None: the stream's
     waiter: Any = None  # a Future or threading.Event, chosen by the twin
     result: AppendResult | None = None
     error: BaseException | None = None
@@ -84,7 +87,12 @@ class BatchQueue:
         if first.alone:
             return batch
         size = len(first.body)
-        while items and not items[0].alone and size + len(items[0].body) <= self.max_bytes:
+        while (
+            items
+            and not items[0].alone
+            and items[0].content_type == first.content_type
+            and size + len(items[0].body) <= self.max_bytes
+        ):
             nxt = items.popleft()
             size += len(nxt.body)
             batch.append(nxt)
@@ -111,12 +119,15 @@ class HandleCore:
         retry: RetryPolicy | None,
         batching: bool,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        on_error: OnError | None = None,
     ) -> None:
         self.url = url
-        self.headers = dict(headers or {})
-        self.params = dict(params or {})
+        self.headers: dict[str, Any] = dict(headers or {})
+        self.params: dict[str, Any] = dict(params or {})
         self.content_type = content_type
+        self.timeout_arg = timeout  # as given: a read's own timeout only when the caller set one
         self.timeout = _core.make_timeout(timeout, _core.DEFAULT_TIMEOUT)
+        self.on_error = on_error
         self.retry = retry or RetryPolicy()
         self.batching = batching
         self.queue = BatchQueue(max_bytes=max_batch_bytes)
@@ -137,8 +148,8 @@ class HandleCore:
         return Request(
             method,
             self.url,
-            headers={**_core.resolve(self.headers), **(headers or {})},
-            params=_core.resolve(self.params),
+            headers=_core.merged(self.headers, headers),
+            params=dict(self.params),
             content=content,
             timeout=_core.make_timeout(timeout, self.timeout),
             idempotent=idempotent,
@@ -159,8 +170,12 @@ class HandleCore:
         expires_at: str | None,
         closed: bool,
         data: Any,
+        body: Any,
         timeout: TimeoutLike,
     ) -> Flow[None]:
+        """PUT. ``data`` is one first message (as ``append`` takes it); ``body`` is the raw
+        request body, as the official client sends it (a JSON array becomes several messages;
+        a Python value that is not str/bytes is serialized to JSON first)."""
         if ttl_seconds is not None and expires_at is not None:
             raise ValueError("pass ttl_seconds or expires_at, not both")
         if ttl_seconds is not None and (not isinstance(ttl_seconds, int) or ttl_seconds < 0):
@@ -173,13 +188,21 @@ class HandleCore:
             headers[_core.EXPIRES_AT] = expires_at
         if closed:
             headers[_core.CLOSED] = "true"
-        body = None
+        if data is not None and body is not None:
+            raise ValueError("pass data= (one message) or body= (the raw body), not both")
+        content: bytes | None = None
+        json_mode = _core.is_json(content_type)
         if data is not None:
-            json_mode = _core.is_json(content_type)
-            body = _core.encode_item(data, json_mode)
+            content = _core.encode_item(data, json_mode)
             if json_mode:
-                body = _core.batch_body([body], True)
-        request = self.request("PUT", headers=headers, content=body, timeout=timeout)
+                content = _core.batch_body([content], True)
+        elif isinstance(body, str):
+            content = body.encode()
+        elif isinstance(body, bytes | bytearray | memoryview):
+            content = bytes(body)
+        elif body is not None:
+            content = orjson.dumps(body)
+        request = self.request("PUT", headers=headers, content=content, timeout=timeout)
         response = yield from _core.send_flow(request, self.retry)
         _core.check(response, "create")
         self.content_type = response.headers.get("content-type") or content_type
@@ -196,7 +219,7 @@ class HandleCore:
             offset=h.get(_core.NEXT_OFFSET),
             etag=h.get("etag"),
             cache_control=h.get("cache-control"),
-            closed=_core.is_true(h.get(_core.CLOSED)),
+            stream_closed=_core.is_true(h.get(_core.CLOSED)),
             ttl_seconds=int(ttl) if ttl and ttl.isdigit() else None,
             expires_at=h.get(_core.EXPIRES_AT),
         )
@@ -207,12 +230,20 @@ class HandleCore:
             yield from self.head_flow(timeout)
         return self.content_type or "application/octet-stream"
 
-    def encode(self, data: Any) -> bytes:
-        return _core.encode_item(data, self.json_mode)
+    def encode(self, data: Any, content_type: str | None = None) -> bytes:
+        return _core.encode_item(data, _core.is_json(content_type or self.content_type))
 
-    def close_pending(self, data: Any, timeout: TimeoutLike) -> Pending:
+    def pending(
+        self, data: Any, seq: str | None, timeout: TimeoutLike, content_type: str | None
+    ) -> Pending:
+        """One append (content type known)."""
+        body = self.encode(data, content_type)
+        return Pending(body, seq=seq, timeout=timeout, content_type=content_type)
+
+    def close_pending(self, data: Any, timeout: TimeoutLike, content_type: str | None) -> Pending:
         """A close, carrying ``data`` as the last append when given (content type known)."""
-        return Pending(self.encode(data) if data is not None else b"", close=True, timeout=timeout)
+        body = self.encode(data, content_type) if data is not None else b""
+        return Pending(body, close=True, timeout=timeout, content_type=content_type)
 
     def post_flow(self, batch: list[Pending]) -> Flow[AppendResult]:
         """One POST carrying ``batch`` (several plain appends, or one seq/close item)."""
@@ -220,14 +251,16 @@ class HandleCore:
         headers: dict[str, str] = {}
         if first.seq is not None:
             headers[_core.SEQ] = first.seq
+        content_type = first.content_type or self.content_type or "application/octet-stream"
+        json_mode = _core.is_json(content_type)
         body: bytes | None
         if first.close:
             headers[_core.CLOSED] = "true"
-            body = _core.batch_body([first.body], self.json_mode) if first.body else None
+            body = _core.batch_body([first.body], json_mode) if first.body else None
         else:
-            body = _core.batch_body([p.body for p in batch], self.json_mode)
+            body = _core.batch_body([p.body for p in batch], json_mode)
         if body is not None:
-            headers["Content-Type"] = self.content_type or "application/octet-stream"
+            headers["Content-Type"] = content_type
         request = self.request(
             "POST",
             headers=headers,
@@ -279,29 +312,20 @@ class HandleBase(Generic[ClientT, ReadT, OpenedT]):
         timeout: TimeoutLike = None,
         retry: RetryPolicy | None = None,
         client: ClientT | None = None,
+        on_error: OnError | None = None,
     ) -> None:
-        self._core = HandleCore(url, headers, params, content_type, timeout, retry, batching)
+        """A handle to ``url``; no network call. ``client`` (an httpx client you own) is
+        shared and never closed here; without it the handle makes its own, released by
+        ``close()``/``aclose()``. ``on_error`` applies to the handle's reads."""
+        self._core = HandleCore(
+            url, headers, params, content_type, timeout, retry, batching, on_error=on_error
+        )
         self._client: ClientT = client or self._response_class._new_client()
         self._owns_client = client is None
         self._init_io()
 
     def _init_io(self) -> None:
         """Locks and tasks of the twin."""
-
-    @classmethod
-    def _build(cls, url: str, content_type: str | None, *options: Any) -> Self:
-        """A handle from ``create``/``connect`` arguments (the options in ``connect`` order)."""
-        headers, params, batching, timeout, retry, client = options
-        return cls(
-            url,
-            headers=headers,
-            params=params,
-            content_type=content_type,
-            batching=batching,
-            timeout=timeout,
-            retry=retry,
-            client=client,
-        )
 
     def _open_with(self, flow: Flow[Any]) -> OpenedT:
         raise NotImplementedError
@@ -311,26 +335,40 @@ class HandleBase(Generic[ClientT, ReadT, OpenedT]):
         cls,
         url: str,
         *,
-        content_type: str = "application/octet-stream",
+        content_type: str | None = "application/octet-stream",
         ttl_seconds: int | None = None,
         expires_at: str | datetime | None = None,
         closed: bool = False,
         data: Any = None,
+        body: Any = None,
         headers: HeadersLike | None = None,
         params: ParamsLike | None = None,
         batching: bool = True,
         timeout: TimeoutLike = None,
         retry: RetryPolicy | None = None,
         client: ClientT | None = None,
+        on_error: OnError | None = None,
     ) -> OpenedT:
-        """Create the stream (PUT), or accept an existing one with the same configuration."""
-        handle = cls._build(url, content_type, headers, params, batching, timeout, retry, client)
+        """Create the stream (PUT), or accept an existing one with the same configuration.
+        ``data`` is a first message; ``body`` the raw initial body (the official name)."""
+        handle = cls(
+            url,
+            headers=headers,
+            params=params,
+            content_type=content_type,
+            batching=batching,
+            timeout=timeout,
+            retry=retry,
+            client=client,
+            on_error=on_error,
+        )
         flow = handle._core.create_flow(
             content_type=content_type,
             ttl_seconds=ttl_seconds,
             expires_at=_iso(expires_at),
             closed=closed,
             data=data,
+            body=body,
             timeout=None,
         )
         return handle._open_with(flow)
@@ -346,9 +384,19 @@ class HandleBase(Generic[ClientT, ReadT, OpenedT]):
         timeout: TimeoutLike = None,
         retry: RetryPolicy | None = None,
         client: ClientT | None = None,
+        on_error: OnError | None = None,
     ) -> OpenedT:
         """A handle to an existing stream (HEAD): raises ``StreamNotFoundError`` if absent."""
-        handle = cls._build(url, None, headers, params, batching, timeout, retry, client)
+        handle = cls(
+            url,
+            headers=headers,
+            params=params,
+            batching=batching,
+            timeout=timeout,
+            retry=retry,
+            client=client,
+            on_error=on_error,
+        )
         return handle._open_with(handle._core.head_flow(None))
 
     @property
@@ -363,7 +411,8 @@ class HandleBase(Generic[ClientT, ReadT, OpenedT]):
         self,
         *,
         offset: str | None = None,
-        live: LiveMode = "auto",
+        live: LiveMode = True,
+        cursor: str | None = None,
         headers: HeadersLike | None = None,
         params: ParamsLike | None = None,
         on_error: OnError | None = None,
@@ -374,10 +423,11 @@ class HandleBase(Generic[ClientT, ReadT, OpenedT]):
             self.url,
             offset=offset,
             live=live,
-            headers={**self._core.headers, **(headers or {})},
-            params={**self._core.params, **(params or {})},
-            on_error=on_error,
-            timeout=timeout if timeout is not None else self._core.timeout,
+            cursor=cursor,
+            headers=_core.merged(self._core.headers, headers),
+            params=_core.merged(self._core.params, params),
+            on_error=on_error if on_error is not None else self._core.on_error,
+            timeout=timeout if timeout is not None else self._core.timeout_arg,
             retry=self._core.retry,
             client=self._client,
         )
@@ -389,9 +439,9 @@ class HandleBase(Generic[ClientT, ReadT, OpenedT]):
         options.setdefault("content_type", self._core.content_type)
         options.setdefault("headers", self._core.headers)
         options.setdefault("retry", self._core.retry)
-        options.setdefault("client", self._client)
         if isinstance(self._client, httpx.Client):
-            return IdempotentProducer(self.url, producer_id, **options)
+            return IdempotentProducer.blocking(self.url, producer_id, **options)
+        options.setdefault("client", self._client)
         return AsyncIdempotentProducer(self.url, producer_id, **options)
 
     def __repr__(self) -> str:

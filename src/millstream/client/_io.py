@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import Any, TypeVar
 
 import httpx
 
+from millstream._httppool import STREAM_LANE
 from millstream.client._core import (
     Call,
     Flow,
@@ -50,15 +51,58 @@ class _Drive:
             return _END
 
 
-def _build(client: httpx.Client | httpx.AsyncClient, step: Request) -> httpx.Request:
+def _build(
+    client: httpx.Client | httpx.AsyncClient,
+    step: Request,
+    headers: dict[str, str],
+    params: dict[str, str],
+) -> httpx.Request:
     return client.build_request(
         step.method,
         step.url,
-        headers=step.headers,
-        params=step.params,
+        headers=headers,
+        params=params,
         content=step.content,
         timeout=step.timeout,
+        extensions=STREAM_LANE if step.long_lived else None,
     )
+
+
+def _needs_resolving(values: Mapping[str, Any]) -> bool:
+    return any(v is None or not isinstance(v, str) for v in values.values())
+
+
+def _resolve_sync(values: dict[str, Any]) -> dict[str, str]:
+    """Header/parameter values for one request: callables called, None left out."""
+    if not _needs_resolving(values):
+        return values
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if callable(value):
+            value = value()
+            if inspect.isawaitable(value):
+                close = getattr(value, "close", None)
+                if close is not None:
+                    close()  # never awaited: say so here, not in a RuntimeWarning later
+                raise TypeError(f"{key}: an async function needs the async client (astream)")
+        if value is not None:
+            out[key] = value
+    return out
+
+
+async def _resolve_async(values: dict[str, Any]) -> dict[str, str]:
+    """As ``_resolve_sync``, awaiting what a callable returns when it is awaitable."""
+    if not _needs_resolving(values):
+        return values
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if callable(value):
+            value = value()
+            if inspect.isawaitable(value):
+                value = await value
+        if value is not None:
+            out[key] = value
+    return out
 
 
 class SyncIO:
@@ -79,7 +123,10 @@ class SyncIO:
             return next(step.pieces, None)
         if isinstance(step, Request):
             self._close()
-            response = self.client.send(_build(self.client, step), stream=step.stream)
+            request = _build(
+                self.client, step, _resolve_sync(step.headers), _resolve_sync(step.params)
+            )
+            response = self.client.send(request, stream=step.stream)
             self._open = response if step.stream else None
             return response
         if isinstance(step, ReadAll):
@@ -136,7 +183,10 @@ class AsyncIO:
             return await anext(step.pieces, None)
         if isinstance(step, Request):
             await self._close()
-            response = await self.client.send(_build(self.client, step), stream=step.stream)
+            headers = await _resolve_async(step.headers)
+            params = await _resolve_async(step.params)
+            request = _build(self.client, step, headers, params)
+            response = await self.client.send(request, stream=step.stream)
             self._open = response if step.stream else None
             return response
         if isinstance(step, ReadAll):

@@ -6,7 +6,9 @@ retried request is answered ``204`` (duplicate) instead of being appended twice;
 every failure retryable, including a connection cut after the server applied the batch.
 
 - Batching and pipelining: ``append`` is fire-and-forget; values queue while up to
-  ``max_in_flight`` requests are outstanding and leave together when a slot frees.
+  ``max_in_flight`` requests are outstanding and leave together when a slot frees. A batch
+  leaves after ``linger_ms`` (0: at the end of the event-loop iteration that queued it), or at
+  once when it reaches ``max_batch_bytes`` or ``max_batch_items``.
 - Gap recovery: requests on different connections may arrive out of order; a ``409`` with
   ``Producer-Expected-Seq`` below ours means earlier seqs are still travelling, so we wait for
   them to finish and resend. If one of them failed, the gap cannot close: ``SequenceGapError``.
@@ -15,11 +17,15 @@ every failure retryable, including a connection cut after the server applied the
   pipelined is lost); later fencing raises ``StaleEpochError``: a zombie must not steal back.
 
 ``AsyncIdempotentProducer`` is the implementation; ``IdempotentProducer`` runs one on a private
-event-loop thread so blocking code gets the same behaviour without a second copy of it.
+event-loop thread so blocking code gets the same behaviour without a second copy of it. The
+official client's ``IdempotentProducer`` is the asyncio one: constructed inside a running event
+loop (or given an ``httpx.AsyncClient``), ``IdempotentProducer(...)`` returns an
+``AsyncIdempotentProducer``, so code written for it runs unchanged.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import concurrent.futures
 import functools
@@ -29,10 +35,12 @@ from typing import Any, TypeVar
 
 import httpx
 
+from millstream import _httppool
 from millstream.client import _core
 from millstream.client._core import Request, RetryPolicy
 from millstream.client._errors import (
     DurableStreamError,
+    InvalidArgumentError,
     SequenceGapError,
     StaleEpochError,
     StreamClosedError,
@@ -58,6 +66,8 @@ class AsyncIdempotentProducer:
         auto_claim: bool = False,
         max_in_flight: int = 5,
         max_batch_bytes: int = 1024 * 1024,
+        max_batch_items: int | None = None,
+        linger_ms: float = 0,
         content_type: str | None = None,
         headers: HeadersLike | None = None,
         timeout: TimeoutLike = None,
@@ -65,10 +75,9 @@ class AsyncIdempotentProducer:
         client: httpx.AsyncClient | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
-        if not producer_id:
-            raise ValueError("producer_id must be a non-empty string")
-        if epoch < 0 or max_in_flight < 1:
-            raise ValueError("epoch must be >= 0 and max_in_flight >= 1")
+        _check_limits(
+            producer_id, epoch, max_in_flight, max_batch_bytes, max_batch_items, linger_ms
+        )
         self.url = url
         self.producer_id = producer_id
         self._epoch = epoch
@@ -77,12 +86,14 @@ class AsyncIdempotentProducer:
         self._epoch_settled = not auto_claim
         self._max_in_flight = max_in_flight
         self._max_batch_bytes = max_batch_bytes
+        self._max_batch_items = max_batch_items
+        self._linger = linger_ms / 1000
         self._content_type = content_type
         self._headers = dict(headers or {})
         self._timeout = _core.make_timeout(timeout, _core.DEFAULT_TIMEOUT)
         # Safe to retry anything: the server deduplicates by (id, epoch, seq).
         self._retry = retry or RetryPolicy()
-        self._client = client or httpx.AsyncClient(
+        self._client = client or _httppool.async_client(
             timeout=self._timeout, verify=_core.ssl_context()
         )
         self._owns_client = client is None
@@ -91,7 +102,10 @@ class AsyncIdempotentProducer:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._done: dict[tuple[int, int], asyncio.Future[None]] = {}
         self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._pending_size = 0
         self._closed = False
+        self._stream_closed: IdempotentAppendResult | None = None
         self._failures: list[BaseException] = []
 
     @property
@@ -119,14 +133,25 @@ class AsyncIdempotentProducer:
         future: asyncio.Future[IdempotentAppendResult] = loop.create_future()
         future.add_done_callback(_retrieve)
         self._pending.append((data, future))
+        self._pending_size += _size(data)
+        full = self._pending_size >= self._max_batch_bytes or (
+            self._max_batch_items is not None and len(self._pending) >= self._max_batch_items
+        )
+        if full and self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._scheduled = None, False
         if not self._scheduled:
-            # Let every append of this loop iteration join the same batch.
+            # Let every append of this loop iteration (or of linger_ms) join the same batch.
             self._scheduled = True
-            loop.call_soon(self._pump)
+            if self._linger > 0 and not full:
+                self._timer = loop.call_later(self._linger, self._pump)
+            else:
+                loop.call_soon(self._pump)
         return future
 
     def _pump(self) -> None:
         self._scheduled = False
+        self._timer = None
         while self._pending and len(self._in_flight) < self._max_in_flight:
             if not self._epoch_settled and self._in_flight:
                 return
@@ -147,19 +172,19 @@ class AsyncIdempotentProducer:
 
     def _take(self) -> list[_Item]:
         size, count = 0, 0
+        limit = self._max_batch_items or len(self._pending)
         for data, _ in self._pending:
-            size += len(data) if isinstance(data, bytes | str) else 64
+            size += _size(data)
             count += 1
-            if size >= self._max_batch_bytes:
+            if size >= self._max_batch_bytes or count >= limit:
                 break
         batch, self._pending = self._pending[:count], self._pending[count:]
+        self._pending_size -= size
         return batch
 
     async def _content_type_now(self) -> str:
         if self._content_type is None:
-            request = Request(
-                "HEAD", self.url, headers=_core.resolve(self._headers), timeout=self._timeout
-            )
+            request = Request("HEAD", self.url, headers=self._headers, timeout=self._timeout)
             response = await AsyncIO(self._client).run(_core.send_flow(request, self._retry))
             _core.check(response, "head")
             self._content_type = response.headers.get("content-type") or "application/octet-stream"
@@ -200,7 +225,7 @@ class AsyncIdempotentProducer:
         gap_retried = False
         while True:
             headers = {
-                **_core.resolve(self._headers),
+                **self._headers,
                 "Content-Type": self._content_type or "application/octet-stream",
                 _core.PRODUCER_ID: self.producer_id,
                 _core.PRODUCER_EPOCH: str(epoch),
@@ -265,17 +290,23 @@ class AsyncIdempotentProducer:
         self._epoch += 1
         self._next_seq = 0
 
-    async def close_stream(self, data: Any = None) -> IdempotentAppendResult:
-        """Flush, then close the stream (atomically with ``data`` when given), idempotently."""
+    async def close_stream(
+        self, data: Any = None, *, seq: int | None = None
+    ) -> IdempotentAppendResult:
+        """Flush, then close the stream (atomically with ``data`` when given), idempotently:
+        repeating it with the same ``seq`` is answered as a duplicate."""
+        if self._stream_closed is not None:
+            return IdempotentAppendResult(self._stream_closed.offset, duplicate=True)
         await self.flush()
         body = b""
         if data is not None:
             json_mode = _core.is_json(await self._content_type_now())
             body = _core.batch_body([_core.encode_item(data, json_mode)], json_mode)
-        seq = self._next_seq
-        self._next_seq += 1
+        if seq is None:
+            seq = self._next_seq
+            self._next_seq += 1
         headers = {
-            **_core.resolve(self._headers),
+            **self._headers,
             _core.CLOSED: "true",
             _core.PRODUCER_ID: self.producer_id,
             _core.PRODUCER_EPOCH: str(self._epoch),
@@ -288,9 +319,10 @@ class AsyncIdempotentProducer:
         )
         response = await AsyncIO(self._client).run(_core.send_flow(request, self._retry))
         _core.check(response, "close")
-        return IdempotentAppendResult(
+        self._stream_closed = IdempotentAppendResult(
             response.headers.get(_core.NEXT_OFFSET, ""), duplicate=response.status_code == 204
         )
+        return self._stream_closed
 
     async def close(self) -> None:
         """Flush what is queued, refuse further appends, release connections."""
@@ -310,6 +342,34 @@ class AsyncIdempotentProducer:
         await self.close()
 
 
+def _check_limits(
+    producer_id: str,
+    epoch: int,
+    max_in_flight: int,
+    max_batch_bytes: int,
+    max_batch_items: int | None,
+    linger_ms: float,
+) -> None:
+    """The official client's limits, as ``InvalidArgumentError`` (a ``ValueError``)."""
+    if not producer_id:
+        raise InvalidArgumentError("producer_id", "must be a non-empty string")
+    if epoch < 0:
+        raise InvalidArgumentError("epoch", "must be >= 0")
+    if max_in_flight < 1:
+        raise InvalidArgumentError("max_in_flight", "must be > 0")
+    if max_batch_bytes <= 0:
+        raise InvalidArgumentError("max_batch_bytes", "must be > 0")
+    if max_batch_items is not None and max_batch_items <= 0:
+        raise InvalidArgumentError("max_batch_items", "must be > 0")
+    if linger_ms < 0:
+        raise InvalidArgumentError("linger_ms", "must be >= 0")
+
+
+def _size(data: Any) -> int:
+    """A queued value's size for batching limits (Python values count a nominal 64 bytes)."""
+    return len(data) if isinstance(data, bytes | str) else 64
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     # Fire-and-forget futures: mark errors as seen; flush() and on_error report them.
     if not future.cancelled():
@@ -325,11 +385,46 @@ def _copy_outcome(source: asyncio.Future[T], target: concurrent.futures.Future[T
         target.set_result(source.result())
 
 
-class IdempotentProducer:
-    """Blocking twin of ``AsyncIdempotentProducer``, run on a private event-loop thread."""
+def _in_async_code(options: dict[str, Any]) -> bool:
+    if isinstance(options.get("client"), httpx.AsyncClient):
+        return True
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class IdempotentProducer(metaclass=abc.ABCMeta):  # noqa: B024  (ABCMeta only for register())
+    """Blocking twin of ``AsyncIdempotentProducer``, run on a private event-loop thread.
+
+    Constructed inside a running event loop, or with an ``httpx.AsyncClient``, it is the
+    official client's asyncio producer instead: ``IdempotentProducer(...)`` then returns an
+    ``AsyncIdempotentProducer``. ``IdempotentProducer.blocking(...)`` always blocks."""
+
+    def __new__(cls, url: str, producer_id: str, **options: Any) -> IdempotentProducer:
+        if cls is IdempotentProducer and _in_async_code(options):
+            producer: Any = AsyncIdempotentProducer(url, producer_id, **options)
+            return producer  # type: ignore[no-any-return]
+        return super().__new__(cls)
+
+    @classmethod
+    def blocking(cls, url: str, producer_id: str, **options: Any) -> IdempotentProducer:
+        """The blocking producer, even when called from a thread running an event loop."""
+        producer = super().__new__(cls)
+        producer.__init__(url, producer_id, **options)  # type: ignore[misc]
+        return producer
 
     def __init__(self, url: str, producer_id: str, **options: Any) -> None:
         options.pop("client", None)
+        _check_limits(
+            producer_id,
+            options.get("epoch", 0),
+            options.get("max_in_flight", 5),
+            options.get("max_batch_bytes", 1024 * 1024),
+            options.get("max_batch_items"),
+            options.get("linger_ms", 0),
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"producer-{producer_id}", daemon=True
@@ -373,8 +468,8 @@ class IdempotentProducer:
     def restart(self) -> None:
         self._call(self._producer.restart())
 
-    def close_stream(self, data: Any = None) -> IdempotentAppendResult:
-        return self._call(self._producer.close_stream(data))
+    def close_stream(self, data: Any = None, *, seq: int | None = None) -> IdempotentAppendResult:
+        return self._call(self._producer.close_stream(data, seq=seq))
 
     def close(self) -> None:
         if not self._loop.is_running():
@@ -391,3 +486,6 @@ class IdempotentProducer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+IdempotentProducer.register(AsyncIdempotentProducer)

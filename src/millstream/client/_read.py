@@ -7,10 +7,15 @@ control event* (whose ``streamNextOffset`` covers them). If a connection drops a
 the next request starts from the offset after the last chunk handed out: nothing is lost and
 nothing is delivered twice.
 
+Requests (as the official client makes them): the first request, and every request until the
+read is up to date, is a plain catch-up GET (cacheable by CDNs); live modes then go on with
+``live=long-poll`` or ``live=sse``.
+
 Stopping rules (seed "Live Modes", PROTOCOL.md 5.6-5.8): ``Stream-Closed`` / ``streamClosed``
-always ends the read (EOF). ``live=False`` ends at up-to-date. ``"auto"`` catches up, then
-``read_*`` stop at up-to-date while iteration continues with long-poll. ``"long-poll"`` and
-``"sse"`` continue until EOF.
+always ends the read (EOF). ``live=False`` ends at up-to-date, and so do ``read_*`` in every
+mode; iteration in ``"auto"`` (``True``), ``"long-poll"`` and ``"sse"`` continues until EOF.
+An idle live connection that times out is reconnected, unless the caller set ``timeout=``:
+then the timeout ends the read (``FetchTimeoutError``).
 """
 
 from __future__ import annotations
@@ -21,13 +26,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
 import orjson
 
 from millstream.client import _core
-from millstream.client._errors import DurableStreamError, FetchTimeoutError
+from millstream.client._errors import (
+    DurableStreamError,
+    FetchTimeoutError,
+    SSEEncodingError,
+    SSENotSupportedError,
+)
 from millstream.client._sse import SSEParser, SSEProtocolError
-from millstream.client._types import HeadersLike, LiveMode, ParamsLike
+from millstream.client._types import HeadersLike, LiveMode, ParamsLike, TimeoutLike
 
 __all__ = ["Chunk", "ReadSession"]
 
@@ -52,19 +61,13 @@ class Chunk:
         return not self.parts if self.parts is not None else not self.data
 
     def json(self) -> list[Any]:
-        try:
-            if self.parts is None:
-                return _core.json_items(self.data)
-            items: list[Any] = []
-            for part in self.parts:
-                items.extend(_core.json_items(part.encode()))
-            return items
-        except orjson.JSONDecodeError as exc:
-            raise DurableStreamError(
-                f"Stream data is not JSON: {exc}",
-                code="NOT_JSON",
-                hint="use iter_text() or iterate bytes for non-JSON streams",
-            ) from exc
+        """The JSON messages (``PARSE_ERROR`` when the data is not JSON)."""
+        if self.parts is None:
+            return _core.json_items(self.data)
+        items: list[Any] = []
+        for part in self.parts:
+            items.extend(_core.json_items(part.encode()))
+        return items
 
     def text(self, encoding: str = "utf-8") -> str:
         if self.parts is not None:
@@ -83,22 +86,31 @@ class ReadSession:
         live: LiveMode,
         headers: HeadersLike | None,
         params: ParamsLike | None,
-        timeout: httpx.Timeout,
+        timeout: TimeoutLike,
+        cursor: str | None = None,
     ) -> None:
         if live not in (False, True, "auto", "long-poll", "sse"):
-            raise ValueError(f"live must be False, 'auto', 'long-poll' or 'sse', not {live!r}")
+            raise ValueError(f"live must be False, True, 'long-poll' or 'sse', not {live!r}")
         self.url = url
         self.offset = offset if offset is not None else "-1"
+        self.start_offset = self.offset
         self.live: LiveMode = "auto" if live is True else live
         self.headers: dict[str, Any] = dict(headers or {})
         self.params: dict[str, Any] = dict(params or {})
-        self.timeout = timeout
-        self.cursor: str | None = None
+        # A timeout the caller chose ends a live read; the default one is reconnected around.
+        self.timeout_given = timeout is not None
+        self.timeout = _core.make_timeout(timeout, _core.DEFAULT_TIMEOUT)
+        self.cursor = cursor
         self.up_to_date = False
         self.closed = False
         self.content_type: str | None = None
         self.stop_at_up_to_date = live is False
         self.done = False
+        self.went_live = False
+        # The most recent response's status line and headers (StreamResponse.status, ...).
+        self.status = 0
+        self.reason = ""
+        self.response_headers: dict[str, str] = {}
         self._sse: SSEParser | None = None
         self._base64 = False
         self._pending: list[str] = []
@@ -108,11 +120,10 @@ class ReadSession:
         return self.live == "sse"
 
     def for_read_all(self) -> None:
-        """``read_*`` in ``"auto"`` (or catch-up) mode stop once up to date."""
-        if self.live in (False, "auto"):
-            self.stop_at_up_to_date = True
-            if self.up_to_date:
-                self.done = True
+        """``read_*`` stop once up to date, in every mode (SSE reads refuse them)."""
+        self.stop_at_up_to_date = True
+        if self.up_to_date:
+            self.done = True
 
     def finished(self) -> bool:
         """True once the read is over (a method, so type checkers re-read it after I/O)."""
@@ -124,35 +135,44 @@ class ReadSession:
         self.params.update(params)
 
     def next_request(self) -> _core.Request:
-        params = _core.resolve(self.params)
+        params = dict(self.params)
         params["offset"] = self.offset
         timeout = self.timeout
-        if self.live == "sse":
-            params["live"] = "sse"
-            timeout = _core.live_timeout(timeout)
-        elif self.live == "long-poll" or (self.live == "auto" and self.up_to_date):
-            params["live"] = "long-poll"
-            if self.cursor is not None:
-                params["cursor"] = self.cursor
-            timeout = _core.live_timeout(timeout)
+        headers = self.headers
+        live = self.live_request
+        if live:
+            self.went_live = True
+            params["live"] = "sse" if self.is_sse else "long-poll"
+            if not self.timeout_given:
+                timeout = _core.live_timeout(timeout)
+            if self.is_sse:
+                headers = {"Accept": "text/event-stream", **headers}
+        if self.cursor is not None:
+            params["cursor"] = self.cursor
         # Sorted query keys help CDN cache hits (PROTOCOL.md 10.1).
         return _core.Request(
             "GET",
             self.url,
-            headers=_core.resolve(self.headers),
+            headers=headers,
             params=dict(sorted(params.items())),
             timeout=timeout,
+            long_lived=live,
         )
 
     @property
     def live_request(self) -> bool:
-        return self.live in ("sse", "long-poll") or (self.live == "auto" and self.up_to_date)
+        """The next request waits for data (fetch-then-live: only once caught up)."""
+        return self.live is not False and (self.up_to_date or self.went_live)
 
     def error_for(self, status: int, headers: Mapping[str, str], body: bytes) -> Exception:
+        if status == 400 and self.is_sse and self.went_live:
+            return SSENotSupportedError(self.content_type, url=self.url)
         return _core.error_from_response(status, headers, body, self.url, "read")
 
-    def on_head(self, status: int, headers: Mapping[str, str]) -> Kind:
+    def on_head(self, status: int, reason: str, headers: Mapping[str, str]) -> Kind:
         """A 2xx response's status line and headers arrived."""
+        self.status, self.reason = status, reason
+        self.response_headers = dict(headers)
         content_type = headers.get("content-type")
         if _core.media_type(content_type) == "text/event-stream":
             self._sse = SSEParser()
@@ -204,7 +224,9 @@ class ReadSession:
             control = orjson.loads(text)
             next_offset = str(control["streamNextOffset"])
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise SSEProtocolError(f"Bad SSE control event: {text[:200]!r}") from exc
+            raise SSEProtocolError(
+                f"Failed to parse SSE control event: {text[:200]!r}", code="PARSE_ERROR"
+            ) from exc
         closed = control.get("streamClosed") is True
         up_to_date = closed or control.get("upToDate") is True
         cursor = control.get("streamCursor")
@@ -218,7 +240,7 @@ class ReadSession:
                     for p in pending
                 )
             except (binascii.Error, ValueError) as exc:
-                raise SSEProtocolError(f"Bad base64 in SSE data event: {exc}") from exc
+                raise SSEEncodingError(f"Failed to decode base64 SSE data: {exc}") from exc
         else:
             parts = pending
         return self._deliver(
@@ -260,5 +282,10 @@ class ReadSession:
         return self.offset not in SPECIAL_OFFSETS and next_offset < self.offset
 
     def reconnect_now(self, error: DurableStreamError) -> bool:
-        """An idle live connection timing out is not a failure: reconnect at once."""
-        return isinstance(error, FetchTimeoutError) and self.live_request
+        """An idle live connection timing out is not a failure: reconnect at once (unless
+        the caller set the timeout: then it ends the read)."""
+        return isinstance(error, FetchTimeoutError) and self.live_request and not self.timeout_given
+
+    def timed_out(self, error: DurableStreamError) -> bool:
+        """The caller's own timeout expired on a live request: the read ends with it."""
+        return isinstance(error, FetchTimeoutError) and self.live_request and self.timeout_given

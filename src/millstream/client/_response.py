@@ -16,12 +16,14 @@ from typing import Any, Generic, Literal, Self, TypeVar, overload
 
 import httpx
 
+from millstream import _httppool
 from millstream.client import _core
 from millstream.client._core import Call, NextPiece, Pieces, ReadAll, RetryPolicy
 from millstream.client._errors import (
     DurableStreamError,
     FetchError,
     SSEBytesIterationError,
+    SSEReadAllError,
     StreamConsumedError,
 )
 from millstream.client._io import AsyncIO, SyncIO
@@ -32,7 +34,7 @@ __all__ = ["AsyncStreamResponse", "StreamResponse"]
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
-EventMode = Literal["bytes", "text", "json"]
+EventMode = Literal["bytes", "text", "json", "json_batches"]
 Decode = Callable[[Any], Any] | None
 _READY = object()
 
@@ -69,7 +71,8 @@ class _Text(_Output[str]):
 
     method, sse_ok = "iter_text", True
 
-    def __init__(self, encoding: str) -> None:
+    def __init__(self, encoding: str, method: str = "iter_text") -> None:
+        self.method = method
         self._decoder = codecs.getincrementaldecoder(encoding)()
 
     def feed(self, chunk: Chunk) -> list[str]:
@@ -84,8 +87,9 @@ class _Text(_Output[str]):
 class _Json(_Output[Any]):
     method, sse_ok = "iter_json", True
 
-    def __init__(self, decode: Decode) -> None:
+    def __init__(self, decode: Decode, method: str | None = None) -> None:
         self._decode = decode
+        self.method = method or type(self).method
 
     def feed(self, chunk: Chunk) -> list[Any]:
         items = chunk.json()
@@ -101,25 +105,33 @@ class _Batches(_Json):
 
 
 class _Events(_Output[StreamEvent[Any]]):
-    """Data always; an empty chunk only when it says something new (caught up, or EOF)."""
+    """Data always; an empty chunk (``data=None``) when up to date or at EOF, so a live
+    reader hears of every long-poll or SSE round that brought nothing (and can stop).
+    ``json``/``json_batches``: the chunk's messages as a list."""
 
     method, sse_ok = "iter_events", True
 
-    def __init__(self, mode: EventMode) -> None:
+    def __init__(self, mode: EventMode, encoding: str, decode: Decode) -> None:
+        if mode not in ("bytes", "text", "json", "json_batches"):
+            raise ValueError(f"mode must be bytes, text, json or json_batches, not {mode!r}")
         self._mode = mode
-        self._last_up_to_date = False
+        self._encoding = encoding
+        self._decode = decode
 
     def feed(self, chunk: Chunk) -> list[StreamEvent[Any]]:
-        if chunk.empty and not chunk.closed and (self._last_up_to_date or not chunk.up_to_date):
-            return []
-        self._last_up_to_date = chunk.up_to_date
-        data: Any
-        if self._mode == "json":
-            data = chunk.json()
+        data: Any = None
+        if chunk.empty:
+            pass
+        elif self._mode in ("json", "json_batches"):
+            data = chunk.json() or None  # an empty array says nothing either
+            if data is not None and self._decode is not None:
+                data = list(map(self._decode, data))
         elif self._mode == "text":
-            data = chunk.text()
+            data = chunk.text(self._encoding)
         else:
             data = chunk.data if chunk.parts is None else chunk.text().encode()
+        if data is None and not chunk.closed and not chunk.up_to_date:
+            return []
         event = StreamEvent(data, chunk.next_offset, chunk.up_to_date, chunk.cursor, chunk.closed)
         return [event]
 
@@ -173,7 +185,8 @@ class _ResponseBase(Generic[ClientT]):
         url: str,
         *,
         offset: str | None = None,
-        live: LiveMode = "auto",
+        live: LiveMode = True,
+        cursor: str | None = None,
         headers: HeadersLike | None = None,
         params: ParamsLike | None = None,
         on_error: OnError | None = None,
@@ -185,15 +198,18 @@ class _ResponseBase(Generic[ClientT]):
 
         ``stream()`` makes the first request at once, so a missing stream raises
         ``StreamNotFoundError`` here; ``astream()`` makes it on ``await`` or ``async with``
-        and accepts an async ``on_error``. ``headers``/``params`` values may be callables,
-        called before every request."""
+        and accepts async ``on_error`` and header/param functions. ``headers``/``params``
+        values may be callables, called before every request. ``live=True`` is ``"auto"``.
+        ``timeout=`` bounds each request, and a live read's wait too: when it expires the
+        read raises ``FetchTimeoutError`` (without it, idle live reads reconnect)."""
         session = ReadSession(
             url,
             offset=offset,
             live=live,
             headers=headers,
             params=params,
-            timeout=_core.make_timeout(timeout, _core.DEFAULT_TIMEOUT),
+            timeout=timeout,
+            cursor=cursor,
         )
         return cls(
             session,
@@ -205,11 +221,30 @@ class _ResponseBase(Generic[ClientT]):
 
     url = _FromSession[str]("url")
     offset = _FromSession[str]("offset", "The offset after the data handed out: resume there.")
+    start_offset = _FromSession[str]("start_offset", "The offset the read started from.")
     cursor = _FromSession["str | None"]("cursor")
     up_to_date = _FromSession[bool]("up_to_date")
     stream_closed = _FromSession[bool]("closed", "True once the read reached EOF.")
     content_type = _FromSession["str | None"]("content_type")
-    live = _FromSession[object]("live")
+    status = _FromSession[int]("status", "The most recent response's HTTP status.")
+    status_text = _FromSession[str]("reason", "The most recent response's reason phrase.")
+    headers = _FromSession["dict[str, str]"]("response_headers", "The most recent headers.")
+
+    @property
+    def live(self) -> LiveMode:
+        """The live mode, as the official client reports it (``True`` for auto)."""
+        live = self._session.live
+        return True if live == "auto" else live
+
+    @property
+    def ok(self) -> bool:
+        """The most recent response was a 2xx."""
+        return 200 <= self._session.status < 300
+
+    @property
+    def closed(self) -> bool:
+        """This response was closed (the stream's own closure is ``stream_closed``)."""
+        return self._closed
 
     def _output(self, output: _Output[T]) -> _Output[T]:
         """Claim the one consumption this response allows."""
@@ -220,8 +255,12 @@ class _ResponseBase(Generic[ClientT]):
             raise SSEBytesIterationError()
         return output
 
-    def _read_all(self, output: _Output[T]) -> _Output[T]:
-        """``read_*``: stop at up-to-date in ``"auto"`` and catch-up modes."""
+    def _read_all(self, output: _Output[T], method: str) -> _Output[T]:
+        """``read_*``: stop at up-to-date; an SSE read never ends by itself, so refuse."""
+        if self._session.is_sse and self._consumed_by is None:
+            if method == "read_bytes":
+                raise SSEBytesIterationError()
+            raise SSEReadAllError(method)
         self._session.for_read_all()
         return self._output(output)
 
@@ -239,12 +278,14 @@ class _ResponseBase(Generic[ClientT]):
                 if response.status_code >= 400:
                     body = yield from _core.ask(ReadAll(response))
                     raise session.error_for(response.status_code, response.headers, body)
-                kind = session.on_head(response.status_code, response.headers)
+                kind = session.on_head(
+                    response.status_code, response.reason_phrase, response.headers
+                )
                 mid_body = True
-                if not ready:
-                    ready = True
-                    yield _READY
                 if kind == "sse":
+                    if not ready:
+                        ready = True
+                        yield _READY
                     try:
                         pieces = yield Pieces(response)
                         while (raw := (yield from _core.ask(NextPiece(pieces)))) is not None:
@@ -256,9 +297,14 @@ class _ResponseBase(Generic[ClientT]):
                     finally:
                         session.end_sse()
                 else:
+                    # The first body is read before stream() returns, so offset, up_to_date
+                    # and cursor describe the first response from the start (as officially).
                     body = yield from _core.ask(ReadAll(response))
                     chunk = session.on_body(response.status_code, response.headers, body)
                     attempt = 0
+                    if not ready:
+                        ready = True
+                        yield _READY
                     yield chunk
             except (httpx.TransportError, DurableStreamError) as exc:
                 plan = self._failure(exc, attempt, mid_body)
@@ -285,6 +331,8 @@ class _ResponseBase(Generic[ClientT]):
         A live read whose connection drops after the server answered is reconnected without
         spending the retry budget (like EventSource): a tail is meant to outlive blips."""
         error = self._as_error(exc)
+        if self._session.timed_out(error):
+            return None
         if self._session.reconnect_now(error):
             return 0.0, False
         if mid_body and self._session.live_request and isinstance(exc, httpx.TransportError):
@@ -304,7 +352,7 @@ class StreamResponse(_ResponseBase[httpx.Client]):
 
     @classmethod
     def _new_client(cls) -> httpx.Client:
-        return httpx.Client(
+        return _httppool.sync_client(
             timeout=_core.DEFAULT_TIMEOUT, follow_redirects=True, verify=_core.ssl_context()
         )
 
@@ -353,23 +401,31 @@ class StreamResponse(_ResponseBase[httpx.Client]):
         """JSON messages as the lists the server sent them in."""
         return self._iterate(self._output(_Batches(decode)))
 
-    def iter_events(self, mode: EventMode = "bytes") -> Iterator[StreamEvent[Any]]:
-        """``StreamEvent``s with offset, up-to-date and cursor; ``mode`` picks the data type."""
-        return self._iterate(self._output(_Events(mode)))
+    def iter_events(
+        self, mode: EventMode = "json", *, encoding: str = "utf-8", decode: Decode = None
+    ) -> Iterator[StreamEvent[Any]]:
+        """``StreamEvent``s with offset, up-to-date and cursor; ``mode`` picks the data type
+        (``json`` by default: each event's messages as a list)."""
+        return self._iterate(self._output(_Events(mode, encoding, decode)))
 
     def read_bytes(self) -> bytes:
-        """All bytes up to the end (up-to-date for ``live=False``/``"auto"``, else EOF)."""
-        pieces: list[bytes] = list(self._iterate(self._read_all(_Bytes())))
+        """All bytes up to the end (up to date, or EOF); not available with ``live='sse'``."""
+        pieces: list[bytes] = list(self._iterate(self._read_all(_Bytes(), "read_bytes")))
         return b"".join(pieces)
 
     def read_text(self, encoding: str = "utf-8") -> str:
-        return "".join(self._iterate(self._read_all(_Text(encoding))))
+        """All text up to the end (up to date, or EOF)."""
+        output = _Text(encoding, "read_text")
+        return "".join(self._iterate(self._read_all(output, "read_text")))
 
     def read_json(self, decode: Decode = None) -> list[Any]:
-        return list(self._iterate(self._read_all(_Json(decode))))
+        """All JSON messages up to the end (up to date, or EOF), arrays flattened."""
+        return list(self._iterate(self._read_all(_Json(decode, "read_json"), "read_json")))
 
     def read_json_batches(self, decode: Decode = None) -> list[list[Any]]:
-        return list(self._iterate(self._read_all(_Batches(decode))))
+        """All JSON messages up to the end, in the lists the server sent them in."""
+        output = _Batches(decode, "read_json_batches")
+        return list(self._iterate(self._read_all(output, "read_json_batches")))
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -394,11 +450,8 @@ class AsyncStreamResponse(_ResponseBase[httpx.AsyncClient]):
 
     @classmethod
     def _new_client(cls) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=_core.DEFAULT_TIMEOUT,
-            follow_redirects=True,
-            verify=_core.ssl_context(),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        return _httppool.async_client(
+            timeout=_core.DEFAULT_TIMEOUT, follow_redirects=True, verify=_core.ssl_context()
         )
 
     def _begin(self) -> None:
@@ -439,9 +492,9 @@ class AsyncStreamResponse(_ResponseBase[httpx.AsyncClient]):
             for value in values:
                 yield value
 
-    async def _collect(self, output: _Output[T]) -> list[T]:
+    async def _collect(self, output: _Output[T], method: str) -> list[T]:
         values: list[T] = []
-        async for more in self._lists(self._read_all(output)):
+        async for more in self._lists(self._read_all(output, method)):
             values.extend(more)
         return values
 
@@ -466,22 +519,30 @@ class AsyncStreamResponse(_ResponseBase[httpx.AsyncClient]):
         """JSON messages as the lists the server sent them in."""
         return self._iterate(self._output(_Batches(decode)))
 
-    def iter_events(self, mode: EventMode = "bytes") -> AsyncIterator[StreamEvent[Any]]:
-        """``StreamEvent``s with offset, up-to-date and cursor; ``mode`` picks the data type."""
-        return self._iterate(self._output(_Events(mode)))
+    def iter_events(
+        self, mode: EventMode = "json", *, encoding: str = "utf-8", decode: Decode = None
+    ) -> AsyncIterator[StreamEvent[Any]]:
+        """``StreamEvent``s with offset, up-to-date and cursor; ``mode`` picks the data type
+        (``json`` by default: each event's messages as a list)."""
+        return self._iterate(self._output(_Events(mode, encoding, decode)))
 
     async def read_bytes(self) -> bytes:
-        pieces: list[bytes] = await self._collect(_Bytes())
+        """All bytes up to the end (up to date, or EOF); not available with ``live='sse'``."""
+        pieces: list[bytes] = await self._collect(_Bytes(), "read_bytes")
         return b"".join(pieces)
 
     async def read_text(self, encoding: str = "utf-8") -> str:
-        return "".join(await self._collect(_Text(encoding)))
+        """All text up to the end (up to date, or EOF)."""
+        return "".join(await self._collect(_Text(encoding, "read_text"), "read_text"))
 
     async def read_json(self, decode: Decode = None) -> list[Any]:
-        return await self._collect(_Json(decode))
+        """All JSON messages up to the end (up to date, or EOF), arrays flattened."""
+        return await self._collect(_Json(decode, "read_json"), "read_json")
 
     async def read_json_batches(self, decode: Decode = None) -> list[list[Any]]:
-        return await self._collect(_Batches(decode))
+        """All JSON messages up to the end, in the lists the server sent them in."""
+        output = _Batches(decode, "read_json_batches")
+        return await self._collect(output, "read_json_batches")
 
     # --- lifecycle -----------------------------------------------------------------------
 

@@ -4,15 +4,23 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from millstream.client._core import Flow
-from millstream.client._handle import HandleBase, HandleCore, Pending
+from millstream.client._handle import HandleBase, HandleCore, Pending, _iso
 from millstream.client._io import SyncIO
 from millstream.client._response import StreamResponse
-from millstream.client._types import AppendResult, CloseResult, HeadResult, TimeoutLike
+from millstream.client._types import (
+    AppendResult,
+    CloseResult,
+    HeadersLike,
+    HeadResult,
+    ParamsLike,
+    TimeoutLike,
+)
 
 __all__ = ["DurableStream", "stream"]
 
@@ -36,14 +44,65 @@ class DurableStream(HandleBase[httpx.Client, StreamResponse, "DurableStream"]):
         try:
             self._run(flow)
         except BaseException:
-            self.release()
+            self.close()
             raise
         return self
+
+    @classmethod
+    def head_static(
+        cls,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: ParamsLike | None = None,
+        client: httpx.Client | None = None,
+        timeout: TimeoutLike = None,
+    ) -> HeadResult:
+        """The stream's metadata without keeping a handle."""
+        with cls(url, headers=headers, params=params, client=client, timeout=timeout) as handle:
+            return handle.head()
+
+    @classmethod
+    def delete_static(
+        cls,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: ParamsLike | None = None,
+        client: httpx.Client | None = None,
+        timeout: TimeoutLike = None,
+    ) -> None:
+        """Delete the stream without keeping a handle."""
+        with cls(url, headers=headers, params=params, client=client, timeout=timeout) as handle:
+            handle.delete()
 
     def head(self, *, timeout: TimeoutLike = None) -> HeadResult:
         """The stream's metadata: content type, tail offset, closed."""
         result: HeadResult = self._run(self._core.head_flow(timeout))
         return result
+
+    def create_stream(
+        self,
+        *,
+        content_type: str | None = None,
+        ttl_seconds: int | None = None,
+        expires_at: str | datetime | None = None,
+        body: Any = None,
+        closed: bool = False,
+        data: Any = None,
+        timeout: TimeoutLike = None,
+    ) -> None:
+        """Create this handle's stream (PUT); see ``create``."""
+        flow = self._core.create_flow(
+            content_type=content_type,
+            ttl_seconds=ttl_seconds,
+            expires_at=_iso(expires_at),
+            closed=closed,
+            data=data,
+            body=body,
+            timeout=timeout,
+        )
+        self._run(flow)
 
     def _ensure_content_type(self, timeout: TimeoutLike) -> None:
         if self._core.content_type is None:
@@ -51,20 +110,31 @@ class DurableStream(HandleBase[httpx.Client, StreamResponse, "DurableStream"]):
                 self._run(self._core.content_type_flow(timeout))
 
     def append(
-        self, data: Any, *, seq: str | None = None, timeout: TimeoutLike = None
+        self,
+        data: Any,
+        *,
+        seq: str | None = None,
+        content_type: str | None = None,
+        timeout: TimeoutLike = None,
     ) -> AppendResult:
-        """Append one message: a Python value for JSON streams, bytes or str for others.
+        """Append one message: a Python value or JSON text (str/bytes) for JSON streams, bytes
+        or str for others.
 
         With batching (the default), appends made from other threads while a POST is in flight
         go out together in the next POST."""
-        self._ensure_content_type(timeout)
-        return self._submit(Pending(self._core.encode(data), seq=seq, timeout=timeout))
-
-    def close(self, data: Any = None, *, timeout: TimeoutLike = None) -> CloseResult:
-        """Close the stream (EOF for readers), appending ``data`` last when given."""
-        if data is not None:
+        if content_type is None:
             self._ensure_content_type(timeout)
-        result = self._submit(self._core.close_pending(data, timeout))
+        return self._submit(self._core.pending(data, seq, timeout, content_type))
+
+    def close_stream(
+        self, data: Any = None, *, content_type: str | None = None, timeout: TimeoutLike = None
+    ) -> CloseResult:
+        """Close the stream for good (EOF for readers), appending ``data`` last when given.
+
+        Not to be confused with ``close()``, which only releases this handle's connections."""
+        if data is not None and content_type is None:
+            self._ensure_content_type(timeout)
+        result = self._submit(self._core.close_pending(data, timeout, content_type))
         return HandleCore.close_result(result)
 
     def _submit(self, pending: Pending) -> AppendResult:
@@ -109,13 +179,16 @@ class DurableStream(HandleBase[httpx.Client, StreamResponse, "DurableStream"]):
         """Delete the stream and its data."""
         self._run(self._core.delete_flow(timeout))
 
-    def release(self) -> None:
-        """Release the handle's connections (the stream itself is untouched)."""
+    def close(self) -> None:
+        """Release the handle's connections; the stream itself is untouched (to end the
+        stream, ``close_stream()``). A client passed in as ``client=`` stays open."""
         if self._owns_client:
             self._client.close()
+
+    release = close
 
     def __enter__(self) -> DurableStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release()
+        self.close()

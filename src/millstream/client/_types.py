@@ -18,18 +18,24 @@ __all__ = [
     "Offset",
     "OnError",
     "ParamsLike",
+    "SSEEncoding",
     "StreamEvent",
     "TimeoutLike",
 ]
 
 T = TypeVar("T")
 
+# True is the official client's name for "auto"; both mean the same.
 LiveMode: TypeAlias = Literal["auto", "long-poll", "sse"] | bool
 Offset: TypeAlias = str
-# A value, or a callable re-evaluated before every request (e.g. a token that refreshes).
-HeaderValue: TypeAlias = str | Callable[[], str]
+# How the server encoded SSE data events of a binary stream (Stream-SSE-Data-Encoding).
+SSEEncoding: TypeAlias = Literal["base64"]
+# A value, or a callable re-evaluated before every request (e.g. a token that refreshes);
+# the async twins also await a callable that returns an awaitable.
+HeaderValue: TypeAlias = str | Callable[[], str] | Callable[[], Awaitable[str]]
 HeadersLike: TypeAlias = Mapping[str, HeaderValue]
-ParamsLike: TypeAlias = Mapping[str, HeaderValue]
+# A None value leaves the parameter out.
+ParamsLike: TypeAlias = Mapping[str, HeaderValue | None]
 TimeoutLike: TypeAlias = float | httpx.Timeout | None
 # on_error(error) -> None to raise it, or {"headers": {...}, "params": {...}} to retry with them.
 OnError: TypeAlias = Callable[
@@ -39,9 +45,10 @@ OnError: TypeAlias = Callable[
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent(Generic[T]):
-    """One delivered piece of a stream with the position after it."""
+    """One delivered piece of a stream with the position after it; ``data`` is None for an
+    event that only reports news (caught up, or the end of a closed stream)."""
 
-    data: T
+    data: T | None
     next_offset: str
     up_to_date: bool
     cursor: str | None = None
@@ -57,9 +64,14 @@ class HeadResult:
     offset: str | None = None
     etag: str | None = None
     cache_control: str | None = None
-    closed: bool = False
+    stream_closed: bool = False
     ttl_seconds: int | None = None
     expires_at: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        """The stream accepts no more appends (the same as ``stream_closed``)."""
+        return self.stream_closed
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,9 @@ class Node:
         self.store = store
         self.options = options = options or NodeOptions()
         self.services: list[Service] = list(
-            build_services(store, options) if services is None else services
+            build_services(store, options, kafka_address=self._kafka_address)
+            if services is None
+            else services
         )
         self.http_app: DurableStreamsApp = create_app(
             store,
@@ -151,6 +153,9 @@ class Node:
             await self.aclose()
 
     # -- what it serves ----------------------------------------------------------------------
+
+    def _kafka_address(self) -> str | None:
+        return None if self.kafka_door is None else self.kafka_door.advertised
 
     @property
     def http_url(self) -> str | None:

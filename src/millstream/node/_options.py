@@ -35,5 +35,7 @@ class NodeOptions:
     kafka_auto_create_topics: bool = True
     # -- services
     subscriptions: bool = True
+    kafka_admin: bool = True  # the HTTP admin API of the Kafka SDK (/v1/topics, lag, inspect)
+    sentinel: bool = True  # anomaly detection over the LLM telemetry topics
     #: seconds the doors wait for in-flight requests on shutdown before cancelling them
     graceful_timeout: float = 10.0

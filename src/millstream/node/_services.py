@@ -8,8 +8,12 @@ before the store, in reverse order of this list.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from millstream.log import Store
 from millstream.services import Service
+from millstream.services.kafka_admin import KafkaAdminService
+from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 
 from ._options import NodeOptions
@@ -17,9 +21,19 @@ from ._options import NodeOptions
 __all__ = ["build_services"]
 
 
-def build_services(store: Store, options: NodeOptions) -> list[Service]:
-    """Every service ``options`` enables, in start order."""
+def build_services(
+    store: Store,
+    options: NodeOptions,
+    *,
+    kafka_address: Callable[[], str | None] = lambda: None,
+) -> list[Service]:
+    """Every service ``options`` enables, in start order. ``kafka_address()`` is the Kafka
+    door's advertised ``host:port`` once it listens (the admin API reports it)."""
     services: list[Service] = []
     if options.subscriptions:
         services.append(SubscriptionService(store, public_url=options.public_url))
+    if options.kafka_admin:
+        services.append(KafkaAdminService(store, kafka_address=kafka_address))
+    if options.sentinel:
+        services.append(SentinelService(store))
     return services

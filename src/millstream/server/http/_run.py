@@ -21,6 +21,11 @@ from ._fastpath import direct_protocol
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "HttpDoor"]
 
 GRACEFUL_SHUTDOWN_SECONDS = 10.0  # after this, requests still running are cancelled
+#: Idle keep-alive connections are closed after this long. Well above the idle timeouts of
+#: clients (Node's undici: 4 s, httpx: 5 s), so a client never sends a request on a connection
+#: the server is closing at the same moment (uvicorn's 5 s lost that race under load; a POST is
+#: then not retried and fails with "other side closed"). An idle connection costs a few KiB.
+KEEP_ALIVE_SECONDS = 30
 
 
 class _Server(uvicorn.Server):
@@ -53,6 +58,7 @@ class HttpDoor:
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=int(graceful_timeout),
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             server_header=False,
             backlog=4096,
         )

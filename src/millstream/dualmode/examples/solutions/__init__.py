@@ -1,0 +1,1 @@
+"""Solutions to the exercises; each runs like an example (``python -m ...solutions.<name>``)."""
