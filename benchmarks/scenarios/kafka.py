@@ -161,10 +161,20 @@ class _Acks:
 def _produce(
     ctx: Context, stop: threading.Event, topic: str, partitions: int, count: int, size: int
 ) -> Meter:
-    """Produce ``count`` records round-robin over the partitions and wait for every ack."""
-    producer = _producer(ctx.target)
+    """Produce ``count`` records round-robin over the partitions and wait for every ack.
+
+    Only failed deliveries are reported back (a Python callback per record would cost the
+    load generator about a microsecond each); the consumer phase then reads every partition and
+    checks it holds exactly its records, in order. (Not the high watermarks: Tansu 0.6 answers
+    ListOffsets "latest" with its last batch's base offset + 1, not the end of the batch.)
+    """
+    tally = ctx.tally
+
+    def failed(err: Any, msg: Any) -> None:
+        tally.fail(f"delivery: {err}")
+
+    producer = _producer(ctx.target, **{"delivery.report.only.error": True, "on_delivery": failed})
     producer.list_topics(topic, timeout=10)  # connected, metadata known: not measured
-    acks = _Acks(partitions, ctx.tally)
     produce, poll, padding = producer.produce, producer.poll, b"." * (size - _INDEX)
     meter = Meter(ctx.server_pid)
     with meter.measure():
@@ -172,7 +182,8 @@ def _produce(
             value = b"%010d%s" % (i, padding)
             while True:
                 try:
-                    produce(topic, value, partition=i % partitions, on_delivery=acks)
+                    # positional: keyword arguments cost librdkafka's binding ~0.7 µs more
+                    produce(topic, value, None, i % partitions)
                     break
                 except BufferError:  # librdkafka's queue is full: serve delivery reports
                     poll(0.005)
@@ -182,9 +193,6 @@ def _produce(
                 _check(stop)
         while producer.flush(0.5):
             _check(stop)
-    ctx.tally.ok(acks.count)
-    if acks.count + ctx.tally.errors != count:
-        ctx.tally.fail(f"{acks.count} of {count} records acknowledged")
     return meter
 
 
@@ -270,8 +278,11 @@ async def _throughput(ctx: Context) -> Outcome:
 
 
 async def _end_to_end(ctx: Context) -> Outcome:
-    """One record at a time: produce (acks=all, linger 0) until a live consumer has it."""
+    """One record at a time: produce (acks=all, linger 0) until a live consumer has it;
+    ``rounds`` of them, or as many as fit in ``seconds`` (a broker that answers a fetch only at
+    its max wait would take minutes otherwise)."""
     rounds, settle = int(ctx.params["rounds"]), float(ctx.params["settle"])
+    seconds = float(ctx.params["seconds"])
 
     def work(ctx: Context, stop: threading.Event) -> Outcome:
         topic = _topic("e2e")
@@ -281,10 +292,15 @@ async def _end_to_end(ctx: Context) -> Outcome:
         acks = _Acks(1, tally)
         consumer = _consumer(ctx.target, f"bench-{topic}")
         times: list[float] = []
+        sent = 0
         try:
             consumer.assign([TopicPartition(topic, 0, 0)])  # a new topic: from the start
+            deadline = time.monotonic() + seconds
             for i in range(-1, rounds):  # round -1 warms the connections up, unmeasured
                 _check(stop)
+                if time.monotonic() > deadline:
+                    break
+                sent += 1
                 value = _value(i + 1, 100)
                 with ctx.meter.measure():
                     started = time.perf_counter()
@@ -307,8 +323,8 @@ async def _end_to_end(ctx: Context) -> Outcome:
                 time.sleep(settle)
             if producer.flush(10):
                 tally.fail("records left unacknowledged")
-            elif acks.count != rounds + 1:
-                tally.fail(f"{acks.count} of {rounds + 1} records acknowledged")
+            elif acks.count != sent:
+                tally.fail(f"{acks.count} of {sent} records acknowledged")
         finally:
             consumer.close()
         values = {"p50_ms": percentile(times, 0.5) * 1000, "p99_ms": percentile(times, 0.99) * 1000}
@@ -487,9 +503,9 @@ _scenario(
         _fig("p99_ms", "Kafka produce → consume p99", "ms", False),
     ),
     (
-        {"rounds": 20, "settle": 0.002},
-        {"rounds": 300, "settle": 0.002},
-        {"rounds": 2000, "settle": 0.002},
+        {"rounds": 20, "settle": 0.002, "seconds": 5},
+        {"rounds": 300, "settle": 0.002, "seconds": 10},
+        {"rounds": 2000, "settle": 0.002, "seconds": 20},
     ),
 )
 _scenario(
@@ -500,6 +516,6 @@ _scenario(
         _fig("join_ms", "group rebalance, member joins, p50", "ms", False),
         _fig("leave_ms", "group rebalance, member leaves, p50", "ms", False),
     ),
-    ({"rounds": 1}, {"rounds": 3}, {"rounds": 8}),
+    ({"rounds": 1}, {"rounds": 3}, {"rounds": 5}),
 )
 del _size, _label, _quick, _full, _partitions, _where, _rss, _figures, _common
