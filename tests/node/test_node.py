@@ -20,6 +20,7 @@ from millstream.node import Node, NodeOptions, build_services
 from millstream.server.http._types import Receive, Scope, Send
 from millstream.services import Route, Service
 from millstream.services.kafka_admin import KafkaAdminService
+from millstream.services.llm import LLMGateway
 from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 from servers import REPO
@@ -163,12 +164,13 @@ def test_services_from_options() -> None:
         SubscriptionService,
         KafkaAdminService,
         SentinelService,
+        LLMGateway,
     ]
-    assert [type(s) for s in build_services(store, NodeOptions(sentinel=False))] == [
+    assert [type(s) for s in build_services(store, NodeOptions(sentinel=False, llm=None))] == [
         SubscriptionService,
         KafkaAdminService,
     ]
-    options = NodeOptions(subscriptions=False, kafka_admin=False, sentinel=False)
+    options = NodeOptions(subscriptions=False, kafka_admin=False, sentinel=False, llm=None)
     assert build_services(store, options) == []
 
 

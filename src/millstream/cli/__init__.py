@@ -19,5 +19,6 @@ def main() -> None:
 # Each command module registers itself on ``main`` when imported.
 from . import (  # noqa: E402
     _client_commands,  # noqa: F401  (create/append/read/tail/head/rm)
+    _keys,  # noqa: F401  (keys create/list/revoke, usage)
     _serve,  # noqa: F401  (serve)
 )

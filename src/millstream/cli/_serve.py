@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import click
 
@@ -14,6 +14,7 @@ from millstream.server.http import DEFAULT_MAX_BODY_SIZE
 from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
 
 from . import main
+from ._serve_llm import gateway_config, llm_options
 
 __all__ = ["serve_command"]
 
@@ -149,9 +150,11 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     help="Answer appends, catch-up reads and HEADs in millstream's own HTTP protocol instead "
     "of through ASGI (same responses, less CPU per request).",
 )
+@llm_options
 @click.pass_context
 def serve_command(
     ctx: click.Context,
+    /,
     host: str,
     port: int,
     data_dir: Path,
@@ -170,16 +173,19 @@ def serve_command(
     kafka_auto_create_topics: bool,
     kafka_admin: bool,
     http_fast_path: bool,
+    **llm: Any,
 ) -> None:
     """Run millstream: streams at http://HOST:PORT/v1/stream/<path>, Kafka at HOST:KAFKA-PORT.
 
     Prints one line, "millstream listening on http://HOST:PORT and kafka://HOST:PORT (store:
-    ...)", once both doors accept connections. SIGTERM finishes in-flight appends and produces,
-    ends live readers and parked fetches, and exits 0.
+    ...)", once both doors accept connections; the services' lines (the LLM gateway's models,
+    or that no provider key is set) come before it. SIGTERM finishes in-flight appends and
+    produces, ends live readers and parked fetches, and exits 0.
     """
     explicit_dir = ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE
     if memory and explicit_dir:
         raise click.UsageError("--memory and --data-dir exclude each other")
+    llm_config = gateway_config(llm)
     store = _open_store(memory, data_dir, fsync)
     from millstream.node import NodeOptions, run  # here: the client commands start faster
 
@@ -199,5 +205,6 @@ def serve_command(
         subscriptions=subscriptions,
         kafka_admin=kafka_admin,
         sentinel=sentinel,
+        llm=llm_config,
     )
     sys.exit(run(store, options))

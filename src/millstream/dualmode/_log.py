@@ -342,6 +342,6 @@ class _RemoteWriter(GenerationWriter):
 
     async def finish(self, tail: bytes | None) -> None:
         try:
-            await self.handle.close(_record(self.offset, tail) if tail is not None else None)
+            await self.handle.close_stream(_record(self.offset, tail) if tail is not None else None)
         except DurableStreamError as exc:
             raise GenerationLogError(f"cannot close {self.handle.url}: {exc}") from exc

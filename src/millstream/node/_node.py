@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from millstream import __version__
 from millstream.log import Store, reclaim_forever
 from millstream.server.http import DurableStreamsApp, HttpDoor, create_app
 from millstream.server.kafka import KafkaDoor, KafkaSettings
@@ -68,6 +70,7 @@ class Node:
         self._started: list[Service] = []
         self._store_started = False
         self._reclaimer: asyncio.Task[None] | None = None
+        self._started_at = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -82,6 +85,7 @@ class Node:
 
     async def _start(self, listen_http: bool) -> None:
         options = self.options
+        self._started_at = time.monotonic()
         await self.store.start()
         self._store_started = True
         self._reclaimer = asyncio.ensure_future(reclaim_forever(self.store))
@@ -177,8 +181,9 @@ class Node:
         return f"millstream listening on {' and '.join(urls)} (store: {self.store.description})"
 
     async def health(self) -> dict[str, Any]:
-        """What ``GET /health`` adds: each service's health under ``services``; the status is
-        ``"degraded"`` when a service reports anything but ``ok`` (or fails to answer)."""
+        """What ``GET /health`` adds: ``version``, ``uptime_seconds`` (the LLM seed's shape)
+        and each service's health under ``services``; the status is ``"degraded"`` when a
+        service reports anything but ``ok`` (or fails to answer)."""
         services: dict[str, Any] = {}
         status = "ok"
         for service in self.services:
@@ -190,7 +195,12 @@ class Node:
             services[service.name] = report
             if report.get("status") != "ok":
                 status = "degraded"
-        result: dict[str, Any] = {"status": status, "services": services}
+        result: dict[str, Any] = {
+            "status": status,
+            "version": __version__,
+            "uptime_seconds": round(time.monotonic() - self._started_at, 3),
+            "services": services,
+        }
         if self.kafka_door is not None:
             result["kafka"] = self.kafka_door.advertised
         return result

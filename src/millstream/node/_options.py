@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from millstream.server.http import DEFAULT_MAX_BODY_SIZE
 from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
+from millstream.services.llm import GatewayConfig
 
 __all__ = ["NodeOptions"]
 
@@ -37,5 +38,9 @@ class NodeOptions:
     subscriptions: bool = True
     kafka_admin: bool = True  # the HTTP admin API of the Kafka SDK (/v1/topics, lag, inspect)
     sentinel: bool = True  # anomaly detection over the LLM telemetry topics
+    #: the LLM gateway (``docs/llm.md``); ``None`` does not run it. The default reads the
+    #: provider keys and base URLs from the standard environment variables, as the official
+    #: SDKs do, and with none set the gateway runs and answers 503 saying what to set.
+    llm: GatewayConfig | None = field(default_factory=GatewayConfig.from_env)
     #: seconds the doors wait for in-flight requests on shutdown before cancelling them
     graceful_timeout: float = 10.0

@@ -43,6 +43,10 @@ async def _serve(node: Node) -> int:
         except OSError as exc:
             print(f"millstream: cannot start: {exc}", file=sys.stderr, flush=True)
             return 1
+        for service in node.services:
+            line = service.describe()
+            if line:
+                print(line, flush=True)
         print(node.startup_line(), flush=True)
         await stop.wait()
         await node.aclose()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from millstream.log import Store
 from millstream.services import Service
 from millstream.services.kafka_admin import KafkaAdminService
+from millstream.services.llm import LLMGateway
 from millstream.services.sentinel import SentinelService
 from millstream.services.subscriptions import SubscriptionService
 
@@ -36,4 +37,6 @@ def build_services(
         services.append(KafkaAdminService(store, kafka_address=kafka_address))
     if options.sentinel:
         services.append(SentinelService(store))
+    if options.llm is not None:
+        services.append(LLMGateway(store, options.llm))
     return services

@@ -54,6 +54,11 @@ class Service(abc.ABC):
     async def aclose(self) -> None:
         """Stop background work and finish in-flight requests; idempotent."""
 
+    def describe(self) -> str | None:
+        """One line for ``millstream serve``'s startup output, printed before the listening
+        line (what the service runs with, or what it lacks); ``None`` says nothing."""
+        return None
+
     async def health(self) -> dict[str, Any]:
         """What ``GET /health`` shows under ``services.<name>``."""
         return {"status": "ok"}
