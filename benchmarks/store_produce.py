@@ -1,13 +1,14 @@
 """Kafka batches through ``SqliteStore`` alone (no Kafka door): produce, then read them back.
 
     .venv/bin/python benchmarks/store_produce.py [--partitions 6] [--records 1000] [--size 1024]
-        [--seconds 5] [--fsync always]
+        [--in-flight 1] [--seconds 5] [--fsync always]
 
-One asyncio task per partition (a stream) produces record batches of ``--records`` records of
-``--size`` bytes and awaits each acknowledgement, as a Kafka connection with one batch in flight
-per partition would. Then every partition is read from the start with ``read_batches`` (1 MiB
-per call, as a consumer's fetch would). Prints records/s and the CPU this process spent per
-record and per MB, which on a shared machine is the steadier figure.
+``--in-flight`` asyncio tasks per partition (a stream) produce record batches of ``--records``
+records of ``--size`` bytes, each awaiting its acknowledgement, as a Kafka connection with that
+many batches in flight per partition would (librdkafka pipelines many; 1 is the strictest).
+Then every partition is read from the start with ``read_batches`` (1 MiB per call, as a
+consumer's fetch would). Prints records/s and the CPU this process spent per record and per
+MB, which on a shared machine is the steadier figure.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ def _batch(records: int, size: int) -> bytes:
 
 
 async def run(
-    data_dir: Path, partitions: int, records: int, size: int, seconds: float, fsync: str
+    data_dir: Path,
+    partitions: int,
+    records: int,
+    size: int,
+    in_flight: int,
+    seconds: float,
+    fsync: str,
 ) -> None:
     store = SqliteStore(data_dir, fsync=fsync)  # type: ignore[arg-type]
     await store.start()
@@ -45,7 +52,7 @@ async def run(
             produced += records
 
     wall, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(producer(path) for path in paths))
+    await asyncio.gather(*(producer(path) for path in paths for _ in range(in_flight)))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     megabytes = produced * size / 1e6
     print(
@@ -78,13 +85,22 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--in-flight", type=int, default=1, help="batches per partition")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--fsync", default="always", choices=("always", "interval", "never"))
     parser.add_argument("--dir", type=Path, default=None, help="on a real disk (default: /tmp)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
         asyncio.run(
-            run(Path(scratch), args.partitions, args.records, args.size, args.seconds, args.fsync)
+            run(
+                Path(scratch),
+                args.partitions,
+                args.records,
+                args.size,
+                args.in_flight,
+                args.seconds,
+                args.fsync,
+            )
         )
 
 
