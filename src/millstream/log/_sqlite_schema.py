@@ -15,7 +15,7 @@ One file, WAL mode. Tables:
   headers). ``WITHOUT ROWID`` keeps each stream's entries clustered in seq order, so a catch-up
   read is one range scan. A fork's own rows start at its ``fork_base``; a byte sub-offset fork
   stores the partial first message as its own row. A batch of at least ``EXTERNAL_MIN`` bytes
-  is kept in a segment file instead (``_sqlite_segments``): its row has ``file``, ``pos`` and
+  is kept in a batch file instead (``_sqlite_files``): its row has ``file``, ``pos`` and
   ``size`` set and an empty ``data`` (version 3).
 - ``producers``: Durable Streams idempotent-producer state, written in the same transaction as
   the data; ``kafka_producers``: the same for Kafka producer ids (KIP-98: epoch, last
@@ -146,7 +146,7 @@ CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO meta (name, value) VALUES ('kv_version', 1), ('producer_id', 1);
 """
 
-# Version 3: large Kafka batches live in segment files (``_sqlite_segments``); their rows keep
+# Version 3: large Kafka batches live in batch files (``_sqlite_files``); their rows keep
 # where (``file``, ``pos``, ``size``) and an empty ``data``.
 _V3 = """
 ALTER TABLE messages ADD COLUMN file INTEGER;
@@ -313,7 +313,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 SELECT_RANGE = "SELECT data FROM messages WHERE stream_id = ? AND seq >= ? AND seq < ? ORDER BY seq"
 #: Entries (messages and batches) from ``seq`` on, for streams that hold Kafka batches; a batch
-#: in a segment file has ``file`` set and an empty ``data``.
+#: in a batch file has ``file`` set and an empty ``data``.
 SELECT_ENTRIES = (
     "SELECT seq, data, span, timestamp_ms, file, pos, size FROM messages WHERE stream_id = ?"
     " AND seq >= ? AND seq < ? ORDER BY seq"
