@@ -21,7 +21,7 @@ __all__ = ["NODE_DIR", "REPO", "ServerProcess", "millstream_server", "reference_
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "node"
-_URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
+_URL = re.compile(r"https?://127\.0\.0\.1:(\d+)")
 _KAFKA = re.compile(r"kafka://127\.0\.0\.1:(\d+)")
 
 

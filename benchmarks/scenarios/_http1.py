@@ -9,6 +9,7 @@ redirects, no compression. Live readers (SSE, long-poll) keep using aiohttp.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -108,18 +109,22 @@ class _Protocol(asyncio.Protocol):
 
 
 class Connection:
-    """One keep-alive connection to ``base_url``'s host; reconnects after the server closes."""
+    """One keep-alive connection to ``base_url``'s host; reconnects after the server closes.
+    An ``https`` URL needs ``ssl_context`` (the server's CA)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, ssl_context: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(base_url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        tls = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if tls else 80)
         self.prefix = parts.path.rstrip("/")
+        self._ssl = (ssl_context or ssl.create_default_context()) if tls else None
         self._host_header = f"Host: {parts.netloc}\r\n"
         self._protocol: _Protocol | None = None
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+        _, protocol = await loop.create_connection(_Protocol, self.host, self.port, ssl=self._ssl)
         return protocol
 
     async def request(

@@ -166,7 +166,9 @@ def test_server_killed_and_restarted_reader_resumes(server: Server) -> None:
             res = stream(
                 url,
                 live="long-poll",
-                retry=RetryPolicy(max_retries=50, initial_delay=0.1, max_delay=0.2),
+                # retries for ~2 minutes: the second server may take many seconds to start on
+                # a loaded machine, and the reader must still be retrying when it does
+                retry=RetryPolicy(max_retries=600, initial_delay=0.1, max_delay=0.2),
             )
             reader = threading.Thread(target=lambda: events.extend(res.iter_events(mode="json")))
             reader.start()

@@ -140,6 +140,7 @@ def test_public_names_are_pinned() -> None:
         "DurableStreamsApp",
         "HealthProvider",
         "HttpDoor",
+        "HttpGate",
         "create_app",
         "stream_url_root",
     ]

@@ -11,12 +11,14 @@ door on a free port.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from servers import ServerProcess, millstream_server
+
+from . import matrix_report
 
 _counter = itertools.count()
 
@@ -35,12 +37,25 @@ def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 
 
 @pytest.fixture
-def bootstrap(kafka_server: ServerProcess) -> str:
-    return kafka_server.kafka
-
-
-@pytest.fixture
 def topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name no other test uses."""
     base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[:80]
     return f"{base}-{next(_counter)}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if item.get_closest_marker("kafka_matrix") is not None:
+        matrix_report.record(item, call, report)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = matrix_report.render(terminalreporter.config)
+    if lines:
+        terminalreporter.section("Kafka client matrix")
+        for line in lines:
+            terminalreporter.write_line(line)

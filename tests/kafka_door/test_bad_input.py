@@ -9,16 +9,18 @@ import struct
 import time
 from collections.abc import Iterator
 
+import kafka.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kafka import KafkaProducer
 from kafka.record.memory_records import MemoryRecordsBuilder
 
 from millstream.server.kafka import codec
 from servers import ServerProcess
 
 from .conftest import kafka_node
-from .wire import Wire
+from .wire import Wire, stored_batches
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -117,6 +119,9 @@ def test_unknown_api_keys_and_versions(node: ServerProcess) -> None:
     with Wire(node.kafka) as wire:  # Metadata v99: closed
         wire.sock.sendall(struct.pack(">ihhih", 10, 3, 99, 1, -1))
         assert wire.closed_by_server()
+    with Wire(node.kafka) as wire:  # Fetch v3 (magic 0/1 answers): closed, as not listed
+        wire.sock.sendall(struct.pack(">ihhih", 10, 1, 3, 1, -1))
+        assert wire.closed_by_server()
     with Wire(node.kafka) as wire:  # ApiVersions v99: error 35, v0 body, connection kept
         wire.sock.sendall(struct.pack(">ihhih", 10, 18, 99, 7, -1))
         frame = wire.read_frame()
@@ -129,18 +134,30 @@ def test_unknown_api_keys_and_versions(node: ServerProcess) -> None:
     still_serves(node)
 
 
-def test_truncated_and_trailing_bodies_close_the_connection(
-    node: ServerProcess, topic_name: str
+@pytest.mark.parametrize("version", [0, 2, 8])
+def test_a_truncated_body_closes_the_connection(
+    node: ServerProcess, topic_name: str, version: int
 ) -> None:
-    header = codec.RequestHeader(0, 8, 1, "t")
+    header = codec.RequestHeader(0, version, 1, "t")
     frame = codec.encode_request(header, produce(topic_name, batch(b"x")))
-    for bad in (frame[:-5], frame + b"\x00\x00"):
-        with Wire(node.kafka) as wire:
-            body = bad[4:]
-            wire.sock.sendall(struct.pack(">i", len(body)) + body)
-            assert wire.closed_by_server()
+    with Wire(node.kafka) as wire:
+        body = frame[4:-5]
+        wire.sock.sendall(struct.pack(">i", len(body)) + body)
+        assert wire.closed_by_server()
     with Wire(node.kafka) as wire:
         assert latest(wire, topic_name) == (codec.ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1)
+
+
+def test_bytes_after_a_whole_body_are_ignored(node: ServerProcess, topic_name: str) -> None:
+    """As Kafka's broker ignores them (librdkafka's all-topics Metadata v13 has three)."""
+    header = codec.RequestHeader(0, 8, 1, "t")
+    frame = codec.encode_request(header, produce(topic_name, batch(b"x")))
+    with Wire(node.kafka) as wire:
+        body = frame[4:] + b"\x01\x00\x00"
+        wire.sock.sendall(struct.pack(">i", len(body)) + body)
+        answer = wire.receive(codec.ProduceRequest, 8)
+        assert answer.responses[0].partition_responses[0].error_code == 0
+        assert latest(wire, topic_name) == (0, 1)
 
 
 def test_a_wrong_crc_is_corrupt_message_and_stores_nothing(
@@ -158,6 +175,93 @@ def test_a_wrong_crc_is_corrupt_message_and_stores_nothing(
         short = good[:40]
         assert produce_error(wire, produce(topic_name, short)) == codec.ErrorCode.CORRUPT_MESSAGE
         assert latest(wire, topic_name) == (0, 1)
+
+
+def message_set(magic: int, *values: bytes, compression: int = 0) -> bytes:
+    """Records as a client older than Kafka 0.11 writes them: message format v0 or v1."""
+    builder = MemoryRecordsBuilder(magic=magic, compression_type=compression, batch_size=1 << 20)
+    for value in values:
+        builder.append(int(time.time() * 1000), b"key", value)
+    builder.close()
+    return bytes(builder.buffer())
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 8, 10])
+@pytest.mark.parametrize("compression", [0, 1])  # none, gzip (a v0/v1 wrapper message)
+def test_old_message_formats_are_refused_and_store_nothing(
+    node: ServerProcess, topic_name: str, version: int, compression: int
+) -> None:
+    """Produce v0-2 is listed for old librdkafka's codec check; what the clients that really
+    send it write (magic 0/1) gets UNSUPPORTED_FOR_MESSAGE_FORMAT. From v3 a magic below 2
+    breaks the protocol: INVALID_RECORD, as Kafka answers it."""
+    expected = (
+        codec.ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
+        if version < 3
+        else codec.ErrorCode.INVALID_RECORD
+    )
+    with Wire(node.kafka) as wire:
+        assert produce_error(wire, produce(topic_name, batch(b"kept")), version) == 0
+        for magic in (0, 1):
+            old = message_set(magic, b"old", b"older", compression=compression)
+            assert produce_error(wire, produce(topic_name, old), version) == expected
+            # a v0/v1 set behind a good batch is refused whole, as Kafka refuses it
+            mixed = batch(b"new") + old
+            assert produce_error(wire, produce(topic_name, mixed), version) != 0
+        assert latest(wire, topic_name) == (0, 1)
+    assert [b.record_count for b in stored_batches(node.kafka, topic_name)] == [1]
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_a_record_batch_in_produce_v0_to_v2_is_stored(
+    node: ServerProcess, topic_name: str, version: int
+) -> None:
+    """Kafka's brokers accept a magic-2 batch in any Produce version; so does the door, and the
+    answer has the fields of the version asked for (v0: no throttle time, v2: append time)."""
+    sent = batch(b"a", b"b")
+    with Wire(node.kafka) as wire:
+        response = wire.call(produce(topic_name, sent), version)
+        (part,) = response.responses[0].partition_responses
+        assert (part.error_code, part.base_offset, part.log_append_time_ms) == (0, 0, -1)
+        assert latest(wire, topic_name) == (0, 2)
+    (stored,) = stored_batches(node.kafka, topic_name)
+    assert stored.data[12:] == sent[12:]  # the producer's bytes past the base offset
+
+
+def test_a_client_in_kafka_0_10_mode_is_told_its_format_is_unsupported(
+    node: ServerProcess, topic_name: str
+) -> None:
+    """kafka-python pinned to Kafka 0.10.1 sends what such clients send: Produce v2 with a
+    gzip-compressed magic-1 message set. It gets error 43 at once, and nothing is stored."""
+    producer = KafkaProducer(
+        bootstrap_servers=node.kafka,
+        api_version=(0, 10, 1),
+        compression_type="gzip",
+        enable_idempotence=False,
+        acks=1,
+        retries=0,
+    )
+    try:
+        with pytest.raises(kafka.errors.UnsupportedForMessageFormatError):
+            producer.send(topic_name, b"from 2016").get(timeout=30)
+    finally:
+        producer.close()
+    with Wire(node.kafka) as wire:
+        assert latest(wire, topic_name) == (0, 0)
+
+
+@given(records=st.binary(min_size=17, max_size=200), version=st.integers(0, 2))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_records_in_old_produce_versions_get_an_error_code_and_store_nothing(
+    node: ServerProcess, records: bytes, version: int
+) -> None:
+    topic = "legacy-garbage"
+    with Wire(node.kafka) as wire:
+        code = produce_error(wire, produce(topic, records), version)
+        assert code in (
+            codec.ErrorCode.CORRUPT_MESSAGE,
+            codec.ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        )
+        assert latest(wire, topic) == (0, 0)
 
 
 def test_message_max_bytes_per_topic(node: ServerProcess, topic_name: str) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from millstream.log import KafkaBatch, split_batches
 from millstream.server.kafka import codec
 
 
@@ -72,3 +74,57 @@ class Wire:
             return self.sock.recv(1) == b""
         except ConnectionResetError:
             return True
+
+
+def stored_batches(bootstrap: str, topic: str, partition: int = 0) -> list[KafkaBatch]:
+    """The record batches a partition holds, as a raw Fetch from offset 0 returns them."""
+    request = codec.FetchRequest(
+        max_wait_ms=0,
+        topics=[
+            codec.FetchTopic(
+                topic=topic,
+                partitions=[codec.FetchPartition(partition=partition, partition_max_bytes=1 << 20)],
+            )
+        ],
+    )
+    with Wire(bootstrap) as wire:
+        response = wire.call(request, 11)
+    (data,) = response.responses[0].partitions
+    assert data.error_code == 0, data
+    return split_batches(bytes(data.records or b""))
+
+
+def committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: Sequence[int]
+) -> dict[int, int]:
+    """The offsets the broker holds for ``group`` (-1 where none), by a raw OffsetFetch."""
+    request = codec.OffsetFetchRequest(
+        group_id=group,
+        topics=[codec.OffsetFetchRequestTopic(name=topic, partition_indexes=list(partitions))],
+    )
+    with Wire(bootstrap) as wire:
+        response = wire.call(request, 5)
+    return {p.partition_index: p.committed_offset for p in response.topics[0].partitions}
+
+
+def create_topic(
+    bootstrap: str, name: str, partitions: int, configs: Mapping[str, str] | None = None
+) -> None:
+    """Test set-up for clients without an admin API: a raw CreateTopics."""
+    request = codec.CreateTopicsRequest(
+        topics=[
+            codec.CreatableTopic(
+                name=name,
+                num_partitions=partitions,
+                replication_factor=1,
+                configs=[
+                    codec.CreatableTopicConfig(name=key, value=value)
+                    for key, value in (configs or {}).items()
+                ],
+            )
+        ],
+        timeout_ms=10_000,
+    )
+    with Wire(bootstrap) as wire:
+        (result,) = wire.call(request, 5).topics
+    assert result.error_code == 0, result

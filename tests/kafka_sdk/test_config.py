@@ -17,8 +17,7 @@ from millstream.kafka import (
     StreamlineClient,
 )
 from millstream.kafka._security import connection_kwargs
-
-from .tlsfiles import TlsFiles, make_tls_files
+from tlsfiles import TlsFiles, make_tls_files
 
 
 def test_upstream_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

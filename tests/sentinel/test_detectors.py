@@ -11,7 +11,7 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from millstream.services.sentinel._detectors import DetectorSettings, Engine
+from millstream.services.sentinel._detectors import Call, DetectorSettings, Engine
 from millstream.telemetry import AnomalyEvent, PromptInfo, ResponseInfo, Severity, TelemetryEvent
 
 from .workload import START, Workload, generate
@@ -175,7 +175,8 @@ def test_detection_is_deterministic_and_state_round_trips(workload: Workload) ->
     state = orjson.loads(orjson.dumps(first.to_state()))
     resumed = Engine.from_state(state)
     for i, event in enumerate(events[7_000:], start=7_000):
-        got = resumed.process(event, source="t", position=i).alerts
+        # the service's path: alerts() alone, from a Call
+        got = resumed.alerts(Call.of(event), source="t", position=i)
         assert [a.to_dict() for a in got] == [a.to_dict() for a in expected[i]]
     assert resumed.to_state() == orjson.loads(orjson.dumps(straight.to_state()))
 

@@ -2,9 +2,12 @@
 
 Why SHA-256 and not a slow password hash: a secret is 32 random bytes (256 bits), so guessing
 is hopeless whatever the hash costs, and verification runs on every request. The comparison is
-constant-time (``hmac.compare_digest``). Scopes are strings ``<area>:<target>`` (``llm:acme``
-lets a key use the LLM gateway as project ``acme``); issue 13 extends them to path prefixes and
-actions for the stream doors.
+constant-time (``hmac.compare_digest``). Scopes are strings ``<area>:<target>`` checked by
+``parse_scope`` (``read:chat/``, ``llm:acme``; ``_scopes`` lists them).
+
+For Kafka's SASL/SCRAM a record also keeps, per mechanism, the salted credential derived from
+the whole token at creation (``_scram``): never the token. Tokens created before SCRAM existed
+have none and authenticate over SASL/PLAIN and HTTP only.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import orjson
 
 from millstream.log import KvConflict, KvWrite, Store
 
-from ._errors import InvalidToken, RevokedToken, TokenNotFound
+from ._errors import InvalidScope, InvalidToken, RevokedToken, TokenNotFound
+from ._scopes import parse_scope
+from ._scram import SCRAM_MECHANISMS, ScramCredential, scram_credentials
 
 __all__ = ["TOKENS_NAMESPACE", "NewToken", "TokenRecord", "TokenStore", "parse_token"]
 
@@ -56,6 +61,8 @@ class TokenRecord:
     created: float
     revoked: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: SCRAM credentials by mechanism (``ScramCredential.to_json`` form)
+    scram: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -66,6 +73,7 @@ class TokenRecord:
                 "created": self.created,
                 "revoked": self.revoked,
                 "meta": self.meta,
+                "scram": self.scram,
             }
         )
 
@@ -80,7 +88,13 @@ class TokenRecord:
             created=data["created"],
             revoked=data.get("revoked"),
             meta=data.get("meta") or {},
+            scram=data.get("scram") or {},
         )
+
+    def scram_credential(self, mechanism: str) -> ScramCredential | None:
+        """This token's SCRAM credential for ``mechanism``, if it has one."""
+        data = self.scram.get(mechanism)
+        return None if data is None else ScramCredential.from_json(data)
 
     def targets(self, area: str) -> list[str]:
         """The targets of this token's scopes in ``area`` (``llm`` → project names)."""
@@ -103,11 +117,29 @@ class TokenStore:
         self._store = store
 
     async def create(
-        self, name: str, scopes: Sequence[str], *, meta: dict[str, Any] | None = None
+        self,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        meta: dict[str, Any] | None = None,
+        unique_name: bool = False,
     ) -> NewToken:
+        """A new token called ``name`` with ``scopes`` (``InvalidScope`` for a bad one).
+        ``unique_name`` refuses a name an unrevoked token already has (SASL usernames are
+        names: ``tokens create`` keeps them unique)."""
+        if not name or len(name) > 200 or not name.isprintable():
+            raise InvalidScope(f"token name {name!r}: use 1-200 printable characters")
+        for scope in scopes:
+            parse_scope(scope)
+        if unique_name and any(r.name == name for r in await self.list() if r.revoked is None):
+            raise InvalidScope(
+                f"a token named {name!r} exists; revoke it first or choose another name",
+                hint="token names are SASL usernames and must be unique among live tokens",
+            )
         secret = secrets.token_urlsafe(32)
         while True:
             token_id = secrets.token_hex(8)
+            token = f"{_PREFIX}_{token_id}_{secret}"
             record = TokenRecord(
                 id=token_id,
                 name=name,
@@ -115,13 +147,14 @@ class TokenStore:
                 scopes=tuple(scopes),
                 created=time.time(),
                 meta=dict(meta or {}),
+                scram={m: scram_credentials(m, token).to_json() for m in SCRAM_MECHANISMS},
             )
             write = KvWrite(TOKENS_NAMESPACE, token_id, record.to_json(), expect_version=0)
             try:
                 await self._store.kv_write([write])
             except KvConflict:  # an id collision: astronomically rare, draw again
                 continue
-            return NewToken(record, f"{_PREFIX}_{token_id}_{secret}")
+            return NewToken(record, token)
 
     async def list(self) -> list[TokenRecord]:
         """Every token, revoked ones included, in id order."""
@@ -190,3 +223,23 @@ class TokenStore:
         if record.revoked is not None:
             raise RevokedToken("this token was revoked")
         return record
+
+    async def verify_password(self, username: str, password: str) -> TokenRecord:
+        """SASL/PLAIN: ``password`` is the token, ``username`` its name or id."""
+        record = await self.verify(password)
+        if username not in (record.name, record.id):
+            raise InvalidToken("the username is not this token's name or id")
+        return record
+
+    async def find(self, username: str) -> TokenRecord | None:
+        """The unrevoked token a SASL username names: its id, else its name when exactly one
+        unrevoked token has it (``None`` otherwise)."""
+        if _ID.match(username):
+            try:
+                record = await self.get(username)
+            except TokenNotFound:
+                record = None
+            if record is not None and record.revoked is None:
+                return record
+        named = [r for r in await self.list() if r.name == username and r.revoked is None]
+        return named[0] if len(named) == 1 else None

@@ -21,4 +21,5 @@ from . import (  # noqa: E402
     _client_commands,  # noqa: F401  (create/append/read/tail/head/rm)
     _keys,  # noqa: F401  (keys create/list/revoke, usage)
     _serve,  # noqa: F401  (serve)
+    _tokens,  # noqa: F401  (tokens create/list/revoke)
 )

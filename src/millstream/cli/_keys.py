@@ -8,58 +8,22 @@ capture it with ``| tail -n1``.
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-
-from millstream.auth import AuthError, TokenStore, parse_token
-from millstream.log import Store
 
 from . import main
+from ._datadir import DATA_DIR_OPTION as _DATA_DIR
+from ._datadir import list_tokens, print_table
+from ._datadir import run_on_data_dir as _run
+from ._datadir import token_id as _parse_id
+from ._datadir import when as _when
+
+if TYPE_CHECKING:
+    from millstream.log import Store
 
 __all__ = ["keys_group", "usage_command"]
-
-T = TypeVar("T")
-
-_DATA_DIR = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("millstream-data"),
-    show_default=True,
-    help="The data directory of `millstream serve`.",
-)
-
-
-def _run(data_dir: Path, work: Callable[[Store], Awaitable[T]]) -> T:
-    from millstream.log import SqliteStore
-
-    if not (data_dir / "millstream.db").exists():
-        raise click.ClickException(
-            f"no millstream data in {data_dir} (start `millstream serve --data-dir {data_dir}` "
-            "once, or pass the right --data-dir)"
-        )
-
-    async def session() -> T:
-        store = SqliteStore(data_dir)
-        await store.start()
-        try:
-            return await work(store)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(session())
-
-
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return ""
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @main.group("keys")
@@ -111,6 +75,7 @@ def keys_create(
     data_dir: Path,
 ) -> None:
     """Create a key for PROJECT; the key is printed alone on the last line."""
+    from millstream.auth import TokenStore
     from millstream.services.llm import KEY_LIMITS_META, Ledger, PriceTable
 
     if not project or len(project) > 64 or not all(c.isalnum() or c in "._-" for c in project):
@@ -142,16 +107,8 @@ def keys_create(
 @_DATA_DIR
 def keys_list(data_dir: Path) -> None:
     """List keys (never their secrets)."""
-
-    async def work(store: Store) -> Any:
-        return await TokenStore(store).list()
-
-    records = _run(data_dir, work)
-    table = Table(title="API keys")
-    for column in ("id", "name", "scopes", "rate limits", "created", "revoked"):
-        table.add_column(column)
-    for record in records:
-        table.add_row(
+    rows = [
+        (
             record.id,
             record.name,
             " ".join(record.scopes),
@@ -159,17 +116,10 @@ def keys_list(data_dir: Path) -> None:
             _when(record.created),
             _when(record.revoked) or "-",
         )
-    Console(width=120).print(table)
-
-
-def _token_id(key: str) -> str:
-    if not key.startswith("ms_"):
-        return key
-    try:
-        token_id, _ = parse_token(key)
-    except AuthError as exc:
-        raise click.BadParameter(str(exc), param_hint="KEY") from exc
-    return token_id
+        for record in list_tokens(data_dir)
+    ]
+    columns = ("id", "name", "scopes", "rate limits", "created", "revoked")
+    print_table("API keys", columns, rows)
 
 
 @keys_group.command("limits")
@@ -181,9 +131,10 @@ def _token_id(key: str) -> str:
 def keys_limits(key: str, rpm: int | None, tpm: int | None, reset: bool, data_dir: Path) -> None:
     """Set KEY's own rate limits (its id, or the whole key); a running server applies them to
     the key's next request."""
+    from millstream.auth import AuthError, TokenStore
     from millstream.services.llm import KEY_LIMITS_META
 
-    token_id = _token_id(key)
+    token_id = _parse_id(key, "KEY")
 
     async def work(store: Store) -> Any:
         tokens = TokenStore(store)
@@ -205,7 +156,9 @@ def keys_limits(key: str, rpm: int | None, tpm: int | None, reset: bool, data_di
 @_DATA_DIR
 def keys_revoke(key: str, data_dir: Path) -> None:
     """Revoke KEY (its id, or the whole key); it stops working at once."""
-    token_id = _token_id(key)
+    from millstream.auth import AuthError, TokenStore
+
+    token_id = _parse_id(key, "KEY")
 
     async def work(store: Store) -> Any:
         return await TokenStore(store).revoke(token_id)
@@ -225,6 +178,9 @@ def keys_revoke(key: str, data_dir: Path) -> None:
 @_DATA_DIR
 def usage_command(project: str | None, period: str, data_dir: Path) -> None:
     """LLM usage by project and model over a period, with budgets."""
+    from rich.console import Console
+    from rich.table import Table
+
     from millstream.services.llm import Ledger, PriceTable
 
     async def work(store: Store) -> list[dict[str, Any]]:

@@ -1,24 +1,38 @@
 """``millstream serve``: a node on the embedded store, zero configuration: the Durable Streams
-HTTP door, the Kafka door and the services (``millstream.node``)."""
+HTTP door, the Kafka door and the services (``millstream.node``).
+
+Every option also comes from a ``MILLSTREAM_*`` variable or a TOML file (``_config``). This
+module imports nothing of the server until the command runs, so ``millstream --help`` and the
+client commands work with the SDK alone; ``serve`` without the ``server`` extra says what to
+install.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import click
 
-from millstream.log import MemoryStore, Store
-from millstream.server.http import DEFAULT_MAX_BODY_SIZE
-from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
-
 from . import main
+from ._config import configurable, effective_settings, format_settings
 from ._serve_llm import gateway_config, llm_options
 
-__all__ = ["serve_command"]
+if TYPE_CHECKING:
+    from millstream.log import Store
+
+__all__ = ["serve_command", "server_dependencies_missing"]
 
 FsyncPolicy = Literal["always", "interval", "never"]
+
+#: The servers' defaults, written here so that this module imports no server code (a test pins
+#: them to ``server.http.DEFAULT_MAX_BODY_SIZE`` and ``server.kafka.DEFAULT_MAX_REQUEST_SIZE``).
+DEFAULT_MAX_BODY_SIZE = 64 << 20
+DEFAULT_MAX_REQUEST_SIZE = 100 * 1024 * 1024
+#: Modules ``serve`` needs beyond the SDK: the ``server`` extra.
+SERVER_MODULES = ("uvicorn", "crc32c", "cramjam", "prometheus_client", "aiohttp", "rich")
 
 _FSYNC_HELP = (
     "When appends reach the disk (SQLite store only; every mode survives kill -9 of the "
@@ -30,22 +44,36 @@ _FSYNC_HELP = (
 )
 
 
+def server_dependencies_missing() -> list[str]:
+    """The ``server`` extra's modules that are not installed."""
+    return [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+
+
 def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
+    from millstream.log import MemoryStore, SqliteStore
+
     if memory:
         return MemoryStore()
-    try:
-        from millstream.log import SqliteStore
-    except ImportError as exc:  # pragma: no cover - only while the SQLite store is missing
-        raise click.ClickException(
-            f"the SQLite store is not available ({exc}); run with --memory"
-        ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     store: Store = SqliteStore(data_dir, fsync=cast(FsyncPolicy, fsync))
     return store
 
 
 @main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the effective settings as TOML (with where each came from, secrets masked) "
+    "and exit.",
+)
+@configurable
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on. Beyond loopback, tokens must be required (--require-auth) "
+    "or --insecure given.",
+)
 @click.option(
     "--port",
     default=4437,
@@ -107,7 +135,7 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     default=None,
     help="Host name the Kafka door gives clients in Metadata (default: --host).",
 )
-@click.option("--no-kafka", is_flag=True, help="Do not run the Kafka door.")
+@click.option("--kafka/--no-kafka", default=True, show_default=True, help="Run the Kafka door.")
 @click.option(
     "--kafka-max-request-size",
     type=click.IntRange(min=1024),
@@ -146,65 +174,189 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     "--http-fast-path/--no-http-fast-path",
     default=True,
     show_default=True,
-    envvar="MILLSTREAM_HTTP_FAST_PATH",
     help="Answer appends, catch-up reads and HEADs in millstream's own HTTP protocol instead "
     "of through ASGI (same responses, less CPU per request).",
 )
+@click.option(
+    "--require-auth",
+    is_flag=True,
+    help="Refuse requests and Kafka connections without a token (millstream tokens create). "
+    "With --memory, an admin token is created at start and printed.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Listen beyond loopback without requiring tokens (anyone who can connect can read, "
+    "append and delete).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="PEM certificate (chain): both doors speak TLS (needs --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="HTTP requests per second per token, answered 429 with Retry-After beyond it "
+    "(0: no limit).",
+)
+@click.option(
+    "--rate-burst",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Requests a token may send at once above --rate-limit (0: twice the rate).",
+)
+@click.option(
+    "--max-live-readers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="SSE and long-poll readers one token may have open (0: no cap).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Kafka connections one token may have open (0: no cap).",
+)
+@click.option(
+    "--kafka-produce-byte-rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Kafka quota: bytes per second a token may produce; beyond it answers carry "
+    "throttle_time_ms and the connection pauses (0: no quota).",
+)
+@click.option(
+    "--kafka-fetch-byte-rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Kafka quota: bytes per second a token may fetch (0: no quota).",
+)
+@click.option(
+    "--auth-failure-rate",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Failed authentications per second one client address may make (after a burst of "
+    "--auth-failure-burst) before it is refused with 429 (0: no limit).",
+)
+@click.option(
+    "--auth-failure-burst",
+    type=click.FloatRange(min=1),
+    default=20.0,
+    show_default=True,
+    help="Failed authentications one client address may make at once.",
+)
+@click.option(
+    "--metrics/--no-metrics",
+    default=True,
+    show_default=True,
+    help="Serve Prometheus metrics at /metrics (a token with metrics: or admin: when tokens "
+    "are required).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines on stderr as text or as one JSON object each (with request ids).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="The least severe log lines shown.",
+)
+@click.option(
+    "--access-log", is_flag=True, help="Log every HTTP request (method, path, status, time)."
+)
+@click.option(
+    "--otel",
+    is_flag=True,
+    help="Trace requests with OpenTelemetry (pip install 'millstream[otel]'; OTLP to "
+    "OTEL_EXPORTER_OTLP_ENDPOINT, or OTEL_TRACES_EXPORTER=console). Turns the HTTP fast "
+    "path off.",
+)
 @llm_options
 @click.pass_context
-def serve_command(
-    ctx: click.Context,
-    /,
-    host: str,
-    port: int,
-    data_dir: Path,
-    memory: bool,
-    long_poll_timeout: float,
-    fsync: str,
-    max_body_size: int,
-    subscriptions: bool,
-    sentinel: bool,
-    kafka_port: int,
-    kafka_advertised_host: str | None,
-    no_kafka: bool,
-    kafka_max_request_size: int,
-    kafka_idle_timeout: float,
-    kafka_frame_timeout: float,
-    kafka_auto_create_topics: bool,
-    kafka_admin: bool,
-    http_fast_path: bool,
-    **llm: Any,
-) -> None:
+def serve_command(ctx: click.Context, /, print_config: bool, **settings: Any) -> None:
     """Run millstream: streams at http://HOST:PORT/v1/stream/<path>, Kafka at HOST:KAFKA-PORT.
 
     Prints one line, "millstream listening on http://HOST:PORT and kafka://HOST:PORT (store:
     ...)", once both doors accept connections; the services' lines (the LLM gateway's models,
     or that no provider key is set) come before it. SIGTERM finishes in-flight appends and
-    produces, ends live readers and parked fetches, and exits 0.
+    produces, ends live readers and parked fetches, and exits 0. Every option can also be set
+    with MILLSTREAM_<OPTION> or in a --config file (docs/operations.md).
     """
-    explicit_dir = ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE
-    if memory and explicit_dir:
+    if print_config:
+        click.echo(format_settings(effective_settings(ctx)))
+        return
+    missing = server_dependencies_missing()
+    if missing:
+        raise click.ClickException(
+            "millstream serve needs the server extra: pip install 'millstream[server]' "
+            f"(missing: {', '.join(missing)})"
+        )
+    source = ctx.get_parameter_source("data_dir")
+    explicit_dir = source is not None and source != click.core.ParameterSource.DEFAULT
+    if settings["memory"] and explicit_dir:
         raise click.UsageError("--memory and --data-dir exclude each other")
-    llm_config = gateway_config(llm)
-    store = _open_store(memory, data_dir, fsync)
-    from millstream.node import NodeOptions, run  # here: the client commands start faster
+    if bool(settings["tls_cert"]) != bool(settings["tls_key"]):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    llm_config = gateway_config(settings)
+    from millstream.auth import AuthLimits
+    from millstream.node import NodeOptions, configure_logging, run
 
+    configure_logging(settings["log_format"], settings["log_level"])
     options = NodeOptions(
-        host=host,
-        port=port,
-        long_poll_timeout=long_poll_timeout,
-        max_body_size=max_body_size,
-        http_fast_path=http_fast_path,
-        kafka=not no_kafka,
-        kafka_port=kafka_port,
-        kafka_advertised_host=kafka_advertised_host,
-        kafka_max_request_size=kafka_max_request_size,
-        kafka_idle_timeout=kafka_idle_timeout,
-        kafka_frame_timeout=kafka_frame_timeout,
-        kafka_auto_create_topics=kafka_auto_create_topics,
-        subscriptions=subscriptions,
-        kafka_admin=kafka_admin,
-        sentinel=sentinel,
+        host=settings["host"],
+        port=settings["port"],
+        long_poll_timeout=settings["long_poll_timeout"],
+        max_body_size=settings["max_body_size"],
+        http_fast_path=settings["http_fast_path"],
+        kafka=settings["kafka"],
+        kafka_port=settings["kafka_port"],
+        kafka_advertised_host=settings["kafka_advertised_host"],
+        kafka_max_request_size=settings["kafka_max_request_size"],
+        kafka_idle_timeout=settings["kafka_idle_timeout"],
+        kafka_frame_timeout=settings["kafka_frame_timeout"],
+        kafka_auto_create_topics=settings["kafka_auto_create_topics"],
+        subscriptions=settings["subscriptions"],
+        kafka_admin=settings["kafka_admin"],
+        sentinel=settings["sentinel"],
         llm=llm_config,
+        require_auth=settings["require_auth"],
+        insecure=settings["insecure"],
+        tls_cert=settings["tls_cert"],
+        tls_key=settings["tls_key"],
+        limits=AuthLimits(
+            request_rate=settings["rate_limit"],
+            request_burst=settings["rate_burst"],
+            max_live_readers=settings["max_live_readers"],
+            max_connections=settings["max_connections"],
+            produce_byte_rate=settings["kafka_produce_byte_rate"],
+            fetch_byte_rate=settings["kafka_fetch_byte_rate"],
+            failure_rate=settings["auth_failure_rate"],
+            failure_burst=settings["auth_failure_burst"],
+        ),
+        metrics=settings["metrics"],
+        access_log=settings["access_log"],
+        bootstrap_token=settings["require_auth"] and settings["memory"],
+        otel=settings["otel"],
     )
+    store = _open_store(settings["memory"], settings["data_dir"], settings["fsync"])
     sys.exit(run(store, options))

@@ -1,23 +1,17 @@
 """``RecordMetadata`` and ``ConsumerRecord``: one is made per record sent or received, so
 both keep epoch milliseconds and compute ``timestamp`` (a naive local ``datetime``, as the
 Streamline SDK returns it) only when asked (that conversion costs more than the rest), and a
-received record is a thin view of the object aiokafka already built (``_Fetched``).
+received record's headers become a dict only when read. ``RecordFactory`` makes received
+records in place of aiokafka's own (``_fetch_hook``), so consuming through the SDK allocates
+no more per record than aiokafka does.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from operator import attrgetter
 from typing import Any
 
-__all__ = [
-    "ConsumerRecord",
-    "RecordMetadata",
-    "adopt",
-    "adopt_all",
-    "record_bytes",
-    "record_metadata",
-]
+__all__ = ["ConsumerRecord", "RecordFactory", "RecordMetadata", "record_metadata"]
 
 _new = object.__new__
 
@@ -128,15 +122,16 @@ class ConsumerRecord:
     unless the consumer deserializes them), ``timestamp`` (naive local ``datetime``;
     ``timestamp_ms`` is exact) and ``headers`` (each name's last value)."""
 
-    # ``_m``: the fetched record a ``_Fetched`` reads from; ``None`` in a plain record.
-    __slots__ = ("__dict__", "_m")
+    # ``_headers``: the dict, or until first read the (name, value) pairs aiokafka decoded.
+    __slots__ = ("_headers", "key", "offset", "partition", "timestamp_ms", "topic", "value")
 
-    _m: Any
     topic: str
     partition: int
     offset: int
     key: Any
     value: Any
+    timestamp_ms: int
+    _headers: Any
 
     __match_args__ = ("topic", "partition", "offset", "key", "value", "timestamp", "headers")
 
@@ -151,18 +146,13 @@ class ConsumerRecord:
         headers: dict[str, bytes] | None = None,
         timestamp_ms: int | None = None,
     ) -> None:
-        self._m = None
         self.topic = topic
         self.partition = partition
         self.offset = offset
         self.key = key
         self.value = value
-        self.timestamp = timestamp if timestamp_ms is None else timestamp_ms
-        self.headers = {} if headers is None else headers
-
-    @property
-    def timestamp_ms(self) -> int:
-        return self.__dict__["timestamp_ms"]  # type: ignore[no-any-return]
+        self.timestamp_ms = _to_ms(timestamp) if timestamp_ms is None else timestamp_ms
+        self._headers = {} if headers is None else headers
 
     @property
     def timestamp(self) -> datetime:
@@ -170,15 +160,18 @@ class ConsumerRecord:
 
     @timestamp.setter
     def timestamp(self, value: datetime | int) -> None:
-        self.__dict__["timestamp_ms"] = _to_ms(value)
+        self.timestamp_ms = _to_ms(value)
 
     @property
     def headers(self) -> dict[str, bytes]:
-        return self.__dict__["headers"]  # type: ignore[no-any-return]
+        headers = self._headers
+        if type(headers) is not dict:
+            headers = self._headers = dict(headers)
+        return headers
 
     @headers.setter
     def headers(self, value: dict[str, bytes]) -> None:
-        self.__dict__["headers"] = value
+        self._headers = value
 
     def _fields(self) -> tuple[Any, ...]:
         return (
@@ -206,90 +199,51 @@ class ConsumerRecord:
         )
 
 
-def _materialize(record: ConsumerRecord) -> None:
-    """Turn a ``_Fetched`` into a plain ``ConsumerRecord`` holding the same values (the two
-    classes have one layout), before one of its fields is assigned."""
-    m = record._m
-    record.__class__ = ConsumerRecord
-    ConsumerRecord.__init__(
-        record,
-        m.topic,
-        m.partition,
-        m.offset,
-        m.key,
-        m.value,
-        m.timestamp,
-        dict(m.headers) if m.headers else {},
-    )
+class RecordFactory:
+    """Makes ``ConsumerRecord``s from the records aiokafka decodes, and counts their key and
+    value bytes (``take_bytes``) for the metrics.
 
+    ``build`` stands in for aiokafka's own record constructor (see ``_fetch_hook``), so a
+    received record is one object, made once; ``convert`` copies one aiokafka already made.
+    """
 
-def _view(name: str) -> Any:
-    """A ``_Fetched`` field read from the fetched record (by a C-level getter: fields are read
-    once per record); assigning it materializes."""
+    __slots__ = ("build", "nbytes")
 
-    def set_(self: ConsumerRecord, value: Any) -> None:
-        _materialize(self)
-        setattr(self, name, value)
+    def __init__(self) -> None:
+        self.nbytes = 0
+        new = _new
+        cls = ConsumerRecord
 
-    return property(attrgetter(f"_m.{name}"), set_)
+        def build(tp: Any, record: Any) -> ConsumerRecord:
+            # The hot path of every consumer: attribute stores on a fresh object, no call.
+            made: ConsumerRecord = new(cls)
+            made.topic = tp.topic
+            made.partition = tp.partition
+            made.offset = record.offset
+            key = made.key = record.key
+            value = made.value = record.value
+            made.timestamp_ms = record.timestamp
+            made._headers = record.headers
+            self.nbytes += (0 if key is None else len(key)) + (0 if value is None else len(value))
+            return made
 
+        self.build = build
 
-class _Fetched(ConsumerRecord):
-    """A ``ConsumerRecord`` over the record aiokafka fetched, read on access: receiving a
-    record costs one small object, whatever the application then looks at."""
+    def convert(self, message: Any) -> ConsumerRecord:
+        """A record aiokafka made (fetched before the hook was in place, or without it)."""
+        made: ConsumerRecord = _new(ConsumerRecord)
+        made.topic = message.topic
+        made.partition = message.partition
+        made.offset = message.offset
+        made.key = message.key
+        made.value = message.value
+        made.timestamp_ms = message.timestamp
+        made._headers = message.headers
+        key, value = message.serialized_key_size, message.serialized_value_size
+        self.nbytes += (key if key > 0 else 0) + (value if value > 0 else 0)
+        return made
 
-    __slots__ = ()
-
-    topic = _view("topic")
-    partition = _view("partition")
-    offset = _view("offset")
-    key = _view("key")
-    value = _view("value")
-
-    timestamp_ms = property(attrgetter("_m.timestamp"))
-
-    @property
-    def timestamp(self) -> datetime:
-        return datetime.fromtimestamp(self._m.timestamp / 1000)
-
-    @timestamp.setter
-    def timestamp(self, value: datetime | int) -> None:
-        _materialize(self)
-        self.timestamp = value
-
-    @property
-    def headers(self) -> dict[str, bytes]:
-        _materialize(self)  # once: the dict returned is the record's own, as for a plain one
-        return self.headers
-
-    @headers.setter
-    def headers(self, value: dict[str, bytes]) -> None:
-        _materialize(self)
-        self.headers = value
-
-
-def record_bytes(message: Any) -> int:
-    """Serialized key and value bytes of a fetched record (aiokafka says -1 for a null)."""
-    key, value = message.serialized_key_size, message.serialized_value_size
-    return (key if key > 0 else 0) + (value if value > 0 else 0)
-
-
-def adopt_all(messages: list[Any]) -> int:
-    """Wrap aiokafka's fetched records as ``ConsumerRecord``s, in place in ``messages``;
-    returns their serialized key and value bytes, for the metrics."""
-    nbytes = 0
-    new = _new
-    cls = _Fetched
-    for index, m in enumerate(messages):
-        nbytes += record_bytes(m)
-        record = new(cls)
-        record._m = m
-        messages[index] = record
-    return nbytes
-
-
-def adopt(message: Any) -> ConsumerRecord:
-    """One fetched record as a ``ConsumerRecord``."""
-    record: _Fetched = _new(_Fetched)
-    record._m = message
-    return record
+    def take_bytes(self) -> int:
+        """The bytes counted since the last call."""
+        nbytes, self.nbytes = self.nbytes, 0
+        return nbytes

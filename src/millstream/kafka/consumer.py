@@ -20,8 +20,9 @@ from aiokafka import TopicPartition as _AkTopicPartition
 from aiokafka.errors import ConsumerStoppedError
 from aiokafka.structs import OffsetAndMetadata as _AkOffsetAndMetadata
 
+from millstream.kafka import _fetch_hook
 from millstream.kafka._lifecycle import Part
-from millstream.kafka._records import ConsumerRecord, adopt, adopt_all, record_bytes
+from millstream.kafka._records import ConsumerRecord, RecordFactory
 from millstream.kafka._security import connection_kwargs
 from millstream.kafka._translate import deserialization_error, start_bounded, translate
 from millstream.kafka.circuit_breaker import CircuitBreaker
@@ -58,6 +59,7 @@ class Consumer(Part):
         self._key_deserializer = consumer_config.key_deserializer
         self._value_deserializer = consumer_config.value_deserializer
         self._consumer: AIOKafkaConsumer | None = None
+        self._records = RecordFactory()
         self._subscribed: set[str] = set()
         self._topic_label = "unknown"
 
@@ -83,6 +85,7 @@ class Consumer(Part):
         except (ValueError, TypeError, AssertionError) as exc:
             raise ConfigurationError(f"invalid consumer settings: {exc}") from exc
         await start_bounded(consumer, self._client_config, "consumer")
+        _fetch_hook.install(consumer, self._records.build)
         self._consumer = consumer
 
     async def close(self) -> None:
@@ -228,16 +231,19 @@ class Consumer(Part):
         if breaker is not None:
             breaker.record_success()
         records: list[ConsumerRecord] = []
-        nbytes = 0
         for messages in batches.values():
-            nbytes += adopt_all(messages)
-            records += messages
+            if type(messages[0]) is not ConsumerRecord:  # fetched before or without the hook
+                messages[:] = map(self._records.convert, messages)
+            if records:
+                records += messages
+            else:
+                records = messages
         if self._key_deserializer is not None or self._value_deserializer is not None:
             for record in records:
                 self._deserialize(record)
         if records:
             self._metrics.record_consume(
-                len(records), nbytes, (time.perf_counter() - started) * 1000
+                len(records), self._records.take_bytes(), (time.perf_counter() - started) * 1000
             )
         return records
 
@@ -255,10 +261,13 @@ class Consumer(Part):
             raise StopAsyncIteration from None
         except Exception as exc:
             raise self._failed(exc, "fetch") from exc
-        self._metrics.record_consume(1, record_bytes(message))
-        if self._key_deserializer is None and self._value_deserializer is None:
-            return adopt(message)
-        return self._convert(message)
+        record: ConsumerRecord = (
+            message if type(message) is ConsumerRecord else self._records.convert(message)
+        )
+        self._metrics.record_consume(1, self._records.take_bytes())
+        if self._key_deserializer is not None or self._value_deserializer is not None:
+            self._deserialize(record)
+        return record
 
     # -- internals --------------------------------------------------------------------------
 
@@ -285,12 +294,6 @@ class Consumer(Part):
         if self._breaker is not None:
             self._breaker.record_failure(error)
         return error
-
-    def _convert(self, message: Any) -> ConsumerRecord:
-        record = adopt(message)
-        if self._key_deserializer is not None or self._value_deserializer is not None:
-            self._deserialize(record)
-        return record
 
     def _deserialize(self, record: ConsumerRecord) -> None:
         if record.key is not None and self._key_deserializer is not None:

@@ -72,6 +72,8 @@ ATTR_TRANSACTIONAL = 0x10
 ATTR_CONTROL = 0x20
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
+_ATTRIBUTES = struct.Struct(">h")
+_COUNT = struct.Struct(">i")
 _CRC_START = 21
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"
 
@@ -312,8 +314,65 @@ def _read_bytes(body: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
 
 
 def record_values(data: bytes) -> list[bytes | None]:
-    """The value of every record of a batch, in offset order (what an HTTP reader gets)."""
-    return [record.value for record in iter_records(data)]
+    """The value of every record of a batch, in offset order (what an HTTP reader gets).
+
+    The read path of every HTTP reader (and the Sentinel) of a Kafka-written stream: records
+    without headers are sliced out here, one-byte varints read in line, without building
+    ``Record``s. Anything unusual (headers, a record that does not add up) goes to
+    ``iter_records``, which decodes it or says what is wrong, so both accept the same batches.
+    """
+    if len(data) < BATCH_HEADER_SIZE:
+        return [record.value for record in iter_records(data)]
+    attributes, count = _ATTRIBUTES.unpack_from(data, 21)[0], _COUNT.unpack_from(data, 57)[0]
+    body = _records_bytes(data, attributes)
+    size = len(body)
+    values: list[bytes | None] = []
+    append = values.append
+    pos = 0
+    try:
+        for _ in range(count):
+            byte = body[pos]
+            if byte < 0x80:
+                length = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                length, pos = _read_varint(body, pos)
+            end = pos + length
+            if length < 0 or end > size:
+                raise _Unusual
+            pos += 1  # record attributes
+            for _field in range(3):  # timestampDelta, offsetDelta (unused), then keyLength
+                byte = body[pos]
+                if byte < 0x80:
+                    field = (byte >> 1) ^ -(byte & 1)
+                    pos += 1
+                else:
+                    field, pos = _read_varint(body, pos)
+            if field > 0:  # the key: skipped
+                pos += field
+            byte = body[pos]
+            if byte < 0x80:
+                field = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                field, pos = _read_varint(body, pos)
+            if field < 0:
+                append(None)
+            else:
+                append(body[pos : pos + field])
+                pos += field
+            if pos >= end or body[pos] != 0:  # one byte: headerCount 0 (varint 0)
+                raise _Unusual
+            pos += 1
+            if pos != end:
+                raise _Unusual
+    except (_Unusual, CorruptBatch, IndexError):
+        return [record.value for record in iter_records(data)]
+    return values
+
+
+class _Unusual(Exception):
+    """A record ``record_values`` leaves to ``iter_records``."""
 
 
 # -- encoding: Durable Streams messages as batches ------------------------------------------

@@ -30,6 +30,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from millstream._stats import Histogram
+
 from ._errors import InvalidRequest, OffsetOutOfRange, StorageError, StreamGone, StreamNotFound
 from ._model import (
     AppendRequest,
@@ -327,6 +329,12 @@ class SqliteStore(Store):
             if self._closed:
                 raise StorageError("the store is closed")
             await self.start()
+
+    def histograms(self) -> dict[str, Histogram]:
+        writer = self._writer
+        if writer is None:
+            return {}
+        return {"commit_jobs": writer.commit_sizes, "wal_sync_seconds": writer.wal.sync_seconds}
 
     def statistics(self) -> dict[str, Any]:
         """Counters for benchmarks and the health page."""

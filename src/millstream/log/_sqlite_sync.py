@@ -55,8 +55,11 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from millstream._stats import Histogram
 
 from ._errors import StorageError
 
@@ -75,6 +78,7 @@ class WalFile:
         # reading it back needs (the size), but not a timestamp-only inode update (which costs a
         # journal commit on ext4). Tests inject I/O errors here.
         self.sync_file: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+        self.sync_seconds = Histogram()  # /metrics: how long each fsync took
 
     def sync(self) -> None:
         """fsync the WAL (no-op if SQLite has not created it yet: nothing was committed)."""
@@ -83,7 +87,9 @@ class WalFile:
                 self._fd = os.open(self.path, os.O_RDONLY)
             except FileNotFoundError:
                 return
+        started = time.perf_counter()
         self.sync_file(self._fd)
+        self.sync_seconds.observe(time.perf_counter() - started)
 
     def close(self) -> None:
         fd, self._fd = self._fd, None

@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from millstream._stats import SIZE_BUCKETS, Histogram
+
 from ._batches import stamp_batch
 from ._create import plan_create
 from ._errors import (
@@ -560,6 +562,7 @@ class Writer:
         self.batches = 0
         self.jobs = 0
         self.checkpoints = 0
+        self.commit_sizes = Histogram(SIZE_BUCKETS)  # /metrics: jobs per group commit
         self._thread = threading.Thread(target=self._run, name="millstream-sqlite-writer")
         self._thread.daemon = True
 
@@ -683,6 +686,7 @@ class Writer:
         self.files.committed()
         self.batches += 1
         self.jobs += len(jobs)
+        self.commit_sizes.observe(len(jobs))
         self.counters = batch.counters
         committed = _Committed(number, batch, jobs, self.files.take_doomed())
         if self._syncer is None:

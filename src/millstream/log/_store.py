@@ -12,6 +12,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
+from millstream._stats import Histogram
+
 from ._errors import StreamGone, StreamNotFound
 from ._model import (
     AppendRequest,
@@ -163,6 +165,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def reclaim_expired(self, now: float | None = None) -> int:
         """Delete streams whose TTL or Expires-At has passed; return how many."""
+
+    def histograms(self) -> dict[str, Histogram]:
+        """Distributions ``/metrics`` exports, by name (the SQLite store: fsync seconds and
+        jobs per group commit); none by default."""
+        return {}
 
     async def wait(self, path: str, position: int, timeout: float) -> bool:
         """Wait until ``path`` has a message at ``position``, is closed, or is deleted.

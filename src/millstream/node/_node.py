@@ -1,6 +1,7 @@
 """The node: owns the store, runs the HTTP and Kafka doors and the services over it.
 
-Start order: the store, expiry reclaiming, each service (in ``build_services`` order), then the
+Start order: the security check (``insecure_reason``), the store, expiry reclaiming, the
+authenticator's recheck of tokens in use, each service (in ``build_services`` order), then the
 doors start listening. Stop order is the reverse, beginning with the store's notifier so that
 live readers of both doors (long-polls, SSE, parked Kafka fetches) answer at once: the doors
 stop listening and drain in-flight requests (appends and produces are answered), the services
@@ -17,12 +18,17 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from millstream import __version__
+from millstream.auth import Authenticator
 from millstream.log import Store, reclaim_forever
-from millstream.server.http import DurableStreamsApp, HttpDoor, create_app
+from millstream.server._tls import Tls, server_context
+from millstream.server.http import DurableStreamsApp, HttpDoor, HttpGate, create_app
 from millstream.server.kafka import KafkaDoor, KafkaSettings
-from millstream.services import Service
+from millstream.services import Route, Service
 
+from ._guard import AdminOnly
+from ._metrics import METRICS_PATH, MetricsRoute
 from ._options import NodeOptions
+from ._security import InsecureBind, insecure_reason
 from ._services import build_services
 
 __all__ = ["Node"]
@@ -51,26 +57,49 @@ class Node:
     ) -> None:
         self.store = store
         self.options = options = options or NodeOptions()
+        #: tokens for both doors and the services (required or not: ``require_auth``)
+        self.auth = Authenticator(store, required=options.require_auth, limits=options.limits)
+        self.gate = HttpGate(self.auth)
         self.services: list[Service] = list(
-            build_services(store, options, kafka_address=self._kafka_address)
+            build_services(store, options, self.gate, kafka_address=self._kafka_address)
             if services is None
             else services
         )
+        routes = [
+            route if service.authenticates else Route(route.prefix, AdminOnly(route.app, self.gate))
+            for service in self.services
+            for route in service.routes()
+        ]
+        if options.metrics:
+            routes.append(Route(METRICS_PATH, MetricsRoute(self, self.gate)))
         self.http_app: DurableStreamsApp = create_app(
             store,
             long_poll_timeout=options.long_poll_timeout,
             max_body_size=options.max_body_size,
             sse_reconnect_seconds=options.sse_reconnect_seconds,
-            routes=[route for service in self.services for route in service.routes()],
+            routes=routes,
             health=self.health,
             public_url=options.public_url,
+            gate=self.gate,
         )
+        self.http_app.access_log = options.access_log
+        self.tracer: Any = None
+        if options.otel:
+            from ._tracing import tracer_from_environment
+
+            self.tracer = self.http_app.tracer = tracer_from_environment()
+        self._tls: dict[str, Tls] = {}
+        if options.tls_cert or options.tls_key:
+            if not (options.tls_cert and options.tls_key):
+                raise ValueError("TLS needs both a certificate (tls_cert) and its key (tls_key)")
+            context = server_context(options.tls_cert, options.tls_key)
+            self._tls = {"http": Tls(context, "http"), "kafka": Tls(context, "kafka")}
         self.http_door: HttpDoor | None = None
         self.kafka_door: KafkaDoor | None = None
         self._started: list[Service] = []
         self._store_started = False
         self._reclaimer: asyncio.Task[None] | None = None
-        self._started_at = time.monotonic()
+        self.started_at = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -85,10 +114,14 @@ class Node:
 
     async def _start(self, listen_http: bool) -> None:
         options = self.options
-        self._started_at = time.monotonic()
+        reason = insecure_reason(options, listen_http=listen_http)
+        if reason is not None:
+            raise InsecureBind(reason)
+        self.started_at = time.monotonic()
         await self.store.start()
         self._store_started = True
         self._reclaimer = asyncio.ensure_future(reclaim_forever(self.store))
+        await self.auth.start()
         for service in self.services:
             await service.start()
             self._started.append(service)
@@ -97,8 +130,9 @@ class Node:
                 self.http_app,
                 host=options.host,
                 port=options.port,
-                fast_path=options.http_fast_path,
+                fast_path=options.http_fast_path and self.tracer is None,
                 graceful_timeout=options.graceful_timeout,
+                tls=self._tls.get("http"),
             )
             await self.http_door.start()
         if options.kafka:
@@ -112,7 +146,8 @@ class Node:
                 frame_timeout=options.kafka_frame_timeout,
                 graceful_timeout=options.graceful_timeout,
             )
-            self.kafka_door = KafkaDoor(self.store, settings)
+            self.kafka_door = KafkaDoor(self.store, settings, self.auth, self._tls.get("kafka"))
+            self.kafka_door.broker.tracer = self.tracer
             await self.kafka_door.start()
 
     async def aclose(self) -> None:
@@ -125,6 +160,7 @@ class Node:
         for result in results:
             if isinstance(result, Exception):
                 logger.error("stopping a door failed", exc_info=result)
+        await self.auth.aclose()
         while self._started:
             service = self._started.pop()
             try:
@@ -178,7 +214,22 @@ class Node:
         door = self.kafka_door
         if door is not None and door.advertised != door.address:
             urls[-1] += f" advertised as {door.advertised}"
-        return f"millstream listening on {' and '.join(urls)} (store: {self.store.description})"
+        notes = [f"store: {self.store.description}"]
+        if self._tls:
+            notes.append("TLS")
+        if self.options.require_auth:
+            notes.append("tokens required")
+        elif self.options.insecure and insecure_reason(self.options, insecure=False):
+            notes.append("INSECURE: open to anyone who can connect")
+        if self.http_door is not None and self.http_door.note:
+            notes.append(self.http_door.note)
+        if self.tracer is not None:
+            notes.append("tracing requests (OpenTelemetry; HTTP fast path off)")
+        return f"millstream listening on {' and '.join(urls)} ({'; '.join(notes)})"
+
+    def tls_by_door(self) -> dict[str, Tls]:
+        """Each door's TLS (none without ``tls_cert``): its failed handshakes count."""
+        return dict(self._tls)
 
     async def health(self) -> dict[str, Any]:
         """What ``GET /health`` adds: ``version``, ``uptime_seconds`` (the LLM seed's shape)
@@ -198,7 +249,7 @@ class Node:
         result: dict[str, Any] = {
             "status": status,
             "version": __version__,
-            "uptime_seconds": round(time.monotonic() - self._started_at, 3),
+            "uptime_seconds": round(time.monotonic() - self.started_at, 3),
             "services": services,
         }
         if self.kafka_door is not None:

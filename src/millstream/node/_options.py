@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from millstream.auth import AuthLimits
 from millstream.server.http import DEFAULT_MAX_BODY_SIZE
 from millstream.server.kafka import DEFAULT_MAX_REQUEST_SIZE
 from millstream.services.llm import GatewayConfig
@@ -34,6 +35,21 @@ class NodeOptions:
     kafka_idle_timeout: float = 600.0
     kafka_frame_timeout: float = 30.0
     kafka_auto_create_topics: bool = True
+    # -- security (docs/security.md)
+    #: refuse requests and Kafka connections without a token (else they act as anonymous,
+    #: which may do everything; an address other than loopback needs this or ``insecure``)
+    require_auth: bool = False
+    insecure: bool = False  # listen beyond loopback without requiring tokens
+    tls_cert: str | None = None  # PEM certificate chain: both doors speak TLS
+    tls_key: str | None = None  # PEM private key of tls_cert
+    limits: AuthLimits = field(default_factory=AuthLimits)
+    #: create an ``admin:`` token at start and print it (``serve --memory --require-auth``,
+    #: where no ``tokens create`` can reach the store)
+    bootstrap_token: bool = False
+    # -- observability (docs/operations.md)
+    metrics: bool = True  # GET /metrics (Prometheus)
+    access_log: bool = False  # one log line per HTTP request (logger millstream.access)
+    otel: bool = False  # OpenTelemetry spans per request (the otel extra; fast path off)
     # -- services
     subscriptions: bool = True
     kafka_admin: bool = True  # the HTTP admin API of the Kafka SDK (/v1/topics, lag, inspect)

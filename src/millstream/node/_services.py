@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from millstream.log import Store
+from millstream.server.http import HttpGate
 from millstream.services import Service
 from millstream.services.kafka_admin import KafkaAdminService
 from millstream.services.llm import LLMGateway
@@ -25,14 +26,16 @@ __all__ = ["build_services"]
 def build_services(
     store: Store,
     options: NodeOptions,
+    gate: HttpGate | None = None,
     *,
     kafka_address: Callable[[], str | None] = lambda: None,
 ) -> list[Service]:
-    """Every service ``options`` enables, in start order. ``kafka_address()`` is the Kafka
-    door's advertised ``host:port`` once it listens (the admin API reports it)."""
+    """Every service ``options`` enables, in start order. ``gate`` is the node's HTTP gate
+    (services that check tokens themselves use it); ``kafka_address()`` is the Kafka door's
+    advertised ``host:port`` once it listens (the admin API reports it)."""
     services: list[Service] = []
     if options.subscriptions:
-        services.append(SubscriptionService(store, public_url=options.public_url))
+        services.append(SubscriptionService(store, public_url=options.public_url, gate=gate))
     if options.kafka_admin:
         services.append(KafkaAdminService(store, kafka_address=kafka_address))
     if options.sentinel:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from millstream._stats import Sample
 from millstream.server.http._types import ASGIApp
 
 __all__ = ["Route", "Service"]
@@ -41,6 +42,10 @@ class Service(abc.ABC):
 
     #: Short name used in logs, the startup line and ``/health`` (``"llm"``, ``"sentinel"``).
     name: str = "service"
+    #: Whether the service checks tokens on its routes itself (the LLM gateway, the
+    #: subscriptions). Routes of services that do not are served only to ``admin:`` tokens
+    #: when the node requires tokens (``docs/security.md``).
+    authenticates: bool = False
 
     def routes(self) -> Sequence[Route]:
         """HTTP routes to mount; none by default."""
@@ -62,3 +67,7 @@ class Service(abc.ABC):
     async def health(self) -> dict[str, Any]:
         """What ``GET /health`` shows under ``services.<name>``."""
         return {"status": "ok"}
+
+    def samples(self) -> list[Sample]:
+        """Values for ``/metrics`` (the LLM gateway: tokens and cost); none by default."""
+        return []

@@ -19,9 +19,10 @@ from ._config import SentinelConfig
 from ._delivery import Delivery, SentinelStats
 from ._errors import ConnectionError, SendError, SentinelError, TimeoutError, ValidationError
 from ._events import TelemetryEvent
-from ._flow import Close, Connect, Flush, Hand, Wait, build_event, resolve_config, sender_flow
+from ._flow import Close, Connect, Flush, Hand, Wait, resolve_config, sender_flow
 from ._instrument import Instrumentation
 from ._sync import translate_kafka_error
+from ._track import Queued, tracked
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -99,10 +100,10 @@ class AsyncSentinelClient:
             )
         self._offer(event)
 
-    def _offer(self, event: TelemetryEvent) -> None:
+    def _offer(self, item: Queued) -> None:
         assert self._delivery is not None
         assert self._wake is not None
-        if self._delivery.offer(event):
+        if self._delivery.offer(item):
             self._wake.set()
 
     async def track(
@@ -124,8 +125,10 @@ class AsyncSentinelClient:
         response_embedding: list[float] | None = None,
         timeout: float | None = None,
     ) -> None:
-        """Build an event from these fields and ``send`` it."""
-        event = build_event(
+        """Build an event from these fields and ``send`` it. Non-blocking mode checks the fields
+        and queues them, leaving the event's id and encoding to the sender task."""
+        item = tracked(
+            self._delivery is not None,
             service,
             model,
             prompt,
@@ -142,7 +145,15 @@ class AsyncSentinelClient:
             prompt_embedding,
             response_embedding,
         )
-        await self.send(event, timeout=timeout)
+        if self._delivery is None:
+            assert isinstance(item, TelemetryEvent)
+            await self.send(item, timeout=timeout)
+            return
+        if self._closed:
+            raise SendError("Client is closed", retryable=False)
+        if not self._started:
+            await self.start()
+        self._offer(item)
 
     def instrument(self, **fields: Any) -> Instrumentation:
         """Time an LLM call and send its event (``async with`` or as a decorator)."""

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._config import SentinelConfig
-from ._events import TelemetryEvent
 from ._spool import ClaimedSegment, Spool
+from ._track import Queued, encode
 
 __all__ = ["BATCH", "Delivery", "SentinelStats"]
 
@@ -57,7 +57,8 @@ class Delivery:
 
     def __init__(self, config: SentinelConfig) -> None:
         self.config = config
-        self.queue: deque[TelemetryEvent] = deque()
+        self.queue: deque[Queued] = deque()
+        self.wake_first = config.linger_ms == 0  # no lingering: wake the sender per event
         self._counts = threading.Lock()
         self.in_flight = 0
         self.sent = 0
@@ -74,23 +75,24 @@ class Delivery:
 
     # -- the caller's side ------------------------------------------------------------
 
-    def offer(self, event: TelemetryEvent) -> bool:
-        """Queue ``event``; past ``queue_size`` write it to the spool, else count it dropped.
-        True when the sender should be woken: the queue was empty, or holds a full batch
-        (in between, the sender is already busy or about to look)."""
+    def offer(self, item: Queued) -> bool:
+        """Queue an event (or a ``track`` call); past ``queue_size`` write it to the spool,
+        else count it dropped. True when the sender should be woken: a full batch waits (or,
+        with ``linger_ms=0``, anything does). Otherwise it looks every ``linger_ms`` while
+        events come, so a caller rarely pays for waking a thread."""
         queue = self.queue
         size = len(queue)
         if size < self.config.queue_size:
-            queue.append(event)
-            return size == 0 or size + 1 == BATCH
-        self.to_spool([event.to_json()], "the in-memory queue is full")
+            queue.append(item)
+            return size + 1 == BATCH or (self.wake_first and size == 0)
+        self.to_spool([encode(item)], "the in-memory queue is full")
         return False
 
     # -- the sender's side ------------------------------------------------------------
 
-    def take(self, limit: int = BATCH) -> list[TelemetryEvent]:
+    def take(self, limit: int = BATCH) -> list[Queued]:
         queue = self.queue
-        batch: list[TelemetryEvent] = []
+        batch: list[Queued] = []
         while queue and len(batch) < limit:
             batch.append(queue.popleft())
         return batch
@@ -111,7 +113,7 @@ class Delivery:
     def spill_queue(self, reason: str) -> None:
         """Move everything queued to the spool (the broker is down, or the client closing)."""
         while batch := self.take():
-            self.to_spool([event.to_json() for event in batch], reason)
+            self.to_spool([encode(item) for item in batch], reason)
 
     def handed(self, count: int) -> None:
         with self._counts:

@@ -24,6 +24,7 @@ __all__ = [
     "PromptInfo",
     "ResponseInfo",
     "TelemetryEvent",
+    "event_dict",
     "format_timestamp",
     "parse_timestamp",
     "utc_now",
@@ -88,6 +89,54 @@ def _check_amount(value: object, name: str) -> None:
         raise ValidationError(f"{name} must be >= 0")
 
 
+def _prompt_dict(text: str, tokens: int, embedding: list[float] | None) -> dict[str, Any]:
+    return {"text": text, "tokens": tokens, "embedding": embedding}
+
+
+def _response_dict(
+    text: str, tokens: int, finish_reason: str, embedding: list[float] | None
+) -> dict[str, Any]:
+    return {"text": text, "tokens": tokens, "finish_reason": finish_reason, "embedding": embedding}
+
+
+def event_dict(
+    event_id: str,
+    timestamp: str,
+    service_name: str,
+    trace_id: str | None,
+    span_id: str | None,
+    model: str,
+    prompt_text: str,
+    prompt_tokens: int,
+    prompt_embedding: list[float] | None,
+    response_text: str,
+    response_tokens: int,
+    finish_reason: str,
+    response_embedding: list[float] | None,
+    latency_ms: float,
+    cost_usd: float,
+    metadata: dict[str, str],
+    errors: list[str],
+) -> dict[str, Any]:
+    """The JSON object of the wire format, keys in wire order (the one place it is written)."""
+    return {
+        "event_id": event_id,
+        "timestamp": timestamp,
+        "service_name": service_name,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "model": model,
+        "prompt": _prompt_dict(prompt_text, prompt_tokens, prompt_embedding),
+        "response": _response_dict(
+            response_text, response_tokens, finish_reason, response_embedding
+        ),
+        "latency_ms": latency_ms,
+        "cost_usd": cost_usd,
+        "metadata": metadata,
+        "errors": errors,
+    }
+
+
 @dataclass
 class PromptInfo:
     """The prompt of one call: its text (at most 100,000 characters), token count, embedding."""
@@ -102,7 +151,7 @@ class PromptInfo:
         _check_embedding(self.embedding, "embedding")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "tokens": self.tokens, "embedding": self.embedding}
+        return _prompt_dict(self.text, self.tokens, self.embedding)
 
 
 @dataclass
@@ -122,12 +171,7 @@ class ResponseInfo:
         _check_embedding(self.embedding, "embedding")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "tokens": self.tokens,
-            "finish_reason": self.finish_reason,
-            "embedding": self.embedding,
-        }
+        return _response_dict(self.text, self.tokens, self.finish_reason, self.embedding)
 
 
 @dataclass
@@ -202,20 +246,26 @@ class TelemetryEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as the JSON object of the wire format (keys in wire order)."""
-        return {
-            "event_id": str(self.event_id),
-            "timestamp": format_timestamp(self.timestamp),
-            "service_name": self.service_name,
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "model": self.model,
-            "prompt": self.prompt.to_dict(),
-            "response": self.response.to_dict(),
-            "latency_ms": self.latency_ms,
-            "cost_usd": self.cost_usd,
-            "metadata": self.metadata,
-            "errors": self.errors,
-        }
+        prompt, response = self.prompt, self.response
+        return event_dict(
+            str(self.event_id),
+            format_timestamp(self.timestamp),
+            self.service_name,
+            self.trace_id,
+            self.span_id,
+            self.model,
+            prompt.text,
+            prompt.tokens,
+            prompt.embedding,
+            response.text,
+            response.tokens,
+            response.finish_reason,
+            response.embedding,
+            self.latency_ms,
+            self.cost_usd,
+            self.metadata,
+            self.errors,
+        )
 
     def to_json(self) -> bytes:
         """The exact bytes the clients send: ``json.dumps(to_dict())`` in UTF-8."""

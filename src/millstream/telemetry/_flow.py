@@ -4,7 +4,7 @@
 The flow yields what to do next (``Connect``, ``Hand``, ``Flush``, ``Wait``, ``Close``) and
 receives ``None`` or, after ``Connect``, the ``SentinelError`` that prevented it. Every
 decision (when to reconnect, replay or spool, when to stop) is made here, once; the runners only
-perform the I/O. ``build_event`` is the shared body of both clients' ``track``.
+perform the I/O.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from ._config import SentinelConfig
 from ._delivery import BATCH, Delivery
 from ._errors import SentinelError
-from ._events import PromptInfo, ResponseInfo, TelemetryEvent
+from ._track import encode
 
 __all__ = [
     "Close",
@@ -26,12 +26,11 @@ __all__ = [
     "Hand",
     "SenderAction",
     "Wait",
-    "build_event",
     "resolve_config",
     "sender_flow",
 ]
 
-IDLE_WAIT = 0.05  # seconds the sender sleeps when idle (a wake-up ends it sooner)
+IDLE_WAIT = 0.05  # seconds the sender sleeps at most when idle (a wake-up ends it sooner)
 MAX_IN_FLIGHT = 5000  # events handed to the Kafka producer and not yet acknowledged, at most
 
 
@@ -80,6 +79,8 @@ def sender_flow(
     config = delivery.config
     request_timeout = config.request_timeout_ms / 1000
     in_flight_cap = max(BATCH, min(config.queue_size, MAX_IN_FLIGHT))
+    linger = min(IDLE_WAIT, max(0.001, config.linger_ms / 1000))
+    idle = linger  # the next wait on an empty queue: linger while events come, then longer
     connected = False
 
     def stopping() -> bool:
@@ -125,9 +126,11 @@ def sender_flow(
         if not batch:
             if stopping():
                 break
-            yield Wait(IDLE_WAIT)
+            yield Wait(idle)
+            idle = min(IDLE_WAIT, idle * 2)
             continue
-        yield Hand([event.to_json() for event in batch], replayed=False)
+        idle = linger
+        yield Hand([encode(item) for item in batch], replayed=False)
         if not delivery.connected:  # a probe: learn its outcome before sending more
             yield Flush(min(request_timeout, remaining()) if stopping() else request_timeout)
     if connected:
@@ -149,39 +152,3 @@ def resolve_config(
     if brokers is not None:
         return SentinelConfig(brokers=brokers, **kwargs)
     return SentinelConfig.from_env(**kwargs)
-
-
-def build_event(
-    service: str,
-    model: str,
-    prompt: str,
-    response: str,
-    latency_ms: float,
-    prompt_tokens: int,
-    completion_tokens: int,
-    cost_usd: float,
-    finish_reason: str,
-    trace_id: str | None,
-    span_id: str | None,
-    metadata: dict[str, str] | None,
-    errors: list[str] | None,
-    prompt_embedding: list[float] | None,
-    response_embedding: list[float] | None,
-) -> TelemetryEvent:
-    return TelemetryEvent(
-        service_name=service,
-        model=model,
-        prompt=PromptInfo(text=prompt, tokens=prompt_tokens, embedding=prompt_embedding),
-        response=ResponseInfo(
-            text=response,
-            tokens=completion_tokens,
-            finish_reason=finish_reason,
-            embedding=response_embedding,
-        ),
-        latency_ms=latency_ms,
-        cost_usd=cost_usd,
-        trace_id=trace_id,
-        span_id=span_id,
-        metadata=metadata or {},
-        errors=errors or [],
-    )

@@ -28,8 +28,9 @@ from ._errors import (
     ValidationError,
 )
 from ._events import TelemetryEvent
-from ._flow import Close, Connect, Flush, Hand, Wait, build_event, resolve_config, sender_flow
+from ._flow import Close, Connect, Flush, Hand, Wait, resolve_config, sender_flow
 from ._instrument import Instrumentation
+from ._track import tracked
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
@@ -169,8 +170,10 @@ class SentinelClient:
         response_embedding: list[float] | None = None,
         timeout: float | None = None,
     ) -> None:
-        """Build an event from these fields and ``send`` it."""
-        event = build_event(
+        """Build an event from these fields and ``send`` it. Non-blocking mode checks the fields
+        and queues them, leaving the event's id and encoding to the sender thread."""
+        item = tracked(
+            self._delivery is not None,
             service,
             model,
             prompt,
@@ -187,7 +190,14 @@ class SentinelClient:
             prompt_embedding,
             response_embedding,
         )
-        self.send(event, timeout=timeout)
+        if self._delivery is None:
+            assert isinstance(item, TelemetryEvent)
+            self.send(item, timeout=timeout)
+            return
+        if self._closed:
+            raise SendError("Client is closed", retryable=False)
+        if self._delivery.offer(item):
+            self._wake.set()
 
     def instrument(self, **fields: Any) -> Instrumentation:
         """Time an LLM call and send its event: a context manager or a decorator; see

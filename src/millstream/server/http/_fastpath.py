@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import types
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -36,14 +37,18 @@ from ._app import DurableStreamsApp
 
 if TYPE_CHECKING:
     from uvicorn._types import HTTPScope
-from ._app import DirectHandler
+from ._app import DirectHandler, log_access
+from ._gate import request_id
 from ._responses import COMMON_HEADERS, Answer
+from ._stats import RouteStats
 
 __all__ = ["direct_protocol"]
 
 logger = logging.getLogger("millstream.server.http")
 
 _DIRECT_METHODS = {b"GET": "GET", b"POST": "POST", b"HEAD": "HEAD", b"PUT": "PUT"}
+_ROUTES = {"GET": "read", "POST": "append", "HEAD": "head", "PUT": "create"}
+_clock = time.perf_counter
 _COMMON_BLOCK = b"".join(name + b": " + value + b"\r\n" for name, value in COMMON_HEADERS)
 _CLOSE = b"connection: close\r\n"
 
@@ -67,24 +72,42 @@ class _Direct:
 
     __slots__ = (
         "access",
+        "append",
         "body",
         "disconnected",
         "handler",
         "head",
         "keep_alive",
+        "request_id",
         "response_complete",
+        "size",
+        "started",
+        "stats",
+        "target",
     )
 
     message_event: ClassVar[_NoEvent] = _NO_EVENT
 
-    def __init__(self, handler: DirectHandler | None, keep_alive: bool, head: bool) -> None:
+    def __init__(
+        self,
+        handler: DirectHandler | None,
+        keep_alive: bool,
+        method: str | None = None,
+        stats: RouteStats | None = None,
+    ) -> None:
         self.handler = handler  # None: ignore this request (the connection is closing)
         self.keep_alive = keep_alive
-        self.head = head
+        self.head = method == "HEAD"
+        self.append = method == "POST"
+        self.stats = stats
         self.body: list[bytes] = []
+        self.size = 0  # appends (POST): the body's length
+        self.started = _clock()
         self.response_complete = False
         self.disconnected = False
         self.access: tuple[str, str, str] | None = None  # method, path, query (access log on)
+        self.request_id = ""  # with --access-log
+        self.target: tuple[str, str] | None = None  # method, request target (--access-log)
 
 
 @types.coroutine
@@ -165,7 +188,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
         if self.transport.is_closing():
             # Pipelined behind ``Connection: close``: uvicorn never runs such a request either.
-            self._direct = _Direct(None, keep_alive, False)  # swallows its body, answers nothing
+            self._direct = _Direct(None, keep_alive)  # swallows its body, answers nothing
             return
         method = _DIRECT_METHODS.get(parser.get_method())
         cycle = self.cycle
@@ -182,8 +205,13 @@ class DirectHttpProtocol(HttpToolsProtocol):
         if handler is None:
             self._to_app()
             return
-        direct = self._direct = _Direct(handler, keep_alive, method == "HEAD")
+        app = self.direct_app
+        stats = app.stats.route(_ROUTES[method])
+        direct = self._direct = _Direct(handler, keep_alive, method, stats)
         self.cycle = direct  # type: ignore[assignment]
+        if app.access_log:
+            direct.request_id = request_id(dict(self.headers))
+            direct.target = (method, self.url.decode("latin-1"))
         if self.access_log:
             direct.access = (method, self._path, parser.get_http_version())
 
@@ -207,6 +235,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
             scheme=self.scheme or "http",
             root_path=self.root_path,
             server=self.server,
+            client=self.client[0] if self.client else None,
         )
 
     def _to_app(self) -> None:
@@ -236,6 +265,8 @@ class DirectHttpProtocol(HttpToolsProtocol):
             return
         chunks = direct.body
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if direct.append:
+            direct.size = len(body)
         coro = handler(body)
         try:
             yielded = coro.send(None)
@@ -262,6 +293,16 @@ class DirectHttpProtocol(HttpToolsProtocol):
         if reply is None:
             transport.close()
             return
+        elapsed = _clock() - direct.started
+        stats = direct.stats
+        if stats is not None:
+            stats.done(reply[0], elapsed)
+            if direct.size:
+                self.direct_app.stats.appended(reply[0], direct.size)
+        if direct.target is not None:
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+            method, target = direct.target
+            log_access(method, target, reply[0], elapsed, client, direct.request_id)
         data = self._render(direct, reply)
         if data is None:
             transport.close()

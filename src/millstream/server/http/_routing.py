@@ -81,13 +81,17 @@ class RequestParts:
 class Prepared:
     """A validated stream request. ``answer`` gets the complete body (empty when
     ``reads_body`` is false); ``live`` requests stream their response over ASGI instead.
-    ``direct``: the fast path may run it (no ASGI-only behaviour, body within ``declared``)."""
+    ``direct``: the fast path may run it (no ASGI-only behaviour, body within ``declared``).
+    ``waits``: a long-poll (a live reader). ``also_reads``: another stream the request reads
+    (a fork's source), which the gate checks too."""
 
     answer: Callable[[bytes], Coroutine[Any, Any, Answer]] | None
     reads_body: bool = False
     declared_length: int | None = None
     direct: bool = True
     live: Callable[[Receive, Send], Awaitable[None]] | None = None
+    waits: bool = False
+    also_reads: str | None = None
 
 
 def locate(path: str, routes: Sequence[MountedRoute]) -> tuple[ASGIApp | None, str | None]:
@@ -144,7 +148,7 @@ def _get(settings: Settings, parts: RequestParts) -> Prepared:
     async def run(body: bytes) -> Answer:
         return await get_answer(settings, stream, query, headers)
 
-    return Prepared(run, direct=not query.live)
+    return Prepared(run, direct=not query.live, waits=query.live == "long-poll")
 
 
 def _head(settings: Settings, parts: RequestParts) -> Prepared:
@@ -184,7 +188,14 @@ def _put(settings: Settings, parts: RequestParts) -> Prepared:
     run = partial(create_answer, settings, parts.stream, parsed, location=root + parts.stream)
     # uvicorn's proxy middleware may change the scheme of the Location: keep those on ASGI.
     direct = b"x-forwarded-proto" not in headers or bool(parts.public_url)
-    return Prepared(run, reads_body=True, declared_length=parsed.declared_length, direct=direct)
+    source = parsed.fork.source if parsed.fork is not None else None
+    return Prepared(
+        run,
+        reads_body=True,
+        declared_length=parsed.declared_length,
+        direct=direct,
+        also_reads=source,
+    )
 
 
 def _delete(settings: Settings, parts: RequestParts) -> Prepared:

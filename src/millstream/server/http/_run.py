@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
+from .._tls import Tls
 from ._app import DurableStreamsApp
-from ._fastpath import direct_protocol
 
-__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "HttpDoor"]
+__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "TESTED_UVICORN", "HttpDoor", "fast_path_unavailable"]
 
 GRACEFUL_SHUTDOWN_SECONDS = 10.0  # after this, requests still running are cancelled
 #: Idle keep-alive connections are closed after this long. Well above the idle timeouts of
@@ -26,6 +27,27 @@ GRACEFUL_SHUTDOWN_SECONDS = 10.0  # after this, requests still running are cance
 #: the server is closing at the same moment (uvicorn's 5 s lost that race under load; a POST is
 #: then not retried and fails with "other side closed"). An idle connection costs a few KiB.
 KEEP_ALIVE_SECONDS = 30
+
+
+#: uvicorn series the fast path (``_fastpath``, which subclasses uvicorn's httptools protocol
+#: and uses its internals) was tested with (``tests/http/test_fastpath.py``). With any other
+#: version installed, ``serve`` answers everything through uvicorn's own protocol and says so.
+TESTED_UVICORN = ("0.54",)
+
+
+def fast_path_unavailable() -> str | None:
+    """Why the fast path cannot run with the installed uvicorn, or ``None`` when it can."""
+    version = uvicorn.__version__
+    if ".".join(version.split(".")[:2]) not in TESTED_UVICORN:
+        tested = ", ".join(f"{v}.x" for v in TESTED_UVICORN)
+        return f"uvicorn {version} is not one it was tested with ({tested})"
+    try:
+        import httptools  # noqa: F401
+
+        from . import _fastpath  # noqa: F401
+    except ImportError as exc:
+        return f"it cannot load: {exc}"
+    return None
 
 
 class _Server(uvicorn.Server):
@@ -47,15 +69,29 @@ class HttpDoor:
         port: int = 4437,
         fast_path: bool = True,
         graceful_timeout: float = GRACEFUL_SHUTDOWN_SECONDS,
+        tls: Tls | None = None,
     ) -> None:
         self.app = app
+        self.tls = tls
+        #: why the fast path is off though asked for (shown on the startup line), or None
+        self.note: str | None = None
+        http: Any = "auto"
+        if fast_path:
+            self.note = fast_path_unavailable()
+            if self.note is None:
+                from ._fastpath import direct_protocol
+
+                http = direct_protocol(app)
+            else:
+                self.note = f"HTTP fast path off: {self.note}"
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
-            http=direct_protocol(app) if fast_path else "httptools",
+            http=http,
             lifespan="off",  # the node starts and closes what the app serves
             access_log=False,
+            log_config=None,  # the process's logging (``node.configure_logging``) applies
             log_level="warning",
             timeout_graceful_shutdown=int(graceful_timeout),
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
@@ -71,6 +107,8 @@ class HttpDoor:
         config = server.config
         if not config.loaded:
             config.load()
+            if self.tls is not None:
+                config.http_protocol_class = self.tls.wrap(config.http_protocol_class)  # type: ignore[assignment]
         server.lifespan = config.lifespan_class(config)
         try:
             await server.startup()
@@ -93,7 +131,8 @@ class HttpDoor:
         host = self._server.config.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://{host}:{self.port}"
 
     def force_exit(self) -> None:
         """Stop waiting for in-flight requests (a second signal)."""
@@ -107,4 +146,6 @@ class HttpDoor:
         server.should_exit = True
         await self._ticker
         self._ticker = None
+        if self.tls is not None:
+            self.tls.close()
         await server.shutdown()

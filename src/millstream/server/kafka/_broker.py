@@ -11,14 +11,17 @@ acks=0 produces are answered with nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from millstream.auth import Authenticator, InvalidToken, Principal
 from millstream.log import LogError, Store, TopicExists, TopicInfo, Topics
 
 from . import codec
 from ._admin import create_partitions, create_topics, delete_topics, describe_configs
-from ._cluster import metadata, sasl_authenticate, sasl_handshake
+from ._authz import Handler, authorized, needs_checks
+from ._cluster import metadata
 from ._connection import Job, KafkaConnection
 from ._coordinator import GroupCoordinator
 from ._errors import error_code
@@ -36,14 +39,14 @@ from ._groups import (
     sync_group,
 )
 from ._produce import init_producer_id, produce
+from ._sasl import sasl_authenticate, sasl_handshake
 from ._settings import KafkaSettings
+from ._stats import KafkaStats
 from ._topic_cache import TopicCache
 
 __all__ = ["Broker"]
 
 logger = logging.getLogger("millstream.server.kafka")
-
-Handler = Callable[["Broker", codec.RequestHeader, Any, KafkaConnection], Awaitable[Any]]
 
 
 def _plain(handler: Callable[[Broker, Any], Awaitable[Any]]) -> Handler:
@@ -63,7 +66,7 @@ async def _api_versions(
 HANDLERS: dict[type, Handler] = {
     codec.ApiVersionsRequest: _api_versions,
     codec.MetadataRequest: _headed(metadata),
-    codec.ProduceRequest: _plain(produce),
+    codec.ProduceRequest: _headed(produce),
     codec.FetchRequest: _plain(fetch),
     codec.ListOffsetsRequest: _plain(list_offsets),
     codec.InitProducerIdRequest: _plain(init_producer_id),
@@ -81,20 +84,37 @@ HANDLERS: dict[type, Handler] = {
     codec.OffsetFetchRequest: _headed(offset_fetch),
     codec.ListGroupsRequest: _headed(list_groups),
     codec.DescribeGroupsRequest: _headed(describe_groups),
-    codec.SaslHandshakeRequest: _headed(sasl_handshake),
-    codec.SaslAuthenticateRequest: _headed(sasl_authenticate),
+    codec.SaslHandshakeRequest: sasl_handshake,
+    codec.SaslAuthenticateRequest: sasl_authenticate,
 }
+AUTHORIZED_HANDLERS = authorized(HANDLERS)
+_API_NAMES = {kind: kind.__name__.removesuffix("Request") for kind in HANDLERS}
+#: What a connection may send before it authenticates on a node that requires it.
+_BEFORE_LOGIN = (
+    codec.ApiVersionsRequest,
+    codec.SaslHandshakeRequest,
+    codec.SaslAuthenticateRequest,
+)
 
 
 class Broker:
     """One node's Kafka broker over ``store``: node 0, leader of every partition and the
-    coordinator of every group. ``port`` is set by the door once it listens."""
+    coordinator of every group. ``port`` is set by the door once it listens. With ``auth``,
+    clients may log in over SASL (``_sasl``) and are then authorized request by request
+    (``_authz``); with ``auth.required`` they must log in first."""
 
     node_id = 0
 
-    def __init__(self, store: Store, settings: KafkaSettings) -> None:
+    def __init__(
+        self, store: Store, settings: KafkaSettings, auth: Authenticator | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.auth = auth
+        self._login_required = auth is not None and auth.required
+        self.stats = KafkaStats()
+        #: an OpenTelemetry tracer: one span per request (``serve --otel``)
+        self.tracer: Any = None
         self.advertised_host = settings.advertised_host or settings.host
         self.port = settings.port
         self.topics = Topics(store)
@@ -125,6 +145,11 @@ class Broker:
         except LogError as exc:
             return error_code(exc)
 
+    def handlers_for(self, principal: Principal) -> dict[type, Handler]:
+        """The handler table of a connection acting as ``principal``."""
+        quotas = self.auth is not None and self.auth.has_quotas
+        return AUTHORIZED_HANDLERS if needs_checks(principal, quotas) else HANDLERS
+
     # -- requests ------------------------------------------------------------------------------
 
     def dispatch(self, frame: bytes, connection: KafkaConnection) -> Job:
@@ -140,14 +165,45 @@ class Broker:
             logger.info("closing %s: %s", connection.peer, exc)
             return Job(_nothing(), close=True)
         body = request.body
-        handler = HANDLERS[type(body)]
+        handlers = connection.handlers
+        if handlers is None:
+            if self._login_required and not isinstance(body, _BEFORE_LOGIN):
+                return self._refuse_unauthenticated(connection, type(body).__name__)
+            handlers = HANDLERS
+        handler = handlers[type(body)]
         answer = self._answer(handler, request, connection)
         return Job(answer, overlap=type(body) is codec.ProduceRequest)
+
+    def _refuse_unauthenticated(self, connection: KafkaConnection, what: str) -> Job:
+        """Kafka closes a connection that sends requests before authenticating."""
+        assert self.auth is not None
+        error = InvalidToken(f"{what} before SASL authentication on a node that requires it")
+        error.reason = "unauthenticated"
+        self.auth.refused("kafka", error, connection.host)
+        logger.warning(
+            "closing %s: %s",
+            connection.peer,
+            error.message,
+            extra={"client": connection.peer, "reason": error.reason, "door": "kafka"},
+        )
+        return Job(_nothing(), close=True)
 
     async def _answer(
         self, handler: Handler, request: codec.Request, connection: KafkaConnection
     ) -> list[bytes | memoryview] | None:
-        response = await handler(self, request.header, request.body, connection)
+        api = _API_NAMES[type(request.body)]
+        started = time.perf_counter()
+        if self.tracer is None:
+            response = await handler(self, request.header, request.body, connection)
+        else:
+            with self.tracer.start_as_current_span(f"kafka {api}") as span:
+                span.set_attribute("messaging.system", "kafka")
+                span.set_attribute("millstream.kafka.api", api)
+                span.set_attribute("client.address", connection.peer)
+                if connection.principal is not None:
+                    span.set_attribute("millstream.principal", str(connection.principal))
+                response = await handler(self, request.header, request.body, connection)
+        self.stats.done(api, time.perf_counter() - started)
         if not codec.expects_response(request):
             return None
         return codec.encode_response(request.header, response)

@@ -1,4 +1,4 @@
-"""ApiVersions (18), Metadata (3) and the SASL handshake (17, 36): how clients find us.
+"""Metadata (3): how clients find us (ApiVersions is the codec's; SASL is ``_sasl``).
 
 One broker (node id 0, the advertised host and the bound port) leads every partition. Metadata
 creates missing topics when asked to and allowed (``auto_create_topics``); topics come from
@@ -20,16 +20,12 @@ from .codec import (
     MetadataResponsePartition,
     MetadataResponseTopic,
     RequestHeader,
-    SaslAuthenticateRequest,
-    SaslAuthenticateResponse,
-    SaslHandshakeRequest,
-    SaslHandshakeResponse,
 )
 
 if TYPE_CHECKING:
     from ._broker import Broker
 
-__all__ = ["metadata", "sasl_authenticate", "sasl_handshake"]
+__all__ = ["metadata"]
 
 CLUSTER_ID = "millstream"
 
@@ -95,19 +91,4 @@ def _topic(broker: Broker, info: TopicInfo) -> MetadataResponseTopic:
             )
             for k in range(info.partitions)
         ],
-    )
-
-
-async def sasl_handshake(
-    broker: Broker, header: RequestHeader, body: SaslHandshakeRequest
-) -> SaslHandshakeResponse:
-    """No SASL mechanism is enabled (the door listens on loopback by default)."""
-    return SaslHandshakeResponse(error_code=ErrorCode.UNSUPPORTED_SASL_MECHANISM, mechanisms=[])
-
-
-async def sasl_authenticate(
-    broker: Broker, header: RequestHeader, body: SaslAuthenticateRequest
-) -> SaslAuthenticateResponse:
-    return SaslAuthenticateResponse(
-        error_code=ErrorCode.ILLEGAL_SASL_STATE, error_message="SASL is not enabled"
     )

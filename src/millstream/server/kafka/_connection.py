@@ -27,10 +27,15 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ._settings import KafkaSettings
 from .codec import FrameBuffer, FrameError
+
+if TYPE_CHECKING:
+    from millstream.auth import Principal, Session
+
+    from ._sasl import SaslExchange
 
 __all__ = ["Dispatch", "Job", "KafkaConnection"]
 
@@ -84,9 +89,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._stopping = False  # shutdown: read no more requests, answer those read
         self._frame_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._muted = False
         self.peer: str = "?"
+        self.host: str | None = None
         #: Per-connection state handlers may keep (e.g. the client id), by key.
         self.state: dict[str, Any] = {}
+        #: Who the connection acts as once it has logged in over SASL, and its session
+        self.principal: Principal | None = None
+        self.session: Session | None = None
+        self.sasl: SaslExchange | None = None
+        #: The broker's handler table for this connection (``None``: not logged in)
+        self.handlers: dict[type, Any] | None = None
+        #: Close once the request being answered is answered (a failed SASL login)
+        self.close_after_answer = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -95,6 +110,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
+            self.host = str(peer[0])
         self._connections.add(self)
         self._tasks = [
             self._loop.create_task(self._run_requests(), name=f"kafka-requests {self.peer}"),
@@ -136,10 +152,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def eof_received(self) -> bool | None:
         self._stopping = True  # answer what was read; the peer half-closed, so nothing more
         self._frame_ready.set()
-        return True
+        transport = self._transport
+        # Keep the half-open connection to answer, except over TLS, which cannot half-close.
+        return transport is None or not transport.get_extra_info("sslcontext")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
+        if self.session is not None:
+            self.session.close()
         self._transport = None
         self._stopping = True
         for timer in (self._frame_timer, self._idle_timer):
@@ -212,7 +232,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     return
                 if response is not None:
                     transport.writelines(response)
-                if job.close:
+                if job.close or self.close_after_answer:
                     self.close()
                     return
                 if not self._writable.is_set():
@@ -239,9 +259,26 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if backlog >= limit and not self._reading_paused:
             self._reading_paused = True
             transport.pause_reading()
-        elif backlog < limit // 2 and self._reading_paused and not self._stopping:
+        elif (
+            backlog < limit // 2 and self._reading_paused and not self._stopping and not self._muted
+        ):
             self._reading_paused = False
             transport.resume_reading()
+
+    def mute(self, seconds: float) -> None:
+        """Read nothing for ``seconds`` (a quota's throttle time, KIP-219)."""
+        transport = self._transport
+        if transport is None or self._muted:
+            return
+        self._muted = True
+        if not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+        self._loop.call_later(seconds, self._unmute)
+
+    def _unmute(self) -> None:
+        self._muted = False
+        self._throttle()
 
     def _arm_idle(self) -> None:
         if self._idle_timer is None and not self._buffer.buffered and not self._frames:

@@ -14,8 +14,10 @@ import asyncio
 import logging
 from typing import Any
 
+from millstream.auth import Authenticator
 from millstream.log import Store
 
+from .._tls import Tls
 from ._broker import Broker
 from ._connection import KafkaConnection
 from ._settings import KafkaSettings
@@ -26,13 +28,21 @@ logger = logging.getLogger("millstream.server.kafka")
 
 
 class KafkaDoor:
-    """Serves the Kafka protocol for ``store`` on ``settings.host:port``."""
+    """Serves the Kafka protocol for ``store`` on ``settings.host:port``; ``auth`` enables
+    SASL logins (required when ``auth.required``)."""
 
-    def __init__(self, store: Store, settings: KafkaSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: KafkaSettings | None = None,
+        auth: Authenticator | None = None,
+        tls: Tls | None = None,
+    ) -> None:
         self.store = store
+        self.tls = tls
         self.settings = settings = settings or KafkaSettings()
         self.connections: set[KafkaConnection] = set()
-        self.broker = Broker(store, settings)
+        self.broker = Broker(store, settings, auth)
         self._server: asyncio.Server | None = None
         self._port = settings.port
         self._force = asyncio.Event()
@@ -43,8 +53,12 @@ class KafkaDoor:
         broker = self.broker
         await broker.start()
         loop = asyncio.get_running_loop()
+
+        def connection() -> asyncio.BaseProtocol:
+            return KafkaConnection(settings, broker.dispatch, self.connections)
+
         self._server = await loop.create_server(
-            lambda: KafkaConnection(settings, broker.dispatch, self.connections),
+            connection if self.tls is None else self.tls.wrap(connection),
             host=settings.host,
             port=settings.port,
             backlog=1024,
@@ -85,6 +99,8 @@ class KafkaDoor:
             return
         self._server = None
         server.close()
+        if self.tls is not None:
+            self.tls.close()
         await self.broker.aclose()  # parked group requests answer now
         connections = list(self.connections)
         for connection in connections:

@@ -80,14 +80,19 @@ async def fetch(broker: Broker, body: FetchRequest) -> FetchResponse:
             if size >= body.min_bytes or remaining <= 0 or not waiters or notifier.closing:
                 break
             futures = [future for _, future in waiters]
-            done, _ = await asyncio.wait(
-                futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
+            broker.stats.parked_fetches += 1
+            try:
+                done, _ = await asyncio.wait(
+                    futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                broker.stats.parked_fetches -= 1
             if not done:  # nothing changed since the read (it came after subscribing)
                 break
         finally:
             for path, future in waiters:
                 notifier.unsubscribe(path, future)
+    broker.stats.fetched_bytes += size
     responses: list[FetchableTopicResponse] = []
     index = 0
     for topic in body.topics:

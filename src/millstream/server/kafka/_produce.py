@@ -4,6 +4,12 @@ Each partition's batches go to ``store.produce`` (header and CRC-32C checked by
 ``log.split_batches``, records never decoded); the partitions of one request are produced
 concurrently, so they share the store's group commit. acks=0 is answered with nothing, acks=1
 and acks=all alike once the store has committed (one node: the leader is every replica).
+
+Produce v0-2 is advertised only because librdkafka before 2.11.1 turns gzip, snappy and lz4
+off unless the broker lists Produce v0 (Kafka 4.0 lists it for the same reason, KAFKA-18659).
+The clients that really send v0-2 write message format v0/v1 (magic 0 or 1), which this log
+does not hold: those partitions get UNSUPPORTED_FOR_MESSAGE_FORMAT. From v3 a magic below 2
+breaks the protocol itself, and gets INVALID_RECORD as Kafka's brokers answer it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from .codec import (
     PartitionProduceResponse,
     ProduceRequest,
     ProduceResponse,
+    RequestHeader,
     TopicProduceResponse,
 )
 
@@ -43,9 +50,11 @@ __all__ = ["init_producer_id", "produce"]
 logger = logging.getLogger("millstream.server.kafka")
 
 _VALID_ACKS = (-1, 0, 1)
+_FIRST_RECORD_BATCH_VERSION = 3  # Produce v3 brought message format v2 (magic 2)
+_MAGIC_AT = 16  # where a v2 batch and a v0/v1 message alike keep their magic byte
 
 
-async def produce(broker: Broker, body: ProduceRequest) -> ProduceResponse:
+async def produce(broker: Broker, header: RequestHeader, body: ProduceRequest) -> ProduceResponse:
     """Write every partition's batches; one ``PartitionProduceResponse`` each, in order."""
     refused: ErrorCode | None = None
     if body.acks not in _VALID_ACKS:
@@ -57,7 +66,8 @@ async def produce(broker: Broker, body: ProduceRequest) -> ProduceResponse:
         found = refused or await _topic(broker, topic.name)
         for part in topic.partition_data:
             if isinstance(found, TopicInfo):
-                jobs.append(asyncio.ensure_future(_produce_partition(broker, found, part)))
+                job = _produce_partition(broker, found, part, header.api_version)
+                jobs.append(asyncio.ensure_future(job))
             else:
                 jobs.append(_done(PartitionProduceResponse(index=part.index, error_code=found)))
     results = await asyncio.gather(*jobs)
@@ -87,7 +97,7 @@ async def _topic(broker: Broker, name: str) -> TopicInfo | ErrorCode:
 
 
 async def _produce_partition(
-    broker: Broker, topic: TopicInfo, part: PartitionProduceData
+    broker: Broker, topic: TopicInfo, part: PartitionProduceData, version: int
 ) -> PartitionProduceResponse:
     index = part.index
     if not 0 <= index < topic.partitions:
@@ -97,6 +107,8 @@ async def _produce_partition(
     records = part.records
     if not records:
         return PartitionProduceResponse(index=index, error_code=ErrorCode.CORRUPT_MESSAGE)
+    if len(records) > _MAGIC_AT and records[_MAGIC_AT] in (0, 1):
+        return _old_message_format(index, records[_MAGIC_AT], version)
     limit = topic.max_message_bytes
     if len(records) > limit:
         return PartitionProduceResponse(
@@ -113,6 +125,10 @@ async def _produce_partition(
             if topic.log_append_time:
                 batch = _with_log_append_time(batch)
             result = await broker.store.produce(path, batch)
+            stats = broker.stats
+            stats.produced_batches += 1
+            stats.produced_records += batch.record_count
+            stats.produced_bytes += len(batch.data)
             if first is None:
                 first = result
     except StreamNotFound:
@@ -130,6 +146,19 @@ async def _produce_partition(
         base_offset=first.base_offset,
         log_append_time_ms=first.log_append_time_ms,
         log_start_offset=first.log_start_offset,
+    )
+
+
+def _old_message_format(index: int, magic: int, version: int) -> PartitionProduceResponse:
+    """The answer to a message set of format v0/v1: see the module docstring."""
+    if version < _FIRST_RECORD_BATCH_VERSION:
+        code = ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
+        why = "this log holds message format v2 (magic 2) only: use a Kafka 0.11+ client"
+    else:
+        code = ErrorCode.INVALID_RECORD
+        why = f"Produce v{version} carries record batches of magic 2 only"
+    return PartitionProduceResponse(
+        index=index, error_code=code, error_message=f"records of magic {magic}: {why}"
     )
 
 

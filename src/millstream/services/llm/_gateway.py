@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from millstream._stats import Sample
 from millstream.auth import AuthError, TokenRecord, TokenStore
 from millstream.llm._wire import is_generation_id, parse_event_id
 from millstream.log import KvWrite, LogError, Store
@@ -66,6 +67,7 @@ class LLMGateway(Service):
     """See the module docstring; ``LLMGateway(store, GatewayConfig.from_env())``."""
 
     name = "llm"
+    authenticates = True  # every /v1 route takes an llm:<project> key
 
     def __init__(self, store: Store, config: GatewayConfig) -> None:
         self.store = store
@@ -141,6 +143,42 @@ class LLMGateway(Service):
             "offline": "offline" in self.providers,
             "running_generations": self.generations.running_count,
         }
+
+    def samples(self) -> list[Sample]:
+        """``/metrics``: tokens and cost settled since start, by project and model tier, and
+        the generations running now."""
+        out = [
+            Sample(
+                "llm_running_generations",
+                "gauge",
+                "LLM generations running now",
+                (),
+                self.generations.running_count,
+            )
+        ]
+        for (project, tier), (inputs, outputs, cost, count) in sorted(self.ledger.settled.items()):
+            labels = (("project", project), ("model", tier))
+            out += [
+                Sample(
+                    "llm_tokens_total",
+                    "counter",
+                    "LLM tokens settled",
+                    (*labels, ("kind", "input")),
+                    inputs,
+                ),
+                Sample(
+                    "llm_tokens_total",
+                    "counter",
+                    "LLM tokens settled",
+                    (*labels, ("kind", "output")),
+                    outputs,
+                ),
+                Sample("llm_cost_usd_total", "counter", "LLM cost settled, USD", labels, cost),
+                Sample(
+                    "llm_generations_total", "counter", "LLM generations settled", labels, count
+                ),
+            ]
+        return out
 
     # -- ASGI -----------------------------------------------------------------------------
 

@@ -204,6 +204,8 @@ class Ledger:
         self._store = store
         self._prices = prices
         self._books: dict[str, _Book] = {}
+        #: settled usage since start by (project, tier): input and output tokens, cost, count
+        self.settled: dict[tuple[str, str], list[float]] = {}
 
     # -- projects -------------------------------------------------------------------------
 
@@ -286,6 +288,11 @@ class Ledger:
             self._apply(settlement, book)
             self._enqueue(settlement.project, book, op)
         await op.durable
+        totals = self.settled.setdefault((settlement.project, settlement.tier), [0, 0, 0.0, 0])
+        totals[0] += settlement.input_tokens
+        totals[1] += settlement.output_tokens
+        totals[2] += settlement.cost
+        totals[3] += 1
 
     async def flush(self, project: str) -> None:
         """Wait until every admission and settlement decided so far is committed (or failed)."""

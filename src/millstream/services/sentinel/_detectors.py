@@ -57,12 +57,11 @@ from millstream.telemetry import (
     TelemetryEvent,
 )
 
-from ._window import RollingWindow, SortedWindow, quantile
+from ._window import METRICS, Baselines, SortedWindow, quantile
 
 __all__ = ["Call", "DetectorSettings", "Engine", "Outcome"]
 
 ALERT_NAMESPACE = uuid.UUID("8f6c2a9e-4a57-4f3e-9d0b-6e1b7c3a2d10")
-METRICS = ("latency_ms", "total_tokens", "cost_usd")
 SPIKE_TYPES = {
     "latency_ms": AnomalyType.LATENCY_SPIKE,
     "total_tokens": AnomalyType.TOKEN_USAGE_SPIKE,
@@ -138,6 +137,7 @@ class _KeyState:
     """Everything the detectors remember about one (service, model)."""
 
     __slots__ = (
+        "baselines",
         "count",
         "cusum",
         "error_cooldown",
@@ -146,16 +146,20 @@ class _KeyState:
         "errors",
         "errors_sum",
         "mad_cache",
+        "psi_cost",
         "psi_current",
+        "psi_latency",
         "psi_reference",
-        "windows",
+        "psi_tokens",
     )
 
+    # the lists of ``psi_current``, by name, for the hot path
+    psi_latency: list[float]
+    psi_tokens: list[float]
+    psi_cost: list[float]
+
     def __init__(self, settings: DetectorSettings) -> None:
-        # only latency needs its values in order (IQR, MAD)
-        self.windows = {
-            m: RollingWindow(settings.baseline_window, ordered=m == "latency_ms") for m in METRICS
-        }
+        self.baselines = Baselines(settings.baseline_window)
         self.count = 0  # events seen
         self.cusum = 0.0
         self.psi_reference = {m: SortedWindow(settings.psi_reference) for m in METRICS}
@@ -166,10 +170,15 @@ class _KeyState:
         self.error_recent_sum = 0
         self.error_cooldown = 0
         self.mad_cache = (0.0, -1)  # (value, length when computed)
+        self._bind()
+
+    def _bind(self) -> None:
+        current = self.psi_current
+        self.psi_latency, self.psi_tokens, self.psi_cost = (current[m] for m in METRICS)
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "windows": {m: w.to_state() for m, w in self.windows.items()},
+            "windows": self.baselines.to_state(),
             "cusum": self.cusum,
             "count": self.count,
             "psi_reference": {m: w.to_state() for m, w in self.psi_reference.items()},
@@ -183,10 +192,7 @@ class _KeyState:
     @classmethod
     def from_state(cls, settings: DetectorSettings, state: dict[str, Any]) -> _KeyState:
         key = cls(settings)
-        key.windows = {
-            m: RollingWindow.from_state(settings.baseline_window, s, ordered=m == "latency_ms")
-            for m, s in state["windows"].items()
-        }
+        key.baselines = Baselines.from_state(settings.baseline_window, state["windows"])
         key.cusum = float(state["cusum"])
         key.count = int(state["count"])
         key.psi_reference = {
@@ -200,6 +206,7 @@ class _KeyState:
         key.error_recent_sum = sum(key.error_recent)
         key.error_cooldown = int(state["error_cooldown"])
         key.mad_cache = (float(state["mad_cache"][0]), int(state["mad_cache"][1]))
+        key._bind()
         return key
 
 
@@ -211,6 +218,19 @@ def _severity(z: float, settings: DetectorSettings) -> Severity:
     return Severity.MEDIUM
 
 
+def _mean_std(total: float, squares: float, count: int, floor: float) -> tuple[float, float]:
+    """Mean and population deviation from running sums, the deviation at least ``floor`` of
+    the mean and 1e-12: ``max(std, |mean| * floor, 1e-12)`` as comparisons."""
+    mean = total / count
+    variance = squares / count - mean * mean
+    std = math.sqrt(variance) if variance > 0.0 else 0.0
+    if (scale := abs(mean) * floor) > std:
+        std = scale
+    if std < 1e-12:
+        std = 1e-12
+    return mean, std
+
+
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
@@ -220,6 +240,10 @@ class Engine:
 
     >>> engine = Engine()
     >>> outcome = engine.process(event, source="llm-telemetry", position=0)  # doctest: +SKIP
+
+    The per-event path (``_detect``) only computes what decides whether a detector fires,
+    from running sums and sorted windows; an anomaly is built (``_zscore``, ``_iqr``, ...)
+    only when one does, from the numbers already computed.
     """
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -236,7 +260,26 @@ class Engine:
         return self.process_call(Call.of(event), source=source, position=position)
 
     def process_call(self, call: Call, *, source: str, position: int) -> Outcome:
-        """``process`` for what the detectors read of an event (the service's hot path)."""
+        """``process`` for what the detectors read of an event."""
+        found = self._detect(call, source, position)
+        if not found:
+            return Outcome()
+        return Outcome(detections=found, alerts=self._deduplicate(call, found))
+
+    def alerts(self, call: Call, *, source: str, position: int) -> list[AnomalyEvent]:
+        """The alerts of ``process_call`` alone: the service's hot path."""
+        found = self._detect(call, source, position)
+        return self._deduplicate(call, found) if found else found
+
+    def _detect(self, call: Call, source: str, position: int) -> list[AnomalyEvent]:
+        """Every detection for ``call`` (the detectors in their documented order), then the
+        baselines learn it.
+
+        The Sentinel's hot path, written out in line: the three z-scores (``_mean_std`` of
+        running sums), the quartiles, CUSUM and the error-rate window. Each number is computed
+        exactly as the detector's own definition in the module docstring
+        (``max(std, |mean| * relative_floor, 1e-12)`` and so on, as comparisons).
+        """
         settings = self.settings
         key_id = (call.service, call.model)
         keys = self.keys
@@ -254,55 +297,121 @@ class Engine:
 
         latency, tokens, cost = call.latency, call.tokens, call.cost
         found: list[AnomalyEvent] = []
-        origin = _Origin(call, source, position)
-        windows = key.windows
-        latency_window = windows["latency_ms"]
-        if len(latency_window) >= settings.min_samples:
-            self._zscore(key, "latency_ms", latency, origin, found)
-            self._zscore(key, "total_tokens", tokens, origin, found)
-            self._zscore(key, "cost_usd", cost, origin, found)
-            self._iqr(key, latency, origin, found)
+        at = (call, source, position)
+        baselines = key.baselines
+        samples = len(baselines.calls)
+        if samples >= settings.min_samples:
+            floor, threshold = settings.relative_floor, settings.zscore_threshold
+            # z-score of each metric: mean, population deviation, floored
+            mean, std = _mean_std(baselines.latency_sum, baselines.latency_sq, samples, floor)
+            if (latency - mean) / std > threshold:
+                self._zscore(at, found, "latency_ms", latency, mean, std, samples)
+            mean, std = _mean_std(baselines.tokens_sum, baselines.tokens_sq, samples, floor)
+            if (tokens - mean) / std > threshold:
+                self._zscore(at, found, "total_tokens", tokens, mean, std, samples)
+            mean, std = _mean_std(baselines.cost_sum, baselines.cost_sq, samples, floor)
+            step = (cost - mean) / std
+            if step > threshold:
+                self._zscore(at, found, "cost_usd", cost, mean, std, samples)
+            # IQR of latency (the quartiles as ``quantile`` interpolates them)
+            ordered = baselines.ordered
+            q1 = quantile(ordered, 0.25)
+            median = quantile(ordered, 0.5)
+            q3 = quantile(ordered, 0.75)
+            iqr = q3 - q1
+            if (scale := abs(median) * floor) > iqr:
+                iqr = scale
+            if iqr < 1e-12:
+                iqr = 1e-12
+            if latency > q3 + settings.iqr_multiplier * iqr:
+                self._iqr(at, found, latency, q1, median, q3, iqr, samples)
             if settings.mad_enabled:
-                self._mad(key, latency, origin, found)
-            self._cusum(key, cost, origin, found)
-        self._errors(key, call.failed, origin, found)
-        self._psi(key, "latency_ms", latency, origin, found)
-        self._psi(key, "total_tokens", tokens, origin, found)
-        self._psi(key, "cost_usd", cost, origin, found)
-        latency_window.push(latency)
-        windows["total_tokens"].push(tokens)
-        windows["cost_usd"].push(cost)
+                self._mad(at, found, key, latency)
+            # CUSUM of standardized cost (the cost z-score's mean and deviation), each call
+            # contributing at most the z-score threshold
+            if step > threshold:
+                step = threshold
+            cusum = key.cusum + step - settings.cusum_slack
+            key.cusum = cusum = cusum if cusum > 0.0 else 0.0
+            if cusum > settings.cusum_threshold:
+                self._cusum(at, found, cost, mean, std, cusum, samples)
+                key.cusum = 0.0
+        # error rate: the last ``error_window`` calls (sliding with every call) against the
+        # calls before them, as a binomial z-score
+        size = settings.error_window
+        recent, errors = key.error_recent, key.errors
+        failed = call.failed
+        recent.append(failed)
+        key.error_recent_sum += failed
+        if len(recent) > size:
+            moved = recent.popleft()
+            key.error_recent_sum -= moved
+            errors.append(moved)
+            key.errors_sum += moved
+            if len(errors) > settings.baseline_window - size:
+                key.errors_sum -= errors.popleft()
+        if key.error_cooldown > 0:
+            key.error_cooldown -= 1
+        elif len(recent) >= size and len(errors) >= settings.min_samples:
+            rate = key.error_recent_sum / size
+            base = key.errors_sum / len(errors)
+            if base < settings.error_floor_rate:
+                base = settings.error_floor_rate
+            z = (rate - base) / math.sqrt(base * (1 - base) / size)
+            if z > settings.error_z and rate >= settings.error_min_rate:
+                self._errors(at, found, key, rate, base, z)
+        # PSI: each metric's current window, compared with its reference when complete
+        psi_size = settings.psi_current
+        current = key.psi_latency
+        current.append(latency)
+        if len(current) >= psi_size:
+            self._psi(at, found, key, "latency_ms", current)
+        current = key.psi_tokens
+        current.append(tokens)
+        if len(current) >= psi_size:
+            self._psi(at, found, key, "total_tokens", current)
+        current = key.psi_cost
+        current.append(cost)
+        if len(current) >= psi_size:
+            self._psi(at, found, key, "cost_usd", current)
+        baselines.push(latency, tokens, cost)
+        return found
 
-        outcome = Outcome(detections=found)
-        if found:
-            for anomaly in found:
-                dedup_key = (
-                    call.service,
-                    call.model,
-                    anomaly.anomaly_type.value,
-                    anomaly.severity.value,
-                )
-                last = self.last_alert.get(dedup_key)
-                if last is None or self.clock - last >= settings.dedup_seconds:
-                    self.last_alert[dedup_key] = self.clock
-                    outcome.alerts.append(anomaly)
-        return outcome
+    def _deduplicate(self, call: Call, found: list[AnomalyEvent]) -> list[AnomalyEvent]:
+        """The detections not alerted for this (service, model, type, severity) in the last
+        ``dedup_seconds`` of event time."""
+        alerts: list[AnomalyEvent] = []
+        for anomaly in found:
+            dedup_key = (
+                call.service,
+                call.model,
+                anomaly.anomaly_type.value,
+                anomaly.severity.value,
+            )
+            last = self.last_alert.get(dedup_key)
+            if last is None or self.clock - last >= self.settings.dedup_seconds:
+                self.last_alert[dedup_key] = self.clock
+                alerts.append(anomaly)
+        return alerts
 
-    # -- detectors ---------------------------------------------------------------------------
+    # -- detectors: what each reports when it fires -----------------------------------------
 
     def _zscore(
-        self, key: _KeyState, metric: str, value: float, origin: _Origin, found: Found
+        self,
+        at: _At,
+        found: Found,
+        metric: str,
+        value: float,
+        mean: float,
+        std: float,
+        samples: int,
     ) -> None:
         settings = self.settings
-        mean, std = key.windows[metric].mean_std()
-        std = max(std, abs(mean) * settings.relative_floor, 1e-12)
         z = (value - mean) / std
-        if z <= settings.zscore_threshold:
-            return
-        window = key.windows[metric]
         confidence = min(0.99, max(0.5, 1 - 1 / (1 + (z - settings.zscore_threshold))))
         found.append(
-            origin.anomaly(
+            _anomaly(
+                at,
                 detector="z_score",
                 method=DetectionMethod.Z_SCORE,
                 kind=SPIKE_TYPES[metric],
@@ -317,7 +426,7 @@ class Engine:
                     additional={"std_dev": std},
                 ),
                 window="rolling_window",
-                samples=len(window),
+                samples=samples,
                 root_cause=f"{metric} {value:.4g} is {z:.2f} standard deviations above "
                 f"baseline {mean:.4g}",
                 remediation=REMEDIATION[metric],
@@ -325,15 +434,18 @@ class Engine:
         )
 
     def _iqr(
-        self, key: _KeyState, value: float, origin: _Origin, found: list[AnomalyEvent]
+        self,
+        at: _At,
+        found: Found,
+        value: float,
+        q1: float,
+        median: float,
+        q3: float,
+        iqr: float,
+        samples: int,
     ) -> None:
         settings = self.settings
-        window = key.windows["latency_ms"]
-        q1, median, q3 = window.quantile(0.25), window.median, window.quantile(0.75)
-        iqr = max(q3 - q1, abs(median) * settings.relative_floor, 1e-12)
         upper = q3 + settings.iqr_multiplier * iqr
-        if value <= upper:
-            return
         if value > q3 + 3.0 * iqr:
             severity = Severity.CRITICAL
         elif value > upper * 1.5:
@@ -342,7 +454,8 @@ class Engine:
             severity = Severity.MEDIUM
         confidence = min(0.99, max(0.7, 0.7 + min((value - upper) / iqr, 3.0) * 0.1))
         found.append(
-            origin.anomaly(
+            _anomaly(
+                at,
                 detector="iqr",
                 method=DetectionMethod.IQR,
                 kind=AnomalyType.LATENCY_SPIKE,
@@ -362,20 +475,16 @@ class Engine:
                     },
                 ),
                 window="rolling_window",
-                samples=len(window),
+                samples=samples,
                 root_cause=f"Latency {value:.2f}ms exceeds IQR bounds (median: {median:.2f}ms, "
                 f"IQR: {iqr:.2f}ms)",
                 remediation=["Check for resource contention or external dependencies"],
             )
         )
 
-    def _mad(
-        self, key: _KeyState, value: float, origin: _Origin, found: list[AnomalyEvent]
-    ) -> None:
+    def _mad(self, at: _At, found: Found, key: _KeyState, value: float) -> None:
         settings = self.settings
-        window = key.windows["latency_ms"]
-        if len(window) < settings.min_samples:
-            return
+        window = key.baselines
         mad, computed_at = key.mad_cache
         if computed_at < 0 or key.count - computed_at >= settings.mad_refresh:
             mad = window.mad()
@@ -386,7 +495,8 @@ class Engine:
         if score <= settings.mad_threshold:
             return
         found.append(
-            origin.anomaly(
+            _anomaly(
+                at,
                 detector="mad",
                 method=DetectionMethod.MAD,
                 kind=AnomalyType.LATENCY_SPIKE,
@@ -410,20 +520,20 @@ class Engine:
         )
 
     def _cusum(
-        self, key: _KeyState, value: float, origin: _Origin, found: list[AnomalyEvent]
+        self,
+        at: _At,
+        found: Found,
+        value: float,
+        mean: float,
+        std: float,
+        total: float,
+        samples: int,
     ) -> None:
         settings = self.settings
-        window = key.windows["cost_usd"]
-        mean, std = window.mean_std()
-        std = max(std, abs(mean) * settings.relative_floor, 1e-12)
-        step = min((value - mean) / std, settings.zscore_threshold)
-        key.cusum = max(0.0, key.cusum + step - settings.cusum_slack)
-        if key.cusum <= settings.cusum_threshold:
-            return
-        total = key.cusum
         severity = Severity.HIGH if total > 2 * settings.cusum_threshold else Severity.MEDIUM
         found.append(
-            origin.anomaly(
+            _anomaly(
+                at,
                 detector="cusum",
                 method=DetectionMethod.CUSUM,
                 kind=AnomalyType.COST_ANOMALY,
@@ -437,7 +547,7 @@ class Engine:
                     additional={"cusum": total, "std_dev": std},
                 ),
                 window="cumulative",
-                samples=len(window),
+                samples=samples,
                 root_cause=f"Sustained cost increase detected (CUSUM: {total:.2f} sigma, "
                 f"baseline: ${mean:.4f})",
                 remediation=[
@@ -446,36 +556,16 @@ class Engine:
                 ],
             )
         )
-        key.cusum = 0.0
 
     def _errors(
-        self, key: _KeyState, failed: int, origin: _Origin, found: list[AnomalyEvent]
+        self, at: _At, found: Found, key: _KeyState, rate: float, base: float, z: float
     ) -> None:
         settings = self.settings
         size = settings.error_window
-        recent = key.error_recent
-        recent.append(failed)
-        key.error_recent_sum += failed
-        if len(recent) > size:
-            moved = recent.popleft()
-            key.error_recent_sum -= moved
-            key.errors.append(moved)
-            key.errors_sum += moved
-            if len(key.errors) > settings.baseline_window - size:
-                key.errors_sum -= key.errors.popleft()
-        if key.error_cooldown > 0:
-            key.error_cooldown -= 1
-            return
-        if len(recent) < size or len(key.errors) < settings.min_samples:
-            return
-        rate = key.error_recent_sum / size
-        base = max(key.errors_sum / len(key.errors), settings.error_floor_rate)
-        z = (rate - base) / math.sqrt(base * (1 - base) / size)
-        if z <= settings.error_z or rate < settings.error_min_rate:
-            return
         key.error_cooldown = size
         found.append(
-            origin.anomaly(
+            _anomaly(
+                at,
                 detector="error_rate",
                 method=DetectionMethod.Z_SCORE,
                 kind=AnomalyType.ERROR_RATE_INCREASE,
@@ -498,29 +588,25 @@ class Engine:
         )
 
     def _psi(
-        self, key: _KeyState, metric: str, value: float, origin: _Origin, found: Found
+        self, at: _At, found: Found, key: _KeyState, metric: str, current: list[float]
     ) -> None:
-        settings = self.settings
-        current = key.psi_current[metric]
-        current.append(value)
-        if len(current) < settings.psi_current:
-            return
+        """A completed current window: compare it with the reference, then let it join."""
         reference = key.psi_reference[metric]
         try:
-            if len(reference) < settings.psi_min_reference:
+            if len(reference) < self.settings.psi_min_reference:
                 return
-            self._psi_check(reference, current, metric, origin, found)
+            self._psi_check(at, found, reference, current, metric)
         finally:
             reference.extend(current)
             current.clear()
 
     def _psi_check(
         self,
+        at: _At,
+        found: Found,
         reference: SortedWindow,
         current: list[float],
         metric: str,
-        origin: _Origin,
-        found: Found,
     ) -> None:
         settings = self.settings
         ordered = reference.ordered
@@ -558,7 +644,8 @@ class Engine:
         ref_mean = reference.mean()
         cur_mean = sum(current) / n
         found.append(
-            origin.anomaly(
+            _anomaly(
+                at,
                 detector="psi",
                 method=DetectionMethod.PSI,
                 kind=DRIFT_TYPES[metric],
@@ -675,60 +762,55 @@ class Call:
 _EPOCH = datetime(1970, 1, 1)
 
 
-class _Origin:
-    """The call a detection comes from, and how its anomaly is filled in."""
+_At = tuple[Call, str, int]  # the call a detection comes from, its source and position
 
-    __slots__ = ("call", "position", "source")
 
-    def __init__(self, call: Call, source: str, position: int) -> None:
-        self.call = call
-        self.source = source
-        self.position = position
-
-    def anomaly(
-        self,
-        *,
-        detector: str,
-        method: DetectionMethod,
-        kind: AnomalyType,
-        severity: Severity,
-        confidence: float,
-        details: AnomalyDetails,
-        window: str,
-        samples: int,
-        root_cause: str,
-        remediation: list[str],
-    ) -> AnomalyEvent:
-        call = self.call
-        details.value = _finite(details.value)
-        details.baseline = _finite(details.baseline)
-        details.threshold = _finite(details.threshold)
-        if details.deviation_sigma is not None:
-            details.deviation_sigma = _finite(details.deviation_sigma)
-        details.additional["detector"] = detector
-        name = f"{self.source}:{self.position}:{detector}:{details.metric}"
-        return AnomalyEvent(
-            alert_id=uuid.uuid5(ALERT_NAMESPACE, name),
-            timestamp=call.when,
-            severity=severity,
-            anomaly_type=kind,
-            service_name=call.service,
-            model=call.model,
-            detection_method=method,
-            confidence=_finite(confidence),
-            details=details,
-            context=AnomalyContext(
-                trace_id=call.trace_id,
-                user_id=call.metadata.get("user_id"),
-                region=call.metadata.get("region"),
-                time_window=window,
-                sample_count=samples,
-                additional={
-                    "event_id": call.event_id,
-                    "source": self.source,
-                    "offset": str(self.position),
-                },
-            ),
-            root_cause=root_cause,
-            remediation=list(remediation),
-        )
+def _anomaly(
+    at: _At,
+    *,
+    detector: str,
+    method: DetectionMethod,
+    kind: AnomalyType,
+    severity: Severity,
+    confidence: float,
+    details: AnomalyDetails,
+    window: str,
+    samples: int,
+    root_cause: str,
+    remediation: list[str],
+) -> AnomalyEvent:
+    """The anomaly event of one detection of the call ``at`` (its id derives from the source
+    position, so a replay makes the same one)."""
+    call, source, position = at
+    details.value = _finite(details.value)
+    details.baseline = _finite(details.baseline)
+    details.threshold = _finite(details.threshold)
+    if details.deviation_sigma is not None:
+        details.deviation_sigma = _finite(details.deviation_sigma)
+    details.additional["detector"] = detector
+    name = f"{source}:{position}:{detector}:{details.metric}"
+    return AnomalyEvent(
+        alert_id=uuid.uuid5(ALERT_NAMESPACE, name),
+        timestamp=call.when,
+        severity=severity,
+        anomaly_type=kind,
+        service_name=call.service,
+        model=call.model,
+        detection_method=method,
+        confidence=_finite(confidence),
+        details=details,
+        context=AnomalyContext(
+            trace_id=call.trace_id,
+            user_id=call.metadata.get("user_id"),
+            region=call.metadata.get("region"),
+            time_window=window,
+            sample_count=samples,
+            additional={
+                "event_id": call.event_id,
+                "source": source,
+                "offset": str(position),
+            },
+        ),
+        root_cause=root_cause,
+        remediation=list(remediation),
+    )

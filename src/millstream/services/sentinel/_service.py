@@ -192,7 +192,7 @@ class SentinelService(Service):
                         call = parse_call(payload)
                     except ValidationError:
                         continue
-                    engine.process_call(call, source=path, position=offset)
+                    engine.alerts(call, source=path, position=offset)
                 position = result.start + len(result.payloads)
         return engine
 
@@ -284,7 +284,7 @@ class SentinelService(Service):
             except ValidationError as exc:
                 dead.append(_dead_letter(path, offset, exc.message, payload))
                 continue
-            anomalies.extend(engine.process_call(call, source=path, position=offset).alerts)
+            anomalies.extend(engine.alerts(call, source=path, position=offset))
         end = start + len(payloads)
         progress = self.progress.copy()
         progress.positions[path] = end

@@ -23,8 +23,10 @@ import orjson
 
 from millstream.log import LogError
 from millstream.log import Store as LogStore
-from millstream.server.http import STREAM_PREFIX, stream_url_root
+from millstream.server.http import STREAM_PREFIX, HttpGate, stream_url_root
 from millstream.server.http._body import BodyTooLarge, ClientDisconnected, read_body
+from millstream.server.http._errors import HttpError
+from millstream.server.http._headers import request_headers
 from millstream.server.http._types import Receive, Scope, Send
 
 from .._service import Route, Service
@@ -39,6 +41,7 @@ log = logging.getLogger("millstream.subscriptions")
 MAX_BODY_BYTES = 1 << 20
 MAX_ID_LENGTH = 256
 _ACTIONS = ("callback", "claim", "ack", "release")
+_WAKE_ACTIONS = ("callback", "ack", "release")  # authenticated by the wake's own token
 
 
 ROUTE_PREFIX = STREAM_PREFIX + "__ds"
@@ -52,9 +55,19 @@ class SubscriptionService(Service):
     """
 
     name = "subscriptions"
+    authenticates = True
 
-    def __init__(self, store: LogStore, *, public_url: str | None = None) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        public_url: str | None = None,
+        gate: HttpGate | None = None,
+    ) -> None:
         self.public_url = public_url
+        #: on a node that requires tokens, managing and claiming subscriptions needs an
+        #: ``admin:`` token (wake tokens keep authenticating callback, ack and release)
+        self.gate = gate
         self.engine = SubscriptionEngine(store)
 
     def routes(self) -> list[Route]:
@@ -126,6 +139,8 @@ class SubscriptionService(Service):
             raise SubscriptionError("NOT_FOUND", f"no control route __ds/{subpath}", status=404)
         sub_id = _subscription_id(parts[1])
         rest = parts[2:]
+        if not (len(rest) == 1 and rest[0] in _WAKE_ACTIONS):
+            await self._require_admin(scope, method, subpath)
         engine = self.engine
         if not rest:
             if method == "PUT":
@@ -177,6 +192,20 @@ class SubscriptionService(Service):
             await engine.release(sub_id, token, request)
             return 204, None, {}
         raise SubscriptionError("NOT_FOUND", f"no control route __ds/{subpath}", status=404)
+
+    async def _require_admin(self, scope: Scope, method: str, subpath: str) -> None:
+        gate = self.gate
+        if gate is None or not gate.auth.required:
+            return
+        headers = request_headers(scope)
+        client = scope.get("client")
+        host = str(client[0]) if client else None
+        what = f"{method} __ds/{subpath}"
+        try:
+            await gate.require_admin(headers, host, what)
+        except HttpError as exc:
+            code = {401: "TOKEN_INVALID", 403: "FORBIDDEN"}.get(exc.status, "RATE_LIMITED")
+            raise SubscriptionError(code, exc.message, status=exc.status) from None
 
 
 def _allow(method: str, allowed: str) -> None:

@@ -46,7 +46,7 @@ class TopicProduceData:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProduceRequest:
-    """Produce request (API key 0), versions 3-10, flexible from 9."""
+    """Produce request (API key 0), versions 0-10, flexible from 9."""
 
     API_KEY: ClassVar[int] = 0
     FLEXIBLE_FROM: ClassVar[int | None] = 9
@@ -113,7 +113,7 @@ class NodeEndpoint:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProduceResponse:
-    """Produce response (API key 0), versions 3-10, flexible from 9."""
+    """Produce response (API key 0), versions 0-10, flexible from 9."""
 
     API_KEY: ClassVar[int] = 0
     FLEXIBLE_FROM: ClassVar[int | None] = 9

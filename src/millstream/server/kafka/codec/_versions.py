@@ -3,11 +3,14 @@
 broker (what ApiVersions advertises).
 
 Rules for editing it: the low end is the pre-flexible floor verified with aiokafka,
-kafka-python and librdkafka (``kafka-broker-notes.md``); the high end is the highest version any
-of the five clients (aiokafka, kafka-python 3, librdkafka, kcat, KafkaJS) sends, capped where a
-newer version needs topic ids (Fetch 13+, Produce 13+), which millstream does not have. After a
-change, run ``tools/gen_kafka_messages.py`` and the codec tests: every version listed here is
-round-tripped against kafka-python's encoders.
+kafka-python and librdkafka (``kafka-broker-notes.md``), except Produce, listed from v0 because
+librdkafka before 2.11.1 compresses with gzip, snappy or lz4 only if the broker lists Produce v0
+(as Kafka 4.0 does, KAFKA-18659; the door refuses the v0/v1 message sets such requests carry);
+the high end is the highest version any of the five clients (aiokafka, kafka-python 3,
+librdkafka, kcat, KafkaJS) sends, capped where a newer version needs topic ids (Fetch 13+,
+Produce 13+), which millstream does not have. After a change, run
+``tools/gen_kafka_messages.py`` and the codec tests: every version listed here is round-tripped
+against kafka-python's encoders.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class ApiKey(IntEnum):
 
 # (lowest, highest) version per API; what ApiVersions advertises. Comments: highest client ask.
 SUPPORTED_VERSIONS: Final[dict[ApiKey, tuple[int, int]]] = {
-    ApiKey.PRODUCE: (3, 10),  # librdkafka 10; v13 replaces names by topic ids
+    ApiKey.PRODUCE: (0, 10),  # librdkafka 10; v13 replaces names by topic ids
     ApiKey.FETCH: (4, 12),  # librdkafka 16, but v13+ fetches by topic id
     ApiKey.LIST_OFFSETS: (1, 11),  # kafka-python 11
     ApiKey.METADATA: (0, 13),  # kafka-python and librdkafka 13 (topic ids answered as zero)
