@@ -10,6 +10,8 @@ import pytest
 from millstream.log import MemoryStore, SqliteStore, Store
 
 STORE_KINDS = ["memory", "sqlite"]
+#: Suites of Kafka entries also run on a SqliteStore keeping every batch in a batch file.
+KAFKA_STORE_KINDS = [*STORE_KINDS, "sqlite-files"]
 
 
 def make_store(kind: str, data_dir: Path) -> Store:
@@ -17,17 +19,25 @@ def make_store(kind: str, data_dir: Path) -> Store:
         return MemoryStore()
     if kind == "sqlite":
         return SqliteStore(data_dir)
+    if kind == "sqlite-files":
+        return SqliteStore(data_dir, batch_file_min=0)
     raise ValueError(kind)
 
 
-@pytest.fixture(params=STORE_KINDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    instance = make_store(request.param, tmp_path / "data")
+async def opened(kind: str, data_dir: Path) -> AsyncIterator[Store]:
+    """A started store of ``kind``, closed afterwards (the body of the ``store`` fixtures)."""
+    instance = make_store(kind, data_dir)
     await instance.start()
     try:
         yield instance
     finally:
         await instance.aclose()
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async for instance in opened(request.param, tmp_path / "data"):
+        yield instance
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from millstream._stats import SIZE_BUCKETS, Histogram
 
-from ._batches import stamp_batch, with_base_offset
+from ._batches import stamp_batch
 from ._create import plan_create
 from ._errors import (
     LogError,
@@ -63,6 +63,7 @@ from ._rules import (
     plan_produce,
     plan_truncate,
 )
+from ._sqlite_files import BatchFiles, Buffer
 from ._sqlite_schema import (
     INSERT_STREAM,
     TIME_INDEX_STEP_MS,
@@ -115,15 +116,22 @@ class _Batch:
     """One transaction's worth of jobs: working copies of states and the rows to write."""
 
     def __init__(
-        self, conn: sqlite3.Connection, table: StateTable, now: float, counters: Counters
+        self,
+        conn: sqlite3.Connection,
+        table: StateTable,
+        now: float,
+        counters: Counters,
+        files: BatchFiles,
     ) -> None:
         self.conn = conn
         self.table = table
+        self.files = files
         self.now = now
         self.timestamp_ms = int(now * 1000)
         self.work: dict[str, StreamState | None] = {}  # None: removed in this batch
         self.values: list[object] = []  # messages rows end to end: stream_id, seq, data, ts
         self.batch_values: list[object] = []  # Kafka batch rows: stream_id, seq, data, ts, span
+        self.external_values: list[object] = []  # the same plus file, pos, size (batch files)
         self.index_values: list[object] = []  # time_index rows: stream_id, ts, seq
         self.dirty: set[str] = set()  # paths whose streams row needs an UPDATE
         self.producers: dict[tuple[int, str], tuple[int, int]] = {}
@@ -207,13 +215,27 @@ class _Batch:
             return result
         state.max_timestamp = known
         self._stamp(state, base, stamp)
+        parts: tuple[Buffer, ...]
         if batch.log_append_time:
-            data = stamp_batch(batch.data, base, self.timestamp_ms)
+            parts = (stamp_batch(batch.data, base, self.timestamp_ms),)
+        else:  # the base offset is not covered by the CRC: written apart, the rest uncopied
+            parts = (base.to_bytes(8, "big", signed=True), memoryview(batch.data)[8:])
+        sid, size = state.stream_id, len(batch.data)
+        if size >= self.files.min_size:
+            file, position = self.files.stage(parts, size)
+            self.external_values += (
+                sid,
+                base,
+                b"",
+                stamp,
+                batch.record_count,
+                file,
+                position,
+                size,
+            )
         else:
-            data = with_base_offset(batch.data, base)
-        sid = state.stream_id
-        self.batch_values += (sid, base, data, stamp, batch.record_count)
-        self.nbytes += len(data)
+            self.batch_values += (sid, base, b"".join(parts), stamp, batch.record_count)
+            self.nbytes += size
         self.cached.pop(sid, None)
         self.uncache.add(sid)
         if plan.check_producer:
@@ -230,9 +252,11 @@ class _Batch:
             return state.log_start
         self.flush_rows()
         sid = state.stream_id
+        below = "AND seq < ? AND seq + coalesce(span, 1) <= ?"
+        if state.kafka_entries:
+            self._release_files(sid, below, target, target)
         self.conn.execute(
-            "DELETE FROM messages WHERE stream_id = ? AND seq < ? AND seq + coalesce(span, 1) <= ?",
-            (sid, target, target),
+            f"DELETE FROM messages WHERE stream_id = ? {below}", (sid, target, target)
         )
         self.conn.execute("DELETE FROM time_index WHERE stream_id = ? AND seq < ?", (sid, target))
         state.log_start = target
@@ -367,13 +391,15 @@ class _Batch:
             state = source
         self.flush_rows()
         row = self.conn.execute(
-            "SELECT seq, data, span FROM messages WHERE stream_id = ? AND seq <= ?"
-            " ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, data, span, file, pos, size FROM messages WHERE stream_id = ?"
+            " AND seq <= ? ORDER BY seq DESC LIMIT 1",
             (state.stream_id, position),
         ).fetchone()
         if row is None:
             return None
-        seq, data, span = row
+        seq, data, span, file, at, size = row
+        if file is not None:
+            data = self.files.read(file, at, size)
         if span is None:
             return bytes(data) if seq == position else None
         payloads = http_payloads(bytes(data), is_json_content_type(state.config.content_type))
@@ -388,6 +414,8 @@ class _Batch:
             return
         sid = state.stream_id
         self.flush_rows()
+        if state.kafka_entries:
+            self._release_files(sid)
         self.conn.execute("DELETE FROM messages WHERE stream_id = ?", (sid,))
         self.conn.execute("DELETE FROM producers WHERE stream_id = ?", (sid,))
         if state.kafka_entries:
@@ -407,7 +435,21 @@ class _Batch:
                 if source.soft_deleted and source.refcount == 0:
                     self.drop(source)
 
+    def _release_files(self, sid: int, where: str = "", *args: object) -> None:
+        """Count the batch-file rows of ``sid`` (matching ``where``) about to be deleted."""
+        rows = self.conn.execute(
+            "SELECT file, count(*) FROM messages WHERE stream_id = ? AND file IS NOT NULL"
+            f" {where} GROUP BY file",
+            (sid, *args),
+        )
+        for file, count in rows:
+            self.files.release(file, count)
+
     def flush_rows(self) -> None:
+        if self.external_values:
+            self.files.write()  # the rows' bytes are in the file before the rows are read
+            insert_flat(self.conn, "external", self.external_values)
+            self.external_values = []
         if self.values:
             insert_flat(self.conn, "messages", self.values)
             self.values = []
@@ -430,6 +472,7 @@ class _Batch:
             insert_many(self.conn, "kafka_producers", kafka)
         if self.kv_changes:
             self._flush_kv()
+        self.files.save(self.conn)
         if self.counters != counters:
             self.conn.executemany(
                 "UPDATE meta SET value = ? WHERE name = ?",
@@ -474,6 +517,7 @@ class _Committed:
     number: int
     batch: _Batch
     jobs: list[Job]
+    doomed: list[int]  # batch files with no rows left, deleted once this is durable
 
 
 class Writer:
@@ -490,8 +534,10 @@ class Writer:
         fsync: FsyncMode,
         wal_path: str,
         counters: Counters,
+        files: BatchFiles,
     ) -> None:
         self._conn = conn
+        self.files = files
         self.counters = counters
         self._table = table
         self._caches = caches
@@ -507,6 +553,7 @@ class Writer:
         self._queue: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()
         self._outbox: list[Job] = []  # submitted in this event-loop iteration, not yet queued
         self._unsynced = False
+        self._unsynced_doomed: list[int] = []  # fsync="interval": deleted after the next sync
         self._last_sync = time.monotonic()
         self._last_access_flush = time.monotonic()
         self._number = 0
@@ -601,7 +648,7 @@ class Writer:
                 job.error = failure
             self._deliver(jobs, set())
             return
-        batch = _Batch(self._conn, self._table, time.time(), self.counters)
+        batch = _Batch(self._conn, self._table, time.time(), self.counters, self.files)
         number = self._number = self._number + 1
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -611,6 +658,8 @@ class Writer:
                 except LogError as exc:
                     job.error = exc
             batch.flush(self.counters)
+            if self._fsync != "never":
+                self._sync_files()  # the batch files' bytes are on disk before rows name them
             if self._syncer is not None:
                 # Staged before COMMIT: from then on no reader loads these paths from the file.
                 self._table.stage(number, batch.work)
@@ -621,6 +670,7 @@ class Writer:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
+            self.files.rolled_back()
             if self._syncer is not None:
                 # The failed batch's working copies share producer maps with the states of
                 # earlier batches: let those be published first, then reload from the file.
@@ -633,11 +683,12 @@ class Writer:
                 job.error = StorageError(f"the write was not committed: {exc}")
             self._deliver(jobs, set())
             return
+        self.files.committed()
         self.batches += 1
         self.jobs += len(jobs)
         self.commit_sizes.observe(len(jobs))
         self.counters = batch.counters
-        committed = _Committed(number, batch, jobs)
+        committed = _Committed(number, batch, jobs, self.files.take_doomed())
         if self._syncer is None:
             self._unsynced = self._fsync == "interval"
             self._publish(committed)
@@ -651,6 +702,21 @@ class Writer:
         self._wal_estimate += 3 + batch.nbytes // 4000
         if self._wal_estimate >= CHECKPOINT_FRAMES:
             self._checkpoint()
+
+    def _sync_files(self) -> None:
+        """fsync the batch files this commit wrote; a failure fails the store closed, as a
+        failed WAL fsync does (what was written may be gone from the page cache)."""
+        try:
+            self.files.sync()
+        except OSError as exc:
+            reason = f"fsync of a batch file failed: {exc}"
+            if self._syncer is not None:
+                raise self._syncer.fail_closed(reason) from exc
+            self.interval_failure = StorageError(
+                f"{reason}; the store stopped accepting writes (restart the server once the"
+                " disk is healthy)"
+            )
+            raise self.interval_failure from exc
 
     def _checkpoint(self) -> None:
         """fsync="always": move the WAL into the database file (see _sqlite_sync's docstring)."""
@@ -681,6 +747,11 @@ class Writer:
         self._table.publish(batch.work, committed.number)
         if batch.kv_changes and self._syncer is not None:
             self._table.kv.publish(committed.number)
+        if committed.doomed:
+            if self._fsync == "interval":  # durable only after the next fsync of the WAL
+                self._unsynced_doomed.extend(committed.doomed)
+            else:
+                self.files.delete(committed.doomed)
         self._deliver(committed.jobs, batch.changed)
 
     def _fail_committed(self, committed: _Committed, error: StorageError) -> None:
@@ -725,6 +796,9 @@ class Writer:
                 )
         self._unsynced = False
         self._last_sync = time.monotonic()
+        if self._unsynced_doomed and self.interval_failure is None:
+            doomed, self._unsynced_doomed = self._unsynced_doomed, []
+            self.files.delete(doomed)
 
     def _flush_access(self, *, force: bool = False) -> None:
         """Persist sliding-TTL renewals done by reads, at most every ACCESS_FLUSH_SECONDS."""
