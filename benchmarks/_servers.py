@@ -2,8 +2,8 @@
 
 A spec says how to start the server (argv in a scratch directory), which line on its output
 means it is ready for each protocol it speaks (a regex whose first group is the target: a URL,
-or later a Kafka bootstrap address), and which millstream variant it is compared with. Adding a
-Kafka-compatible broker is one more spec with ``endpoints={"kafka": ...}``.
+or a Kafka bootstrap address), and which millstream variants it is compared with. A
+Kafka-compatible broker is one more spec with ``endpoints={"kafka": ...}`` (Tansu below).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -121,10 +122,12 @@ def _millstream_available() -> None:
 
 _MILLSTREAM_READY = {
     "durable-streams": r"millstream listening on (http://127\.0\.0\.1:\d+)",
+    "kafka": r"millstream listening on .*kafka://(127\.0\.0\.1:\d+)",
     # the Kafka SDK against raw aiokafka, both through millstream's Kafka door
     "kafka-sdk": r"millstream listening on .* and kafka://(127\.0\.0\.1:\d+)",
 }
 _MILLSTREAM_ROOT = {"durable-streams": "/v1/stream"}  # streams live under this path
+_TANSU_READY = {"kafka": r"listening on: tcp://(127\.0\.0\.1:\d+)"}
 _NODE_READY = {"durable-streams": r"listening (http://127\.0\.0\.1:\d+)"}
 _UVICORN_READY = {"durable-streams": r"Uvicorn running on (http://127\.0\.0\.1:\d+)"}
 
@@ -205,6 +208,29 @@ def _rakaia(scratch: Path) -> list[str]:
     ]
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _tansu(scratch: Path) -> list[str]:
+    # Tansu cannot bind port 0 and report the port, and advertises what it is told: both URLs
+    # name the same free loopback port (another process taking it meanwhile shows as a failed
+    # start).
+    url = f"tcp://127.0.0.1:{_free_port()}"
+    return [
+        str(_peers.tansu_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
 SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
@@ -254,6 +280,16 @@ SERVERS: dict[str, ServerSpec] = {
             compare_to="millstream-memory",
             prepare=_peers.ensure_rakaia,
             versions=_peers.rakaia_versions,
+        ),
+        ServerSpec(
+            name="tansu",
+            label="Tansu (memory)",
+            argv=_tansu,
+            endpoints=_TANSU_READY,
+            compare_to="millstream",
+            also_compare_to=("millstream-memory",),
+            prepare=_peers.ensure_tansu,
+            versions=_peers.tansu_versions,
         ),
         _sse_spec("dualmode", "millstream.dualmode"),
         _sse_spec("dualmode-durable-memory", "dualmode durable (MemoryStore)"),

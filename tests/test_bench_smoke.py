@@ -120,3 +120,38 @@ def test_sse_reader_joins_data_lines_and_dispatches_on_blank_line() -> None:
     lines = [b"event: data\n", b"data: [1,\n", b"data:2]\n", b": comment\n", b"\n"]
     events = [reader.feed_line(line) for line in lines]
     assert events == [None, None, None, None, ("data", "[1,\n2]")]
+
+
+def test_kafka_smoke_run_against_millstream(tmp_path: Path) -> None:
+    """The Kafka scenarios (confluent-kafka as the load generator) run against the Kafka door:
+    produce then consume with every record checked, and the end-to-end latency."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--smoke",
+            "--servers",
+            "millstream-memory",
+            "--scenarios",
+            "kafka-100b-6p,kafka-e2e",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads((tmp_path / "latest-smoke.json").read_text())
+    results = doc["results"]["millstream-memory"]
+    throughput, latency = results["kafka-100b-6p"], results["kafka-e2e"]
+    assert throughput["status"] == "ok", throughput
+    assert (throughput["requests"], throughput["errors"]) == (2000, 0)  # each consumed, checked
+    assert throughput["values"]["produce_msgs_per_s"] > 0
+    assert throughput["values"]["consume_msgs_per_s"] > 0
+    assert latency["status"] == "ok", latency
+    assert 0 < latency["values"]["p50_ms"] <= latency["values"]["p99_ms"]
+    assert doc["harness"]["librdkafka"]

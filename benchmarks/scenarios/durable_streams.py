@@ -10,7 +10,6 @@ tail after the run, and bodies where a read returns them. A failed check is coun
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import time
 from typing import Any
@@ -29,6 +28,7 @@ from benchmarks._model import (
     register,
 )
 from benchmarks.scenarios._http1 import Connection, HTTPError
+from benchmarks.scenarios._stats import percentile as _percentile
 
 __all__ = ["PROTOCOL"]
 
@@ -74,14 +74,6 @@ def _payload(i: int, size: int) -> bytes:
 def _json_message(i: int) -> bytes:
     """About 100 bytes of JSON naming its index."""
     return orjson.dumps({"i": i, "pad": "x" * 78})
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile of ``samples`` (already any order); 0.0 when empty."""
-    if not samples:
-        return 0.0
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 async def _create(

@@ -74,6 +74,39 @@ def test_any_chunking_gives_the_same_frames(bodies: list[bytes], cuts: list[int]
     assert buffer.buffered == 0
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=300) | st.just(3_000_000), max_size=6),
+    reads=st.lists(st.integers(min_value=1, max_value=200_000), min_size=1, max_size=20).filter(
+        lambda reads: sum(reads) > 20_000
+    ),
+)
+def test_reading_into_the_buffer_gives_the_same_frames(sizes: list[int], reads: list[int]) -> None:
+    """The ``BufferedProtocol`` way in: a socket writes up to what each read offers (here as
+    much as ``reads`` says, in turn) into ``buffer()``; frames of any size come out whole,
+    large ones read into place."""
+    bodies = [bytes([i]) * size for i, size in enumerate(sizes)]
+    stream = memoryview(framed(*bodies))
+    buffer = FrameBuffer(max_frame_size=4_000_000)
+    got: list[bytes] = []
+    for n in itertools.cycle(reads):
+        if not stream:
+            break
+        room = buffer.buffer()
+        n = min(n, len(room), len(stream))
+        room[:n] = stream[:n]
+        stream = stream[n:]
+        got.extend(buffer.written(n))
+    assert got == bodies
+    assert buffer.buffered == 0
+
+
+def test_an_announced_huge_frame_is_not_allocated_before_its_bytes_arrive() -> None:
+    buffer = FrameBuffer()
+    assert buffer.feed(struct.pack(">i", 90_000_000) + b"x") == []
+    assert len(buffer.buffer()) < 2_000_000  # room grows with what arrives, not with the size
+
+
 @pytest.mark.parametrize("size", [65, 2**31 - 1])
 def test_a_frame_over_the_maximum_is_refused_as_soon_as_its_size_arrives(size: int) -> None:
     buffer = FrameBuffer(max_frame_size=64)

@@ -120,7 +120,10 @@ async def test_file_layout(sqlite_stores: Open, tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         columns = [row[1] for row in db.execute("PRAGMA table_info(messages)")]
-        assert columns == ["stream_id", "seq", "data", "key", "headers", "timestamp_ms", "span"]
+        assert columns == [
+            *("stream_id", "seq", "data", "key", "headers", "timestamp_ms", "span"),
+            *("file", "pos", "size"),
+        ]
         ids = dict(db.execute("SELECT path, id FROM streams"))
         fork_rows = db.execute(
             "SELECT seq, data FROM messages WHERE stream_id = ?", (ids["fork"],)

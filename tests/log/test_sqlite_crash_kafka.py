@@ -1,5 +1,6 @@
-"""``kill -9`` a process producing idempotent Kafka batches and writing key-value state (alone
-and with appends); after each restart every acknowledged batch is present exactly once, the
+"""``kill -9`` a process producing idempotent Kafka batches (kept in batch files in some
+cycles, in the database in others) and writing key-value state (alone and with appends); after
+each restart every acknowledged batch is present exactly once, the
 producer state answers retries as duplicates at their original offsets, producer ids never
 repeat, and the key-value table agrees with the data it was committed with."""
 

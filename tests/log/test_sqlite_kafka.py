@@ -141,7 +141,7 @@ async def test_a_version_1_file_opens_migrated_with_its_data(tmp_path: Path) -> 
         await store.aclose()
     db = sqlite3.connect(data / "millstream.db")
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     finally:
         db.close()
 

@@ -1,5 +1,6 @@
 """The store contract for Kafka entries: produce, read_batches, offsets by time, log start,
-idempotent producers (KIP-98) and producer ids. Runs against every store kind.
+idempotent producers (KIP-98) and producer ids. Runs against every store kind, and against a
+``SqliteStore`` that keeps every batch, however small, in its batch files.
 
 Batches are built by kafka-python's record builder and read back by its parser (the oracles),
 so the bytes on both sides are what a real client writes and reads.
@@ -8,6 +9,8 @@ so the bytes on both sides are what a real client writes and reads.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -30,9 +33,16 @@ from millstream.log import (
 )
 from millstream.log._rules import StreamState
 
+from .conftest import KAFKA_STORE_KINDS, opened
 from .helpers import BYTES, JSON, append, create, decode_batches, kafka_batch, read_all
 
 T0 = 1_700_000_000_000
+
+
+@pytest.fixture(params=KAFKA_STORE_KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async for instance in opened(request.param, tmp_path / "data", request):
+        yield instance
 
 
 async def read_all_batches(store: Store, path: str, start: int = 0, max_bytes: int = 1 << 20):

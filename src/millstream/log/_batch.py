@@ -9,8 +9,8 @@ committed state, already changed by the earlier jobs of the same batch, and what
 recorded (message rows, dirty stream rows, producer states, key-value changes, streams to wake).
 A refused job carries its own error and leaves the others alone.
 
-The storage is behind a few hooks (``_load``, ``_insert_stream``, ``_delete_stream_rows``,
-``_truncate_rows``, ``_entry_at``, ``_kv_row``, ``_expired_candidates``,
+The storage is behind a few hooks (``_load``, ``_insert_stream``, ``_add_batch``,
+``_delete_stream_rows``, ``_truncate_rows``, ``_entry_at``, ``_kv_row``, ``_expired_candidates``,
 ``_next_producer_id``), all synchronous: SQLite answers them with SQL on its writer thread,
 PostgreSQL from rows it loaded (and locked) before running the rules. The store then writes
 what the batch recorded and commits once.
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._batches import stamp_batch, with_base_offset
+from ._batches import stamp_batch
 from ._create import plan_create
 from ._errors import StreamGone, StreamNotFound
 from ._model import (
@@ -153,15 +153,31 @@ class BatchRules:
         """Insert a ``streams`` row (``stream_insert_values``); return its new id."""
         raise NotImplementedError
 
+    def _add_batch(
+        self,
+        stream_id: int,
+        base: int,
+        parts: tuple[bytes | memoryview, ...],
+        stamp: int,
+        records: int,
+    ) -> None:
+        """Record a Kafka batch entry whose bytes are ``parts`` end to end: a row of
+        ``batch_values`` here; a store may keep large batches elsewhere (SQLite's files)."""
+        data = b"".join(parts)
+        self.batch_values += (stream_id, base, data, stamp, records)
+        self.nbytes += len(data)
+
     def _delete_stream_rows(self, state: StreamState) -> None:
         """Delete every row of a stream that is removed for good."""
         raise NotImplementedError
 
-    def _truncate_rows(self, stream_id: int, before: int) -> None:
-        """Delete the entries (and time index rows) wholly below ``before``."""
+    def _truncate_rows(self, state: StreamState, before: int) -> None:
+        """Delete the entries (and time index rows) of ``state`` wholly below ``before``."""
         raise NotImplementedError
 
-    def _entry_at(self, stream_id: int, position: int) -> tuple[int, bytes, int | None] | None:
+    def _entry_at(
+        self, stream_id: int, position: int
+    ) -> tuple[int, bytes | memoryview, int | None] | None:
         """``(seq, data, span)`` of the entry holding ``position`` (or the last before it)."""
         raise NotImplementedError
 
@@ -248,13 +264,13 @@ class BatchRules:
             return result
         state.max_timestamp = known
         self._stamp(state, base, stamp)
+        parts: tuple[bytes | memoryview, ...]
         if batch.log_append_time:
-            data = stamp_batch(batch.data, base, self.timestamp_ms)
-        else:
-            data = with_base_offset(batch.data, base)
+            parts = (stamp_batch(batch.data, base, self.timestamp_ms),)
+        else:  # the base offset is not covered by the CRC: written apart, the rest uncopied
+            parts = (base.to_bytes(8, "big", signed=True), memoryview(batch.data)[8:])
         sid = state.stream_id
-        self.batch_values += (sid, base, data, stamp, batch.record_count)
-        self.nbytes += len(data)
+        self._add_batch(sid, base, parts, stamp, batch.record_count)
         self.cached.pop(sid, None)
         self.uncache.add(sid)
         if plan.check_producer:
@@ -269,7 +285,7 @@ class BatchRules:
         target = plan_truncate(state, before)
         if target is None:
             return state.log_start
-        self._truncate_rows(state.stream_id, target)
+        self._truncate_rows(state, target)
         state.log_start = target
         self.truncated.add(state.stream_id)
         self.dirty.add(path)

@@ -92,8 +92,9 @@ class Record:
 # -- the header: the only thing the produce path reads ----------------------------------------
 
 
-def parse_batch(data: bytes) -> KafkaBatch:
-    """Check one whole batch's header and CRC-32C; return it as a ``KafkaBatch``.
+def parse_batch(data: bytes | memoryview) -> KafkaBatch:
+    """Check one whole batch's header and CRC-32C; return it as a ``KafkaBatch`` whose
+    ``data`` is ``data`` itself (a view stays a view: no copy).
 
     Raises ``CorruptBatch`` (Kafka CORRUPT_MESSAGE) for a short or oversized buffer, a length
     that disagrees with the buffer, a magic other than 2, a CRC mismatch, or a record count that
@@ -112,7 +113,7 @@ def parse_batch(data: bytes) -> KafkaBatch:
     if crc32c(memoryview(data)[_CRC_START:]) != crc:
         raise CorruptBatch("record batch CRC-32C mismatch")
     return KafkaBatch(
-        data=bytes(data),
+        data=data,
         record_count=count,
         first_timestamp_ms=first_ts,
         max_timestamp_ms=max_ts,
@@ -123,8 +124,12 @@ def parse_batch(data: bytes) -> KafkaBatch:
     )
 
 
-def split_batches(records: bytes) -> list[KafkaBatch]:
-    """Parse a Produce request's ``records`` field: one or more batches laid end to end."""
+def split_batches(records: bytes | memoryview) -> list[KafkaBatch]:
+    """Parse a Produce request's ``records`` field: one or more batches laid end to end.
+
+    Each batch's ``data`` is a view of ``records``, not a copy: keep ``records`` unchanged until
+    the batches are stored (a store copies what it keeps; a batch file writes the view).
+    """
     out: list[KafkaBatch] = []
     view = memoryview(records)
     position = 0
@@ -135,17 +140,17 @@ def split_batches(records: bytes) -> list[KafkaBatch]:
         end = position + 12 + length
         if length < BATCH_HEADER_SIZE - 12 or end > len(view):
             raise CorruptBatch(f"batchLength {length} runs past the records given")
-        out.append(parse_batch(bytes(view[position:end])))
+        out.append(parse_batch(view[position:end]))
         position = end
     return out
 
 
-def with_base_offset(data: bytes, base_offset: int) -> bytes:
+def with_base_offset(data: bytes | memoryview, base_offset: int) -> bytes:
     """``data`` with its baseOffset set (the CRC does not cover it, so it stays valid)."""
     return base_offset.to_bytes(8, "big", signed=True) + data[8:]
 
 
-def stamp_batch(data: bytes, base_offset: int, log_append_time_ms: int) -> bytes:
+def stamp_batch(data: bytes | memoryview, base_offset: int, log_append_time_ms: int) -> bytes:
     """Set baseOffset, and mark the batch LogAppendTime with ``maxTimestamp`` =
     ``log_append_time_ms`` (as a Kafka broker does for such topics), recomputing the CRC."""
     buffer = bytearray(data)

@@ -141,14 +141,16 @@ class KafkaBatch:
     its header (parsed once by ``millstream.log.parse_batch``; records are never decoded on
     write).
 
-    ``data`` is the whole batch from its baseOffset field on. The store assigns the batch its
-    base offset by rewriting the first 8 bytes, which the CRC-32C does not cover. With
+    ``data`` is the whole batch from its baseOffset field on: bytes, or a view of the request
+    it came in (``split_batches`` copies nothing; stores copy what they keep). The store
+    assigns the batch its base offset by rewriting the first 8 bytes, which the CRC-32C does
+    not cover. With
     ``log_append_time`` it also sets the timestamp-type bit and maxTimestamp and recomputes the
     CRC (as a Kafka broker does for a LogAppendTime topic). ``attributes`` is the header's
     attributes field (compression, transactional and control bits; ``_batches`` documents it).
     """
 
-    data: bytes
+    data: bytes | memoryview
     record_count: int  # lastOffsetDelta + 1: the positions this entry spans
     first_timestamp_ms: int
     max_timestamp_ms: int

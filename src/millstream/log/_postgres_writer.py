@@ -190,9 +190,9 @@ class PgBatch(BatchRules):
         self._cut()
         self.ops.append(("delete", state.stream_id))
 
-    def _truncate_rows(self, stream_id: int, before: int) -> None:
+    def _truncate_rows(self, state: StreamState, before: int) -> None:
         self._cut()
-        self.ops.append(("truncate", stream_id, before))
+        self.ops.append(("truncate", state.stream_id, before))
 
     def _entry_at(self, stream_id: int, position: int) -> tuple[int, bytes, int | None] | None:
         values = self.values  # written earlier in this batch (not in the database yet)

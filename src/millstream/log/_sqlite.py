@@ -50,6 +50,7 @@ from ._model import (
 )
 from ._paths import is_internal
 from ._rules import StreamState, deadline, is_expired
+from ._sqlite_files import EXTERNAL_MIN, FILES_DIR, BatchFiles
 from ._sqlite_schema import (
     DB_FILENAME,
     SELECT_ENTRIES,
@@ -124,17 +125,29 @@ def read_segments(
 
 
 def _entry_rows(
-    conn: sqlite3.Connection, sid: int, lo: int, hi: int, extra: str = "", *args: object
-) -> sqlite3.Cursor:
-    """Rows of the entries holding positions [lo, hi): from the one holding ``lo`` on."""
+    conn: sqlite3.Connection,
+    files: BatchFiles,
+    sid: int,
+    lo: int,
+    hi: int,
+    extra: str = "",
+    *args: object,
+) -> Iterator[tuple[int, bytes, int | None, int]]:
+    """``(seq, data, span, timestamp_ms)`` of the entries holding positions [lo, hi), from the
+    one holding ``lo`` on; a batch kept in a batch file is read from it as it is reached.
+    Messages written before version 2 have no timestamp: 0."""
     row = conn.execute(SELECT_ENTRY_START, (sid, lo)).fetchone()
     first = lo if row is None else row[0]
     sql = SELECT_ENTRIES if not extra else SELECT_ENTRIES.replace(" ORDER BY", f" {extra} ORDER BY")
-    return conn.execute(sql, (sid, first, hi, *args))
+    for seq, data, span, stamp, file, position, size in conn.execute(sql, (sid, first, hi, *args)):
+        if file is not None:
+            data = files.read(file, position, size)
+        yield seq, data, span, stamp if stamp is not None else 0
 
 
 def read_entries(
     conn: sqlite3.Connection,
+    files: BatchFiles,
     segments: Sequence[tuple[int, int, int]],
     budget: int,
     values: ValueCache,
@@ -146,7 +159,7 @@ def read_entries(
     used = 0
     for sid, lo, hi in segments:
         position = lo
-        for seq, data, span, _ in _entry_rows(conn, sid, lo, hi):
+        for seq, data, span, _ in _entry_rows(conn, files, sid, lo, hi):
             end = seq + (1 if span is None else span)
             if end <= position:
                 continue
@@ -172,15 +185,15 @@ def read_entries(
 
 
 def iter_entries(
-    conn: sqlite3.Connection, segments: Sequence[tuple[int, int, int]]
+    conn: sqlite3.Connection, files: BatchFiles, segments: Sequence[tuple[int, int, int]]
 ) -> Iterator[Entry]:
     """The entries holding the positions of ``segments``, for ``assemble_batches``; a fork
     source's batch that crosses the fork point is cut there (``clip_entry``)."""
     for sid, lo, hi in segments:
-        for seq, data, span, stamp in _entry_rows(conn, sid, lo, hi):
+        for seq, data, span, stamp in _entry_rows(conn, files, sid, lo, hi):
             if span is None:
                 if seq >= lo:
-                    yield Entry(seq, 1, data, stamp if stamp is not None else 0, False)
+                    yield Entry(seq, 1, data, stamp, False)
                 continue
             if seq + span <= lo:
                 continue
@@ -190,7 +203,10 @@ def iter_entries(
 
 
 def find_time(
-    conn: sqlite3.Connection, segments: Sequence[tuple[int, int, int]], target: int
+    conn: sqlite3.Connection,
+    files: BatchFiles,
+    segments: Sequence[tuple[int, int, int]],
+    target: int,
 ) -> tuple[int, int] | None:
     """The first record at or after each segment's ``lo`` whose timestamp reaches ``target``,
     starting the scan where the sparse ``time_index`` allows."""
@@ -201,7 +217,7 @@ def find_time(
         ).fetchone()
         start = lo if row is None else max(lo, row[0])
         for seq, data, span, stamp in _entry_rows(
-            conn, sid, start, hi, "AND timestamp_ms >= ?", target
+            conn, files, sid, start, hi, "AND timestamp_ms >= ?", target
         ):
             if span is None:
                 if seq >= lo:
@@ -218,9 +234,11 @@ def find_time(
 class SqliteStore(Store):
     """The embedded default store: ``SqliteStore("./millstream-data")``.
 
-    The database file is ``<data_dir>/millstream.db`` (plus SQLite's ``-wal``/``-shm``).
-    Stream states stay in memory while used: at most ``max_cached_streams`` of them, and none
-    idle for longer than ``idle_seconds`` (they reload from the file on the next access).
+    The database file is ``<data_dir>/millstream.db`` (plus SQLite's ``-wal``/``-shm``);
+    Kafka batches of at least ``batch_file_min`` bytes are kept in append-only files under
+    ``<data_dir>/batches/`` (``_sqlite_files``). Stream states stay in memory while used: at
+    most ``max_cached_streams`` of them, and none idle for longer than ``idle_seconds`` (they
+    reload from the file on the next access).
     """
 
     def __init__(
@@ -230,6 +248,7 @@ class SqliteStore(Store):
         fsync: FsyncMode = "always",
         max_cached_streams: int = 10_000,
         idle_seconds: float = 300.0,
+        batch_file_min: int = EXTERNAL_MIN,
     ) -> None:
         super().__init__()
         if fsync not in _FSYNC_MODES:
@@ -242,6 +261,7 @@ class SqliteStore(Store):
         self._caches = TailCaches()
         self._values = ValueCache()
         self._batch_cache = BatchCache()
+        self._files = BatchFiles(self.data_dir / FILES_DIR, min_size=batch_file_min)
         self._writer: Writer | None = None
         self._reader: sqlite3.Connection | None = None
         self._local = threading.local()
@@ -266,6 +286,7 @@ class SqliteStore(Store):
             try:
                 prepare_schema(conn)
                 counters = read_counters(conn)
+                self._files.open(conn)
             except (sqlite3.Error, StorageError) as exc:
                 conn.close()
                 if isinstance(exc, StorageError):
@@ -281,6 +302,7 @@ class SqliteStore(Store):
                 fsync=self.fsync,
                 wal_path=path + "-wal",
                 counters=Counters(counters["kv_version"], counters["producer_id"]),
+                files=self._files,
             )
             writer.start()
             self._writer = writer
@@ -295,6 +317,7 @@ class SqliteStore(Store):
             writer.flush()
             await asyncio.to_thread(writer.stop)
             await asyncio.sleep(0)  # let the last batch's answers reach their callers
+        self._files.close()
         self.notifier.close()
         for conn in [self._reader, *self._thread_conns]:
             if conn is not None:
@@ -326,6 +349,7 @@ class SqliteStore(Store):
             "checkpoints": writer.checkpoints if writer else 0,
             "failed": writer is not None and writer.failure is not None,
             "tail_cache": self._caches.statistics(),
+            "batch_files": self._files.statistics(),
         }
 
     # -- writes: through the writer thread ----------------------------------------------
@@ -455,7 +479,9 @@ class SqliteStore(Store):
     def _entries_in_thread(
         self, segments: list[tuple[int, int, int]], budget: int, json_mode: bool
     ) -> list[bytes]:
-        return read_entries(self._thread_conn(), segments, budget, self._values, json_mode)
+        return read_entries(
+            self._thread_conn(), self._files, segments, budget, self._values, json_mode
+        )
 
     async def list_paths(self, prefix: str = "", *, include_internal: bool = False) -> list[str]:
         await self._ready()
@@ -529,7 +555,7 @@ class SqliteStore(Store):
         tail: int,
         max_bytes: int,
     ) -> tuple[list[bytes], int]:
-        entries = iter_entries(conn, segments)
+        entries = iter_entries(conn, self._files, segments)
         sid = segments[-1][0]
         return assemble_batches(sid, entries, start, tail, max_bytes, self._batch_cache)
 
@@ -553,7 +579,7 @@ class SqliteStore(Store):
     def _time_in_thread(
         self, segments: list[tuple[int, int, int]], target: int
     ) -> tuple[int, int] | None:
-        return find_time(self._thread_conn(), segments, target)
+        return find_time(self._thread_conn(), self._files, segments, target)
 
     # -- the key-value table ----------------------------------------------------------------
 

@@ -14,7 +14,9 @@ One file, WAL mode. Tables:
   timestamp of a batch. ``key``/``headers`` are unused (a batch carries its records' keys and
   headers). ``WITHOUT ROWID`` keeps each stream's entries clustered in seq order, so a catch-up
   read is one range scan. A fork's own rows start at its ``fork_base``; a byte sub-offset fork
-  stores the partial first message as its own row.
+  stores the partial first message as its own row. A batch of at least ``EXTERNAL_MIN`` bytes
+  is kept in a batch file instead (``_sqlite_files``): its row has ``file``, ``pos`` and
+  ``size`` set and an empty ``data`` (version 3).
 - ``producers``: Durable Streams idempotent-producer state, written in the same transaction as
   the data; ``kafka_producers``: the same for Kafka producer ids (KIP-98: epoch, last
   sequence, the last 5 batches as JSON).
@@ -24,6 +26,7 @@ One file, WAL mode. Tables:
   entry before ``seq`` is older than ``ts``. A lookup starts its scan at the last indexed
   ``ts`` not above the target: a bounded scan, at most ~10 rows a second per stream written.
 - ``kv``: the key-value table (``namespace``, ``key``) → ``value``, ``version``.
+- ``batch_files``: each batch file's live rows and committed length (version 3).
 - ``meta``: counters that must never go back: the next key-value version and the next Kafka
   producer id, committed with the writes that use them.
 
@@ -66,7 +69,7 @@ __all__ = [
 
 FsyncMode = Literal["always", "interval", "never"]
 DB_FILENAME = "millstream.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TIME_INDEX_STEP_MS = 100
 
 # Version 1, as created by the first release; later versions are reached by MIGRATIONS, so a
@@ -143,8 +146,21 @@ CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO meta (name, value) VALUES ('kv_version', 1), ('producer_id', 1);
 """
 
+# Version 3: large Kafka batches live in batch files (``_sqlite_files``); their rows keep
+# where (``file``, ``pos``, ``size``) and an empty ``data``.
+_V3 = """
+ALTER TABLE messages ADD COLUMN file INTEGER;
+ALTER TABLE messages ADD COLUMN pos INTEGER;
+ALTER TABLE messages ADD COLUMN size INTEGER;
+CREATE TABLE batch_files (
+    id INTEGER PRIMARY KEY,
+    live INTEGER NOT NULL,
+    end_pos INTEGER NOT NULL
+);
+"""
+
 #: ``MIGRATIONS[n]`` takes a file from version ``n`` to ``n + 1`` (version 0: a new file).
-MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _V2}
+MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _V2, 2: _V3}
 
 # How each fsync mode maps to SQLite. In WAL mode a commit appends frames to the -wal file:
 # - "always": NORMAL, so the COMMIT itself does not fsync; the store fsyncs the WAL on a second
@@ -296,10 +312,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 SELECT_RANGE = "SELECT data FROM messages WHERE stream_id = ? AND seq >= ? AND seq < ? ORDER BY seq"
-#: Entries (messages and batches) from ``seq`` on, for streams that hold Kafka batches.
+#: Entries (messages and batches) from ``seq`` on, for streams that hold Kafka batches; a batch
+#: in a batch file has ``file`` set and an empty ``data``.
 SELECT_ENTRIES = (
-    "SELECT seq, data, span, timestamp_ms FROM messages WHERE stream_id = ? AND seq >= ?"
-    " AND seq < ? ORDER BY seq"
+    "SELECT seq, data, span, timestamp_ms, file, pos, size FROM messages WHERE stream_id = ?"
+    " AND seq >= ? AND seq < ? ORDER BY seq"
 )
 #: The first position of the entry holding a position (a batch may start before it).
 SELECT_ENTRY_START = (
@@ -327,6 +344,11 @@ _MANY_PARTS: dict[str, tuple[str, int, str]] = {
         " last_seq = excluded.last_seq",
     ),
     "batches": ("INSERT INTO messages (stream_id, seq, data, timestamp_ms, span)", 5, ""),
+    "external": (
+        "INSERT INTO messages (stream_id, seq, data, timestamp_ms, span, file, pos, size)",
+        8,
+        "",
+    ),
     "kafka_producers": (
         "INSERT INTO kafka_producers (stream_id, producer_id, epoch, last_seq, batches)",
         5,
@@ -350,7 +372,7 @@ def insert_many(conn: sqlite3.Connection, table: str, rows: Sequence[tuple[objec
 def insert_flat(conn: sqlite3.Connection, table: str, values: Sequence[object]) -> None:
     """``insert_many`` for rows already laid end to end, as bound."""
     head, width, tail = _MANY_PARTS[table]
-    step = width * (_ROWS_PER_INSERT if width <= 4 else 192)
+    step = width * (_ROWS_PER_INSERT if width <= 4 else 192 if width <= 5 else 120)
     for start in range(0, len(values), step):
         chunk = values[start : start + step] if len(values) > step else values
         key = (table, len(chunk) // width)

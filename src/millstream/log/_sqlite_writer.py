@@ -36,6 +36,7 @@ from ._batch import BatchRules, Counters, Job, answer_jobs
 from ._errors import LogError, StorageError
 from ._model import KvItem
 from ._rules import StreamState
+from ._sqlite_files import BatchFiles, Buffer
 from ._sqlite_schema import (
     INSERT_STREAM,
     UPDATE_STREAM,
@@ -65,11 +66,18 @@ class _Batch(BatchRules):
     storage hooks answered with SQL on the writer's connection."""
 
     def __init__(
-        self, conn: sqlite3.Connection, table: StateTable, now: float, counters: Counters
+        self,
+        conn: sqlite3.Connection,
+        table: StateTable,
+        now: float,
+        counters: Counters,
+        files: BatchFiles,
     ) -> None:
         super().__init__(now, counters)
         self.conn = conn
         self.table = table
+        self.files = files
+        self.external_values: list[object] = []  # batch rows plus file, pos, size (batch files)
 
     def _load(self, path: str) -> StreamState | None:
         return self.table.latest(self.conn, path)
@@ -82,6 +90,8 @@ class _Batch(BatchRules):
     def _delete_stream_rows(self, state: StreamState) -> None:
         sid = state.stream_id
         self.flush_rows()
+        if state.kafka_entries:
+            self._release_files(sid)
         self.conn.execute("DELETE FROM messages WHERE stream_id = ?", (sid,))
         self.conn.execute("DELETE FROM producers WHERE stream_id = ?", (sid,))
         if state.kafka_entries:
@@ -90,24 +100,40 @@ class _Batch(BatchRules):
             self.conn.execute("DELETE FROM time_index WHERE stream_id = ?", (sid,))
         self.conn.execute("DELETE FROM streams WHERE id = ?", (sid,))
 
-    def _truncate_rows(self, stream_id: int, before: int) -> None:
-        self.flush_rows()
-        self.conn.execute(
-            "DELETE FROM messages WHERE stream_id = ? AND seq < ? AND seq + coalesce(span, 1) <= ?",
-            (stream_id, before, before),
-        )
-        self.conn.execute(
-            "DELETE FROM time_index WHERE stream_id = ? AND seq < ?", (stream_id, before)
-        )
+    def _add_batch(
+        self, stream_id: int, base: int, parts: tuple[Buffer, ...], stamp: int, records: int
+    ) -> None:
+        size = sum(len(part) for part in parts)
+        if size < self.files.min_size:
+            super()._add_batch(stream_id, base, parts, stamp, records)
+            return
+        file, position = self.files.stage(parts, size)
+        self.external_values += (stream_id, base, b"", stamp, records, file, position, size)
 
-    def _entry_at(self, stream_id: int, position: int) -> tuple[int, bytes, int | None] | None:
+    def _truncate_rows(self, state: StreamState, before: int) -> None:
         self.flush_rows()
-        row: tuple[int, bytes, int | None] | None = self.conn.execute(
-            "SELECT seq, data, span FROM messages WHERE stream_id = ? AND seq <= ?"
-            " ORDER BY seq DESC LIMIT 1",
+        sid = state.stream_id
+        below = "AND seq < ? AND seq + coalesce(span, 1) <= ?"
+        if state.kafka_entries:
+            self._release_files(sid, below, before, before)
+        self.conn.execute(
+            f"DELETE FROM messages WHERE stream_id = ? {below}", (sid, before, before)
+        )
+        self.conn.execute("DELETE FROM time_index WHERE stream_id = ? AND seq < ?", (sid, before))
+
+    def _entry_at(self, stream_id: int, position: int) -> tuple[int, Buffer, int | None] | None:
+        self.flush_rows()
+        row = self.conn.execute(
+            "SELECT seq, data, span, file, pos, size FROM messages WHERE stream_id = ?"
+            " AND seq <= ? ORDER BY seq DESC LIMIT 1",
             (stream_id, position),
         ).fetchone()
-        return row
+        if row is None:
+            return None
+        seq, data, span, file, at, size = row
+        if file is not None:
+            data = self.files.read(file, at, size)
+        return seq, data, span
 
     def _kv_row(self, namespace: str, key: str) -> KvItem | None:
         row = self.conn.execute(
@@ -126,7 +152,21 @@ class _Batch(BatchRules):
         ).fetchall()
         return [path for (path,) in rows]
 
+    def _release_files(self, sid: int, where: str = "", *args: object) -> None:
+        """Count the batch-file rows of ``sid`` (matching ``where``) about to be deleted."""
+        rows = self.conn.execute(
+            "SELECT file, count(*) FROM messages WHERE stream_id = ? AND file IS NOT NULL"
+            f" {where} GROUP BY file",
+            (sid, *args),
+        )
+        for file, count in rows:
+            self.files.release(file, count)
+
     def flush_rows(self) -> None:
+        if self.external_values:
+            self.files.write()  # the rows' bytes are in the file before the rows are read
+            insert_flat(self.conn, "external", self.external_values)
+            self.external_values = []
         if self.values:
             insert_flat(self.conn, "messages", self.values)
             self.values = []
@@ -149,6 +189,7 @@ class _Batch(BatchRules):
             insert_many(self.conn, "kafka_producers", kafka)
         if self.kv_changes:
             self._flush_kv()
+        self.files.save(self.conn)
         if self.counters != counters:
             self.conn.executemany(
                 "UPDATE meta SET value = ? WHERE name = ?",
@@ -193,6 +234,7 @@ class _Committed:
     number: int
     batch: _Batch
     jobs: list[Job]
+    doomed: list[int]  # batch files with no rows left, deleted once this is durable
 
 
 class Writer:
@@ -209,8 +251,10 @@ class Writer:
         fsync: FsyncMode,
         wal_path: str,
         counters: Counters,
+        files: BatchFiles,
     ) -> None:
         self._conn = conn
+        self.files = files
         self.counters = counters
         self._table = table
         self._caches = caches
@@ -226,6 +270,7 @@ class Writer:
         self._queue: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()
         self._outbox: list[Job] = []  # submitted in this event-loop iteration, not yet queued
         self._unsynced = False
+        self._unsynced_doomed: list[int] = []  # fsync="interval": deleted after the next sync
         self._last_sync = time.monotonic()
         self._last_access_flush = time.monotonic()
         self._number = 0
@@ -320,7 +365,7 @@ class Writer:
                 job.error = failure
             self._deliver(jobs, set())
             return
-        batch = _Batch(self._conn, self._table, time.time(), self.counters)
+        batch = _Batch(self._conn, self._table, time.time(), self.counters, self.files)
         number = self._number = self._number + 1
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -330,6 +375,8 @@ class Writer:
                 except LogError as exc:
                     job.error = exc
             batch.flush(self.counters)
+            if self._fsync != "never":
+                self._sync_files()  # the batch files' bytes are on disk before rows name them
             if self._syncer is not None:
                 # Staged before COMMIT: from then on no reader loads these paths from the file.
                 self._table.stage(number, batch.work)
@@ -340,6 +387,7 @@ class Writer:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
+            self.files.rolled_back()
             if self._syncer is not None:
                 # The failed batch's working copies share producer maps with the states of
                 # earlier batches: let those be published first, then reload from the file.
@@ -352,11 +400,12 @@ class Writer:
                 job.error = StorageError(f"the write was not committed: {exc}")
             self._deliver(jobs, set())
             return
+        self.files.committed()
         self.batches += 1
         self.jobs += len(jobs)
         self.commit_sizes.observe(len(jobs))
         self.counters = batch.counters
-        committed = _Committed(number, batch, jobs)
+        committed = _Committed(number, batch, jobs, self.files.take_doomed())
         if self._syncer is None:
             self._unsynced = self._fsync == "interval"
             self._publish(committed)
@@ -370,6 +419,21 @@ class Writer:
         self._wal_estimate += 3 + batch.nbytes // 4000
         if self._wal_estimate >= CHECKPOINT_FRAMES:
             self._checkpoint()
+
+    def _sync_files(self) -> None:
+        """fsync the batch files this commit wrote; a failure fails the store closed, as a
+        failed WAL fsync does (what was written may be gone from the page cache)."""
+        try:
+            self.files.sync()
+        except OSError as exc:
+            reason = f"fsync of a batch file failed: {exc}"
+            if self._syncer is not None:
+                raise self._syncer.fail_closed(reason) from exc
+            self.interval_failure = StorageError(
+                f"{reason}; the store stopped accepting writes (restart the server once the"
+                " disk is healthy)"
+            )
+            raise self.interval_failure from exc
 
     def _checkpoint(self) -> None:
         """fsync="always": move the WAL into the database file (see _sqlite_sync's docstring)."""
@@ -400,6 +464,11 @@ class Writer:
         self._table.publish(batch.work, committed.number)
         if batch.kv_changes and self._syncer is not None:
             self._table.kv.publish(committed.number)
+        if committed.doomed:
+            if self._fsync == "interval":  # durable only after the next fsync of the WAL
+                self._unsynced_doomed.extend(committed.doomed)
+            else:
+                self.files.delete(committed.doomed)
         self._deliver(committed.jobs, batch.changed)
 
     def _fail_committed(self, committed: _Committed, error: StorageError) -> None:
@@ -437,6 +506,9 @@ class Writer:
                 )
         self._unsynced = False
         self._last_sync = time.monotonic()
+        if self._unsynced_doomed and self.interval_failure is None:
+            doomed, self._unsynced_doomed = self._unsynced_doomed, []
+            self.files.delete(doomed)
 
     def _flush_access(self, *, force: bool = False) -> None:
         """Persist sliding-TTL renewals done by reads, at most every ACCESS_FLUSH_SECONDS."""

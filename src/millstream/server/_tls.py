@@ -45,8 +45,9 @@ class Tls:
         self.handshakes = 0
         self._pending: set[asyncio.Transport] = set()
 
-    def wrap(self, factory: Callable[..., asyncio.Protocol]) -> Callable[..., asyncio.Protocol]:
-        """A protocol factory for ``create_server`` whose connections do TLS first."""
+    def wrap(self, factory: Callable[..., asyncio.BaseProtocol]) -> Callable[..., asyncio.Protocol]:
+        """A protocol factory for ``create_server`` whose connections do TLS first (the door's
+        protocol may be a ``BufferedProtocol``: the loop's TLS protocol fills its buffer)."""
 
         def accept(*args: Any, **kwargs: Any) -> asyncio.Protocol:
             return _Acceptor(self, lambda: factory(*args, **kwargs))
@@ -81,7 +82,7 @@ class _Acceptor(asyncio.Protocol):
     TLS protocol must already be in place to receive the ClientHello.
     """
 
-    def __init__(self, tls: Tls, factory: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(self, tls: Tls, factory: Callable[[], asyncio.BaseProtocol]) -> None:
         self._tls = tls
         self._factory = factory
 

@@ -1,9 +1,11 @@
 """One Kafka client connection: frames in, answers out in request order.
 
-The transport part of the door and nothing else: the codec's ``FrameBuffer`` cuts the byte
-stream into size-prefixed frames, bounded by ``max_request_size`` (a larger or negative size
-closes the connection, as a Kafka broker does); each frame goes to the broker's ``dispatch``,
-and the answers are written in the order the requests came, as Kafka requires.
+The transport part of the door and nothing else: the socket reads straight into the codec's
+``FrameBuffer`` (``asyncio.BufferedProtocol``: a large produce request lands in place and is
+copied once, into its frame), which cuts the byte stream into size-prefixed frames, bounded by
+``max_request_size`` (a larger or negative size closes the connection, as a Kafka broker does);
+each frame goes to the broker's ``dispatch``, and the answers are written in the order the
+requests came, as Kafka requires.
 
 Requests run one after another, except that requests ``dispatch`` marks ``overlap`` (Produce)
 start as soon as every earlier non-overlapping request is answered, without waiting for each
@@ -57,7 +59,7 @@ class Job:
 Dispatch = Callable[[bytes, "KafkaConnection"], Job]
 
 
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(asyncio.BufferedProtocol):
     """See the module docstring. Created by the door's server for each accepted socket."""
 
     def __init__(
@@ -71,6 +73,7 @@ class KafkaConnection(asyncio.Protocol):
         self._connections = connections
         self._loop = asyncio.get_running_loop()
         self._buffer = FrameBuffer(settings.max_request_size)
+        self._discard = bytearray(4096)
         self._frames: deque[bytes] = deque()
         self._answers: deque[Job] = deque()
         self._frame_ready = asyncio.Event()
@@ -115,11 +118,19 @@ class KafkaConnection(asyncio.Protocol):
         ]
         self._arm_idle()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._stopping:
+            return memoryview(self._discard)  # shutting down: what arrives is not read
+        try:
+            return self._buffer.buffer()
+        except FrameError:
+            return memoryview(self._discard)  # closing already (see buffer_updated)
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._stopping:
             return
         try:
-            frames = self._buffer.feed(data)
+            frames = self._buffer.written(nbytes)
         except FrameError as exc:
             logger.info("closing %s: %s", self.peer, exc)
             self.close()

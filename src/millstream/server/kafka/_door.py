@@ -57,7 +57,7 @@ class KafkaDoor:
         await broker.start()
         loop = asyncio.get_running_loop()
 
-        def connection() -> asyncio.Protocol:
+        def connection() -> asyncio.BaseProtocol:
             return KafkaConnection(settings, broker.dispatch, self.connections)
 
         self._server = await loop.create_server(
