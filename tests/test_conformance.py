@@ -28,9 +28,14 @@ _TESTS_LINE = re.compile(r"^\s*Tests\s+(\d+) passed \((\d+)\)\s*$", re.M)
     not (NODE_DIR / "node_modules" / "@durable-streams").is_dir(),
     reason="node/node_modules missing: run `make pytest` (it installs node/) first",
 )
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_conformance_suite_passes(store: str, tmp_path: Path) -> None:
-    args = ["--memory"] if store == "memory" else ["--data-dir", str(tmp_path / "data")]
+@pytest.mark.parametrize("store", ["memory", "sqlite", "postgres"])
+def test_conformance_suite_passes(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if store == "postgres":
+        args = ["--store", request.getfixturevalue("postgres_server").database("conformance")]
+    else:
+        args = ["--memory"] if store == "memory" else ["--data-dir", str(tmp_path / "data")]
     with millstream_server(*args, "--long-poll-timeout", "0.5") as server:
         result = subprocess.run(
             ["npx", "vitest", "run", "--config", "vitest.config.mjs"],

@@ -147,3 +147,13 @@ async def test_log_doc_example() -> None:
     namespace: dict[str, Any] = {}
     exec(compile(f"async def example():\n{body}", "<docs/log.md>", "exec"), namespace)
     await namespace["example"]()
+
+
+async def test_scale_out_doc_lease_example() -> None:
+    block = section(
+        REPO / "docs" / "scale-out.md", "Running a service once across the cluster: `Lease`"
+    )
+    body = textwrap.indent(fenced(block, "python")[0], "    ")
+    namespace: dict[str, Any] = {}
+    exec(compile(f"async def example():\n{body}", "<docs/scale-out.md>", "exec"), namespace)
+    await namespace["example"]()

@@ -216,3 +216,36 @@ def _rebalances(a: Wire, b: Wire, admin: Wire) -> int:
     assert left.members[0].error_code == 0
     assert describe(admin).group_state == "Empty"
     return generation
+
+
+def listed_state(wire: Wire) -> str | None:
+    groups = wire.call(codec.ListGroupsRequest(), 4).groups  # states from v4
+    return next((g.group_state for g in groups if g.group_id == GROUP), None)
+
+
+def test_a_group_left_stable_by_a_killed_node_is_listed_as_described(tmp_path: Path) -> None:
+    """After ``kill -9`` the record still names a Stable group's member: ListGroups alone
+    (nothing else asks for the group) continues it, and it empties when the silent member's
+    session ends, as DescribeGroups then says too."""
+    argv = millstream_argv("--data-dir", str(tmp_path))
+    server = ServerProcess(argv)
+    try:
+        with Wire(server.kafka) as wire:
+            member = join(wire).member_id
+            joined = join(wire, member)
+            assert sync(wire, member, joined.generation_id, {member: b"p"}).error_code == 0
+            assert listed_state(wire) == "Stable"
+    finally:
+        server.kill()
+
+    restarted = ServerProcess(argv)
+    try:
+        with Wire(restarted.kafka) as wire:
+            assert listed_state(wire) == "Stable"  # continued from the record, not forgotten
+            deadline = time.monotonic() + 30
+            while listed_state(wire) != "Empty":
+                assert time.monotonic() < deadline, "the silent member never expired"
+                time.sleep(0.05)
+            assert describe(wire).group_state == "Empty"
+    finally:
+        restarted.terminate()

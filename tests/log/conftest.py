@@ -7,26 +7,29 @@ from pathlib import Path
 
 import pytest
 
-from millstream.log import MemoryStore, SqliteStore, Store
+from millstream.log import MemoryStore, PostgresStore, SqliteStore, Store
 
-STORE_KINDS = ["memory", "sqlite"]
+STORE_KINDS = ["memory", "sqlite", "postgres"]
 #: Suites of Kafka entries also run on a SqliteStore keeping every batch in a batch file.
 KAFKA_STORE_KINDS = [*STORE_KINDS, "sqlite-files"]
 
 
-def make_store(kind: str, data_dir: Path) -> Store:
+def make_store(kind: str, data_dir: Path, request: pytest.FixtureRequest) -> Store:
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
         return SqliteStore(data_dir)
     if kind == "sqlite-files":
         return SqliteStore(data_dir, batch_file_min=0)
+    if kind == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")
+        return PostgresStore(dsn, schema=request.getfixturevalue("postgres_schema"))
     raise ValueError(kind)
 
 
-async def opened(kind: str, data_dir: Path) -> AsyncIterator[Store]:
+async def opened(kind: str, data_dir: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     """A started store of ``kind``, closed afterwards (the body of the ``store`` fixtures)."""
-    instance = make_store(kind, data_dir)
+    instance = make_store(kind, data_dir, request)
     await instance.start()
     try:
         yield instance
@@ -36,7 +39,7 @@ async def opened(kind: str, data_dir: Path) -> AsyncIterator[Store]:
 
 @pytest.fixture(params=STORE_KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async for instance in opened(request.param, tmp_path / "data"):
+    async for instance in opened(request.param, tmp_path / "data", request):
         yield instance
 
 

@@ -41,7 +41,7 @@ T0 = 1_700_000_000_000
 
 @pytest.fixture(params=KAFKA_STORE_KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async for instance in opened(request.param, tmp_path / "data"):
+    async for instance in opened(request.param, tmp_path / "data", request):
         yield instance
 
 

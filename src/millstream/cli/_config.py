@@ -25,8 +25,9 @@ __all__ = ["SECRET_SETTINGS", "configurable", "effective_settings", "env_name"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Settings whose values never appear in ``--print-config`` or logs.
-SECRET_SETTINGS = frozenset({"anthropic_api_key", "openai_api_key"})
+#: Settings whose values never appear in ``--print-config`` or logs (``store``: a database
+#: URL, which may hold a password).
+SECRET_SETTINGS = frozenset({"anthropic_api_key", "openai_api_key", "store"})
 _NOT_SETTINGS = frozenset({"config", "print_config", "help"})
 _SOURCES = {
     ParameterSource.COMMANDLINE: "command line",

@@ -18,6 +18,7 @@ import click
 
 from . import main
 from ._config import configurable, effective_settings, format_settings
+from ._datadir import open_postgres
 from ._serve_llm import gateway_config, llm_options
 
 if TYPE_CHECKING:
@@ -49,9 +50,11 @@ def server_dependencies_missing() -> list[str]:
     return [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
 
 
-def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
+def _open_store(memory: bool, data_dir: Path, fsync: str, url: str | None) -> Store:
     from millstream.log import MemoryStore, SqliteStore
 
+    if url is not None:
+        return open_postgres(url)
     if memory:
         return MemoryStore()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +93,12 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
 )
 @click.option("--memory", is_flag=True, help="Keep everything in memory: nothing survives exit.")
 @click.option(
+    "--store",
+    metavar="postgresql://USER@HOST:PORT/DATABASE",
+    help="Keep the log in PostgreSQL, shared with every node given the same URL (scale-out: "
+    "docs/scale-out.md; needs pip install 'millstream[postgres]').",
+)
+@click.option(
     "--long-poll-timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=30.0,
@@ -109,6 +118,19 @@ def _open_store(memory: bool, data_dir: Path, fsync: str) -> Store:
     default=DEFAULT_MAX_BODY_SIZE,
     show_default=True,
     help="Largest request body in bytes; larger appends get 413.",
+)
+@click.option(
+    "--node-name",
+    help="This node's name in a cluster (--store): leases and /health show it "
+    "[default: HOST-PID-RANDOM].",
+)
+@click.option(
+    "--cluster-ttl",
+    type=click.FloatRange(min=0.5),
+    default=6.0,
+    show_default=True,
+    help="Seconds after which a node of a cluster that stopped heartbeating is out: its Kafka "
+    "partitions and groups and the services it ran move to the others.",
 )
 @click.option(
     "--subscriptions/--no-subscriptions",
@@ -315,6 +337,8 @@ def serve_command(ctx: click.Context, /, print_config: bool, **settings: Any) ->
     explicit_dir = source is not None and source != click.core.ParameterSource.DEFAULT
     if settings["memory"] and explicit_dir:
         raise click.UsageError("--memory and --data-dir exclude each other")
+    if settings["store"] is not None and (settings["memory"] or explicit_dir):
+        raise click.UsageError("--store excludes --memory and --data-dir")
     if bool(settings["tls_cert"]) != bool(settings["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
     llm_config = gateway_config(settings)
@@ -336,6 +360,8 @@ def serve_command(ctx: click.Context, /, print_config: bool, **settings: Any) ->
         kafka_frame_timeout=settings["kafka_frame_timeout"],
         kafka_auto_create_topics=settings["kafka_auto_create_topics"],
         subscriptions=settings["subscriptions"],
+        node_name=settings["node_name"],
+        cluster_ttl=settings["cluster_ttl"],
         kafka_admin=settings["kafka_admin"],
         sentinel=settings["sentinel"],
         llm=llm_config,
@@ -358,5 +384,7 @@ def serve_command(ctx: click.Context, /, print_config: bool, **settings: Any) ->
         bootstrap_token=settings["require_auth"] and settings["memory"],
         otel=settings["otel"],
     )
-    store = _open_store(settings["memory"], settings["data_dir"], settings["fsync"])
+    store = _open_store(
+        settings["memory"], settings["data_dir"], settings["fsync"], settings["store"]
+    )
     sys.exit(run(store, options))

@@ -38,6 +38,8 @@ from ._errors import (
     UnknownProducerId,
 )
 from ._expiry import RECLAIM_INTERVAL, reclaim_forever
+from ._lease import LEASES_NAMESPACE, Lease
+from ._members import MEMBERS_NAMESPACE, Membership, NodeRecord
 from ._memory import MemoryStore
 from ._model import (
     AppendRequest,
@@ -65,6 +67,7 @@ from ._paths import (
     partition_path,
     split_partition_path,
 )
+from ._postgres import PostgresStore
 from ._sqlite import SqliteStore
 from ._store import DEFAULT_MAX_READ_BYTES, Store
 from ._topics import DEFAULT_TOPIC_CONFIGS, TOPICS_NAMESPACE, TopicInfo, Topics
@@ -73,6 +76,8 @@ __all__ = [
     "COMPRESSION_NAMES",
     "DEFAULT_MAX_READ_BYTES",
     "DEFAULT_TOPIC_CONFIGS",
+    "LEASES_NAMESPACE",
+    "MEMBERS_NAMESPACE",
     "OFFSET_BEGINNING",
     "OFFSET_NOW",
     "RECLAIM_INTERVAL",
@@ -94,9 +99,13 @@ __all__ = [
     "KvConflict",
     "KvItem",
     "KvWrite",
+    "Lease",
     "LogError",
+    "Membership",
     "MemoryStore",
+    "NodeRecord",
     "OffsetOutOfRange",
+    "PostgresStore",
     "ProduceResult",
     "ProducerClaim",
     "ProducerSequenceGap",

@@ -77,6 +77,11 @@ class Notifier:
                     future.set_result(True)
         self._waiters.clear()
 
+    def waiting_paths(self) -> list[str]:
+        """Paths at least one reader waits on right now (stores re-check them when they may
+        have missed a change made elsewhere)."""
+        return list(self._waiters)
+
     def waiter_count(self) -> int:
         """Readers parked right now, over all paths."""
         return sum(len(waiters) for waiters in self._waiters.values())

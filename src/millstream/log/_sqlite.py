@@ -32,6 +32,7 @@ from typing import Any
 
 from millstream._stats import Histogram
 
+from ._batch import Counters, Job, JobKind
 from ._errors import InvalidRequest, OffsetOutOfRange, StorageError, StreamGone, StreamNotFound
 from ._model import (
     AppendRequest,
@@ -61,7 +62,7 @@ from ._sqlite_schema import (
     read_counters,
 )
 from ._sqlite_state import StateTable, TailCaches
-from ._sqlite_writer import Counters, Job, JobKind, Writer
+from ._sqlite_writer import Writer
 from ._store import DEFAULT_MAX_READ_BYTES, Store
 from ._views import (
     BatchCache,

@@ -27,46 +27,18 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from millstream._stats import SIZE_BUCKETS, Histogram
 
-from ._batches import stamp_batch
-from ._create import plan_create
-from ._errors import (
-    LogError,
-    StorageError,
-    StreamGone,
-    StreamNotFound,
-)
-from ._model import (
-    AppendRequest,
-    AppendResult,
-    CreateRequest,
-    CreateResult,
-    KafkaBatch,
-    KvItem,
-    KvWrite,
-    ProduceResult,
-    is_json_content_type,
-)
-from ._rules import (
-    KafkaProducerState,
-    StreamState,
-    apply_append,
-    apply_produce,
-    is_expired,
-    plan_append,
-    plan_kv,
-    plan_produce,
-    plan_truncate,
-)
+from ._batch import BatchRules, Counters, Job, answer_jobs
+from ._errors import LogError, StorageError
+from ._model import KvItem
+from ._rules import StreamState
 from ._sqlite_files import BatchFiles, Buffer
 from ._sqlite_schema import (
     INSERT_STREAM,
-    TIME_INDEX_STEP_MS,
     UPDATE_STREAM,
     FsyncMode,
     insert_flat,
@@ -74,15 +46,10 @@ from ._sqlite_schema import (
     kafka_producer_row,
     stream_row,
 )
-from ._sqlite_state import StateTable, TailCaches, copy_state
+from ._sqlite_state import StateTable, TailCaches
 from ._sqlite_sync import WalFile, WalSyncer
-from ._views import http_payloads
 
-__all__ = ["Counters", "Job", "Writer"]
-
-JobKind = Literal[
-    "create", "append", "produce", "delete", "truncate", "kv", "producer_id", "reclaim"
-]
+__all__ = ["Writer"]
 
 MAX_BATCH = 4096  # jobs per transaction (plus one loop iteration's); more wait for the next one
 INTERVAL_FSYNC_SECONDS = 0.1  # fsync="interval": the most acknowledged writes a crash can lose
@@ -94,26 +61,9 @@ ACCESS_FLUSH_SECONDS = 5.0  # how often sliding-TTL renewals from reads reach th
 CHECKPOINT_FRAMES = 1000
 
 
-@dataclass(slots=True, eq=False)
-class Job:
-    kind: JobKind
-    path: str
-    request: Any
-    future: asyncio.Future[Any] | None
-    result: Any = None
-    error: BaseException | None = None
-
-
-@dataclass(slots=True)
-class Counters:
-    """The store-wide counters the writer hands out (persisted in ``meta`` with each use)."""
-
-    kv_version: int
-    producer_id: int
-
-
-class _Batch:
-    """One transaction's worth of jobs: working copies of states and the rows to write."""
+class _Batch(BatchRules):
+    """One transaction's worth of jobs on the writer thread: the rules of ``BatchRules``, its
+    storage hooks answered with SQL on the writer's connection."""
 
     def __init__(
         self,
@@ -123,295 +73,21 @@ class _Batch:
         counters: Counters,
         files: BatchFiles,
     ) -> None:
+        super().__init__(now, counters)
         self.conn = conn
         self.table = table
         self.files = files
-        self.now = now
-        self.timestamp_ms = int(now * 1000)
-        self.work: dict[str, StreamState | None] = {}  # None: removed in this batch
-        self.values: list[object] = []  # messages rows end to end: stream_id, seq, data, ts
-        self.batch_values: list[object] = []  # Kafka batch rows: stream_id, seq, data, ts, span
-        self.external_values: list[object] = []  # the same plus file, pos, size (batch files)
-        self.index_values: list[object] = []  # time_index rows: stream_id, ts, seq
-        self.dirty: set[str] = set()  # paths whose streams row needs an UPDATE
-        self.producers: dict[tuple[int, str], tuple[int, int]] = {}
-        self.kafka_producers: dict[tuple[int, int], KafkaProducerState] = {}
-        self.dropped: set[int] = set()
-        self.changed: set[str] = set()  # paths whose live readers to wake
-        self.cached: dict[int, tuple[int, list[bytes]]] = {}  # stream_id -> (start, payloads)
-        self.uncache: set[int] = set()  # streams whose tail cache a batch entry interrupts
-        self.truncated: set[int] = set()  # streams whose log start moved
-        self.nbytes = 0  # payload bytes written (to estimate WAL growth)
-        self.counters = Counters(counters.kv_version, counters.producer_id)
-        self.kv_changes: dict[tuple[str, str], KvItem | None] = {}  # this batch's kv writes
-        self.kv_before: dict[tuple[str, str], KvItem | None] = {}  # committed values replaced
+        self.external_values: list[object] = []  # batch rows plus file, pos, size (batch files)
 
-    def get(self, path: str) -> StreamState | None:
-        if path in self.work:
-            return self.work[path]
-        state = self.table.latest(self.conn, path)
-        if state is None:
-            return None
-        working = self.work[path] = copy_state(state)
-        return working
+    def _load(self, path: str) -> StreamState | None:
+        return self.table.latest(self.conn, path)
 
-    def _add_messages(self, state: StreamState, start: int, payloads: Sequence[bytes]) -> None:
-        sid, ts = state.stream_id, self.timestamp_ms
-        if len(payloads) == 1:  # the common case, once per request: no loop, no copies
-            data = payloads[0]
-            self.values += (sid, start, data, ts)
-            self.nbytes += len(data)
-        else:
-            values = self.values
-            for i, data in enumerate(payloads):
-                values += (sid, start + i, data, ts)
-            self.nbytes += sum(map(len, payloads))
-        entry = self.cached.get(sid)
-        if entry is None:
-            self.cached[sid] = (start, list(payloads))
-        else:
-            entry[1].extend(payloads)
-
-    def _stamp(self, state: StreamState, seq: int, stamp: int) -> None:
-        """Keep the stream's highest timestamp, and index it sparsely (see ``time_index``)."""
-        if stamp > state.max_timestamp:
-            # The first entry needs no index row: a lookup starts at the log start anyway.
-            if state.max_timestamp >= 0 and stamp >= state.time_indexed + TIME_INDEX_STEP_MS:
-                self.index_values += (state.stream_id, stamp, seq)
-                state.time_indexed = stamp
-            elif state.max_timestamp < 0:
-                state.time_indexed = stamp
-            state.max_timestamp = stamp
-
-    # -- jobs ---------------------------------------------------------------------------
-
-    def append(self, path: str, request: AppendRequest) -> AppendResult:
-        state = self._live(path)
-        plan = plan_append(state, request)
-        if request.kv and plan.outcome != "duplicate":
-            self._kv_apply(request.kv)  # raises KvConflict before anything is written
-        start = state.tail
-        result = apply_append(state, request, plan, self.now)
-        if plan.outcome == "duplicate":
-            return result
-        if plan.outcome == "appended":
-            self._stamp(state, start, self.timestamp_ms)
-            self._add_messages(state, start, request.messages)
-        if plan.producer is not None:
-            claim = plan.producer
-            self.producers[(state.stream_id, claim.producer_id)] = (claim.epoch, claim.seq)
-        self.dirty.add(path)
-        self.changed.add(path)
-        return result
-
-    def produce(self, path: str, batch: KafkaBatch) -> ProduceResult:
-        state = self._live(path)
-        plan = plan_produce(state, batch)
-        base = state.tail
-        stamp = self.timestamp_ms if batch.log_append_time else batch.max_timestamp_ms
-        known = state.max_timestamp
-        result = apply_produce(state, batch, plan, self.timestamp_ms, self.now)
-        if plan.duplicate is not None:
-            return result
-        state.max_timestamp = known
-        self._stamp(state, base, stamp)
-        parts: tuple[Buffer, ...]
-        if batch.log_append_time:
-            parts = (stamp_batch(batch.data, base, self.timestamp_ms),)
-        else:  # the base offset is not covered by the CRC: written apart, the rest uncopied
-            parts = (base.to_bytes(8, "big", signed=True), memoryview(batch.data)[8:])
-        sid, size = state.stream_id, len(batch.data)
-        if size >= self.files.min_size:
-            file, position = self.files.stage(parts, size)
-            self.external_values += (
-                sid,
-                base,
-                b"",
-                stamp,
-                batch.record_count,
-                file,
-                position,
-                size,
-            )
-        else:
-            self.batch_values += (sid, base, b"".join(parts), stamp, batch.record_count)
-            self.nbytes += size
-        self.cached.pop(sid, None)
-        self.uncache.add(sid)
-        if plan.check_producer:
-            pid = batch.producer_id
-            self.kafka_producers[(sid, pid)] = state.kafka_producers[pid]
-        self.dirty.add(path)
-        self.changed.add(path)
-        return result
-
-    def truncate(self, path: str, before: int) -> int:
-        state = self._live(path)
-        target = plan_truncate(state, before)
-        if target is None:
-            return state.log_start
-        self.flush_rows()
-        sid = state.stream_id
-        below = "AND seq < ? AND seq + coalesce(span, 1) <= ?"
-        if state.kafka_entries:
-            self._release_files(sid, below, target, target)
-        self.conn.execute(
-            f"DELETE FROM messages WHERE stream_id = ? {below}", (sid, target, target)
-        )
-        self.conn.execute("DELETE FROM time_index WHERE stream_id = ? AND seq < ?", (sid, target))
-        state.log_start = target
-        self.truncated.add(sid)
-        self.dirty.add(path)
-        self.changed.add(path)
-        return target
-
-    def producer_id(self, _path: str, _request: None) -> tuple[int, int]:
-        pid = self.counters.producer_id
-        self.counters.producer_id += 1
-        return pid, 0
-
-    def kv(self, _path: str, writes: list[KvWrite]) -> list[int]:
-        return self._kv_apply(writes)
-
-    def _kv_apply(self, writes: Sequence[KvWrite]) -> list[int]:
-        plan = plan_kv(writes, self._kv_current, self.counters.kv_version)
-        for where, item in plan.changes.items():
-            self.kv_changes[where] = item
-        self.counters.kv_version = plan.next_version
-        return plan.versions
-
-    def _kv_current(self, namespace: str, key: str) -> KvItem | None:
-        where = (namespace, key)
-        if where in self.kv_changes:
-            return self.kv_changes[where]
-        row = self.conn.execute(
-            "SELECT value, version FROM kv WHERE namespace = ? AND key = ?", where
-        ).fetchone()
-        item = None if row is None else KvItem(bytes(row[0]), row[1])
-        self.kv_before[where] = item
-        return item
-
-    def create(self, path: str, request: CreateRequest) -> CreateResult:
-        plan = plan_create(
-            path,
-            request,
-            self.now,
-            get=self.get,
-            live=self._live,
-            payload_at=self._payload_at,
-            drop=self.drop,
-        )
-        if plan.existing is not None:
-            return CreateResult(created=False, info=plan.existing.info())
-        config, source, resolved, base = plan.config, plan.source, plan.fork, plan.fork_base
-        partial = plan.partial
-        own = [partial] if partial is not None else []
-        own.extend(request.messages)
-        expires = config.expires_at
-        cursor = self.conn.execute(
-            INSERT_STREAM,
-            (
-                path,
-                config.content_type,
-                config.ttl_seconds,
-                expires.isoformat() if expires is not None else None,
-                expires.timestamp() if expires is not None else None,
-                base + len(own),
-                int(request.closed),
-                source.stream_id if source is not None else None,
-                resolved.offset if resolved is not None else None,
-                resolved.sub_offset if resolved is not None else 0,
-                base,
-                self.now,
-                source.log_start if source is not None else 0,
-                self.timestamp_ms if own else -1,
-            ),
-        )
+    def _insert_stream(self, values: tuple[object, ...]) -> int:
+        cursor = self.conn.execute(INSERT_STREAM, values)
         assert cursor.lastrowid is not None
-        state = StreamState(path=path, stream_id=cursor.lastrowid, config=config)
-        state.last_access = self.now
-        state.fork, state.fork_base = resolved, base
-        state.log_start = source.log_start if source is not None else 0
-        state.tail = base
-        state.closed = request.closed
-        if own:
-            self._stamp(state, base, self.timestamp_ms)
-            self._add_messages(state, base, own)
-            state.tail = base + len(own)
-        if source is not None:
-            source.refcount += 1
-            self.dirty.add(source.path)
-        self.work[path] = state
-        self.changed.add(path)  # subscriptions discover new streams (PROTOCOL.md §6.2)
-        return CreateResult(created=True, info=state.info())
+        return cursor.lastrowid
 
-    def delete(self, path: str, _request: None) -> None:
-        state = self._live(path)
-        self.drop(state)
-        self.changed.add(path)
-
-    def reclaim(self, _path: str, now: float | None) -> int:
-        moment = self.now if now is None else now
-        # The file's last_access may lag memory (renewals are persisted lazily), never lead it,
-        # so this finds a superset of the expired streams; each is re-checked against memory.
-        candidates = self.conn.execute(
-            "SELECT path FROM streams WHERE soft_deleted = 0 AND ("
-            " (expires_unix IS NOT NULL AND expires_unix <= ?) OR (expires_unix IS NULL"
-            " AND ttl_seconds IS NOT NULL AND last_access + ttl_seconds <= ?))",
-            (moment, moment),
-        ).fetchall()
-        count = 0
-        for (path,) in candidates:
-            state = self.get(path)
-            if state is not None and not state.soft_deleted and is_expired(state, moment):
-                self.drop(state)
-                self.changed.add(path)
-                count += 1
-        return count
-
-    # -- helpers ------------------------------------------------------------------------
-
-    def _live(self, path: str) -> StreamState:
-        state = self.get(path)
-        if state is None:
-            raise StreamNotFound(f"no stream at {path!r}")
-        if state.soft_deleted:
-            raise StreamGone(f"stream {path!r} was deleted")
-        if is_expired(state, self.now):
-            self.drop(state)
-            self.changed.add(path)
-            raise StreamNotFound(f"no stream at {path!r}")
-        return state
-
-    def _payload_at(self, state: StreamState, position: int) -> bytes | None:
-        while position < state.fork_base:
-            assert state.fork is not None
-            source = self.get(state.fork.source)
-            assert source is not None, "a fork's source outlives it"
-            state = source
-        self.flush_rows()
-        row = self.conn.execute(
-            "SELECT seq, data, span, file, pos, size FROM messages WHERE stream_id = ?"
-            " AND seq <= ? ORDER BY seq DESC LIMIT 1",
-            (state.stream_id, position),
-        ).fetchone()
-        if row is None:
-            return None
-        seq, data, span, file, at, size = row
-        if file is not None:
-            data = self.files.read(file, at, size)
-        if span is None:
-            return bytes(data) if seq == position else None
-        payloads = http_payloads(bytes(data), is_json_content_type(state.config.content_type))
-        return payloads[position - seq] if position - seq < len(payloads) else None
-
-    def drop(self, state: StreamState) -> None:
-        """Remove ``state`` now, or soft-delete it while forks reference it; cascade upward."""
-        if state.refcount > 0:
-            if not state.soft_deleted:
-                state.soft_deleted = True
-                self.dirty.add(state.path)
-            return
+    def _delete_stream_rows(self, state: StreamState) -> None:
         sid = state.stream_id
         self.flush_rows()
         if state.kafka_entries:
@@ -423,17 +99,58 @@ class _Batch:
         if state.max_timestamp >= 0:
             self.conn.execute("DELETE FROM time_index WHERE stream_id = ?", (sid,))
         self.conn.execute("DELETE FROM streams WHERE id = ?", (sid,))
-        self.work[state.path] = None
-        self.dirty.discard(state.path)
-        self.dropped.add(sid)
-        self.cached.pop(sid, None)
-        if state.fork is not None:
-            source = self.get(state.fork.source)
-            if source is not None:
-                source.refcount -= 1
-                self.dirty.add(source.path)
-                if source.soft_deleted and source.refcount == 0:
-                    self.drop(source)
+
+    def _add_batch(
+        self, stream_id: int, base: int, parts: tuple[Buffer, ...], stamp: int, records: int
+    ) -> None:
+        size = sum(len(part) for part in parts)
+        if size < self.files.min_size:
+            super()._add_batch(stream_id, base, parts, stamp, records)
+            return
+        file, position = self.files.stage(parts, size)
+        self.external_values += (stream_id, base, b"", stamp, records, file, position, size)
+
+    def _truncate_rows(self, state: StreamState, before: int) -> None:
+        self.flush_rows()
+        sid = state.stream_id
+        below = "AND seq < ? AND seq + coalesce(span, 1) <= ?"
+        if state.kafka_entries:
+            self._release_files(sid, below, before, before)
+        self.conn.execute(
+            f"DELETE FROM messages WHERE stream_id = ? {below}", (sid, before, before)
+        )
+        self.conn.execute("DELETE FROM time_index WHERE stream_id = ? AND seq < ?", (sid, before))
+
+    def _entry_at(self, stream_id: int, position: int) -> tuple[int, Buffer, int | None] | None:
+        self.flush_rows()
+        row = self.conn.execute(
+            "SELECT seq, data, span, file, pos, size FROM messages WHERE stream_id = ?"
+            " AND seq <= ? ORDER BY seq DESC LIMIT 1",
+            (stream_id, position),
+        ).fetchone()
+        if row is None:
+            return None
+        seq, data, span, file, at, size = row
+        if file is not None:
+            data = self.files.read(file, at, size)
+        return seq, data, span
+
+    def _kv_row(self, namespace: str, key: str) -> KvItem | None:
+        row = self.conn.execute(
+            "SELECT value, version FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
+        ).fetchone()
+        return None if row is None else KvItem(bytes(row[0]), row[1])
+
+    def _expired_candidates(self, moment: float) -> list[str]:
+        # The file's last_access may lag memory (renewals are persisted lazily), never lead it,
+        # so this finds a superset of the expired streams; each is re-checked against memory.
+        rows = self.conn.execute(
+            "SELECT path FROM streams WHERE soft_deleted = 0 AND ("
+            " (expires_unix IS NOT NULL AND expires_unix <= ?) OR (expires_unix IS NULL"
+            " AND ttl_seconds IS NOT NULL AND last_access + ttl_seconds <= ?))",
+            (moment, moment),
+        ).fetchall()
+        return [path for (path,) in rows]
 
     def _release_files(self, sid: int, where: str = "", *args: object) -> None:
         """Count the batch-file rows of ``sid`` (matching ``where``) about to be deleted."""
@@ -767,14 +484,7 @@ class Writer:
 
     def _resolve(self, jobs: list[Job], changed: set[str]) -> None:
         """On the event loop: answer every caller, then wake live readers."""
-        for job in jobs:
-            future = job.future
-            if future is None or future.done():
-                continue
-            if job.error is not None:
-                future.set_exception(job.error)
-            else:
-                future.set_result(job.result)
+        answer_jobs(jobs)
         for path in changed:
             self._notify(path)
 

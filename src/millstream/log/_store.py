@@ -46,6 +46,9 @@ class Store(abc.ABC):
 
     #: Short human name for the startup line, e.g. ``"sqlite:/data/millstream.db"``.
     description: str = "store"
+    #: True when other processes may use the same store at once (``PostgresStore``): a node
+    #: on it is one of a cluster (``Membership``, ``Lease``). False: the node is alone.
+    shared: bool = False
 
     def __init__(self) -> None:
         self.notifier = Notifier()

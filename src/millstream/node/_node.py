@@ -1,11 +1,17 @@
 """The node: owns the store, runs the HTTP and Kafka doors and the services over it.
 
-Start order: the security check (``insecure_reason``), the store, expiry reclaiming, the
-authenticator's recheck of tokens in use, each service (in ``build_services`` order), then the
-doors start listening. Stop order is the reverse, beginning with the store's notifier so that
-live readers of both doors (long-polls, SSE, parked Kafka fetches) answer at once: the doors
-stop listening and drain in-flight requests (appends and produces are answered), the services
-close in reverse order, and the store closes last.
+Start order: the security check (``insecure_reason``), the store, cluster membership (on a
+shared store), expiry reclaiming, the authenticator's recheck of tokens in use, each service (in
+``build_services`` order), then the doors start listening and, in a cluster, their addresses
+are published. Stop order is the reverse, beginning with leaving the cluster (so the other
+nodes stop sending clients here) and the store's notifier, so that live readers of both doors
+(long-polls, SSE, parked Kafka fetches) answer at once: the doors stop listening and drain
+in-flight requests (appends and produces are answered), the services close in reverse order
+(releasing their leases), and the store closes last.
+
+On a shared store (``Store.shared``: ``PostgresStore``) the node is one of a cluster: it
+heartbeats in ``Membership`` (which the Kafka door advertises as brokers) and runs services
+that must run once under ``RunOnce`` (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from millstream import __version__
 from millstream.auth import Authenticator
-from millstream.log import Store, reclaim_forever
+from millstream.log import Membership, Store, reclaim_forever
 from millstream.server._tls import Tls, server_context
 from millstream.server.http import DurableStreamsApp, HttpDoor, HttpGate, create_app
 from millstream.server.kafka import KafkaDoor, KafkaSettings
@@ -57,11 +66,17 @@ class Node:
     ) -> None:
         self.store = store
         self.options = options = options or NodeOptions()
+        self.members: Membership | None = None
+        if store.shared:
+            name = options.node_name or _default_name()
+            self.members = Membership(store, name, ttl=options.cluster_ttl)
         #: tokens for both doors and the services (required or not: ``require_auth``)
         self.auth = Authenticator(store, required=options.require_auth, limits=options.limits)
         self.gate = HttpGate(self.auth)
         self.services: list[Service] = list(
-            build_services(store, options, self.gate, kafka_address=self._kafka_address)
+            build_services(
+                store, options, self.gate, self.members, kafka_address=self._kafka_address
+            )
             if services is None
             else services
         )
@@ -120,6 +135,8 @@ class Node:
         self.started_at = time.monotonic()
         await self.store.start()
         self._store_started = True
+        if self.members is not None:
+            await self.members.start()
         self._reclaimer = asyncio.ensure_future(reclaim_forever(self.store))
         await self.auth.start()
         for service in self.services:
@@ -146,12 +163,31 @@ class Node:
                 frame_timeout=options.kafka_frame_timeout,
                 graceful_timeout=options.graceful_timeout,
             )
-            self.kafka_door = KafkaDoor(self.store, settings, self.auth, self._tls.get("kafka"))
+            self.kafka_door = KafkaDoor(
+                self.store, settings, self.auth, self._tls.get("kafka"), members=self.members
+            )
             self.kafka_door.broker.tracer = self.tracer
             await self.kafka_door.start()
+        if self.members is not None:
+            self.members.publish(self._addresses())
+
+    def _addresses(self) -> dict[str, str]:
+        """Where the other nodes of a cluster reach this one's doors."""
+        addresses: dict[str, str] = {}
+        if self.http_door is not None:
+            host = self.options.host
+            if host in ("0.0.0.0", "::", ""):
+                host = self.options.kafka_advertised_host or socket.gethostname()
+            scheme = "https" if self._tls.get("http") is not None else "http"
+            addresses["http"] = f"{scheme}://{_host(host)}:{self.http_door.port}"
+        if self.kafka_door is not None:
+            addresses["kafka"] = self.kafka_door.advertised
+        return addresses
 
     async def aclose(self) -> None:
         """Stop everything that started, in reverse; idempotent."""
+        if self.members is not None:
+            await self.members.aclose()  # the other nodes stop routing clients here
         if self._store_started:
             self.store.notifier.close()  # live readers of both doors answer now
         doors = [door for door in (self.http_door, self.kafka_door) if door is not None]
@@ -254,4 +290,21 @@ class Node:
         }
         if self.kafka_door is not None:
             result["kafka"] = self.kafka_door.advertised
+        if self.members is not None:
+            result["cluster"] = {
+                "node_id": self.members.node_id,
+                "name": self.members.name,
+                "nodes": [
+                    {"node_id": n.node_id, "name": n.name, **n.addresses}
+                    for n in self.members.live()
+                ],
+            }
         return result
+
+
+def _default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -52,6 +52,11 @@ class NodeOptions:
     otel: bool = False  # OpenTelemetry spans per request (the otel extra; fast path off)
     # -- services
     subscriptions: bool = True
+    # -- a cluster (several nodes on one shared store, e.g. PostgreSQL)
+    node_name: str | None = None  # this node among the others; None: host-pid-random
+    #: seconds after which a node that stopped heartbeating is out of the cluster (its Kafka
+    #: partitions and groups move) and the services it ran start on another node
+    cluster_ttl: float = 6.0
     kafka_admin: bool = True  # the HTTP admin API of the Kafka SDK (/v1/topics, lag, inspect)
     sentinel: bool = True  # anomaly detection over the LLM telemetry topics
     #: the LLM gateway (``docs/llm.md``); ``None`` does not run it. The default reads the

@@ -4,6 +4,7 @@ A service uses the log through the ``Store`` it is given (never through a front 
 state in the store, and offers HTTP routes that the node mounts on the HTTP door.
 """
 
+from ._once import FORWARDED_HEADER, RunOnce
 from ._service import Route, Service
 
-__all__ = ["Route", "Service"]
+__all__ = ["FORWARDED_HEADER", "Route", "RunOnce", "Service"]

@@ -42,6 +42,9 @@ class Service(abc.ABC):
 
     #: Short name used in logs, the startup line and ``/health`` (``"llm"``, ``"sentinel"``).
     name: str = "service"
+    #: True for a service that must run on one node of a cluster at a time (it delivers,
+    #: sweeps or detects for everyone): the node then runs it under ``RunOnce``.
+    run_once: bool = False
     #: Whether the service checks tokens on its routes itself (the LLM gateway, the
     #: subscriptions). Routes of services that do not are served only to ``admin:`` tokens
     #: when the node requires tokens (``docs/security.md``).

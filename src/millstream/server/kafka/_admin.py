@@ -1,13 +1,16 @@
 """Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37) and
 DescribeConfigs (32), translated to ``log.Topics``.
 
-One node: the replication factor must be 1 (or -1, the default), and explicit replica
-assignments may only name broker 0. ``validate_only`` checks the name, the partition count and
-that the topic does not exist (CreateTopics) or can grow (CreatePartitions), and changes nothing.
+The replication factor may be 1 up to the live brokers (1 on one node; -1 is the default) and
+explicit replica assignments may name distinct live brokers; either is accepted and ignored,
+since the store replicates the data and ``_brokers`` chooses each partition's leader.
+``validate_only`` checks the name, the partition count and that the topic does not exist
+(CreateTopics) or can grow (CreatePartitions), and changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -61,6 +64,16 @@ async def create_topics(
     return CreateTopicsResponse(topics=results)
 
 
+_ASSIGNMENT_RULE = "replicas must be distinct live brokers (leaders are chosen by millstream)"
+
+
+def _assignable(broker: Broker, replicas: Sequence[int]) -> bool:
+    """A manual replica assignment names distinct live brokers. The database replicates the
+    data; which node leads a partition is decided by ``_brokers``, whatever is asked here."""
+    live = {b.node_id for b in broker.brokers.listed()}
+    return bool(replicas) and len(set(replicas)) == len(replicas) and set(replicas) <= live
+
+
 async def _create(
     broker: Broker, topic: CreatableTopic, validate_only: bool
 ) -> CreatableTopicResult:
@@ -68,15 +81,20 @@ async def _create(
     partitions = topic.num_partitions
     if topic.assignments:
         if partitions not in (-1, len(topic.assignments)) or any(
-            list(a.broker_ids) != [broker.node_id] for a in topic.assignments
+            not _assignable(broker, a.broker_ids) for a in topic.assignments
         ):
-            return _refused(name, ErrorCode.INVALID_REPLICA_ASSIGNMENT, "one node: broker 0 only")
+            return _refused(name, ErrorCode.INVALID_REPLICA_ASSIGNMENT, _ASSIGNMENT_RULE)
         partitions = len(topic.assignments)
     elif partitions == -1:
         partitions = broker.settings.default_partitions
-    if topic.replication_factor not in (-1, 1) and not topic.assignments:
+    brokers = len(broker.brokers.listed())
+    if not (topic.replication_factor == -1 or 1 <= topic.replication_factor <= brokers) and (
+        not topic.assignments
+    ):
         return _refused(
-            name, ErrorCode.INVALID_REPLICATION_FACTOR, "one node: the replication factor is 1"
+            name,
+            ErrorCode.INVALID_REPLICATION_FACTOR,
+            f"the replication factor is 1 to {brokers} (the live brokers)",
         )
     configs = {c.name: c.value for c in topic.configs if c.value is not None}
     try:
@@ -160,9 +178,9 @@ async def create_partitions(
         code, message = ErrorCode.NONE, None
         try:
             if topic.assignments and any(
-                list(a.broker_ids) != [broker.node_id] for a in topic.assignments
+                not _assignable(broker, a.broker_ids) for a in topic.assignments
             ):
-                code, message = ErrorCode.INVALID_REPLICA_ASSIGNMENT, "one node: broker 0 only"
+                code, message = ErrorCode.INVALID_REPLICA_ASSIGNMENT, _ASSIGNMENT_RULE
             elif body.validate_only:
                 info = await broker.topics.describe(topic.name)
                 if topic.count <= info.partitions:

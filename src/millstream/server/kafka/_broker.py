@@ -16,11 +16,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from millstream.auth import Authenticator, InvalidToken, Principal
-from millstream.log import LogError, Store, TopicExists, TopicInfo, Topics
+from millstream.log import LogError, Membership, Store, TopicExists, TopicInfo, Topics
 
 from . import codec
 from ._admin import create_partitions, create_topics, delete_topics, describe_configs
 from ._authz import Handler, authorized, needs_checks
+from ._brokers import Brokers
 from ._cluster import metadata
 from ._connection import Job, KafkaConnection
 from ._coordinator import GroupCoordinator
@@ -66,7 +67,7 @@ async def _api_versions(
 HANDLERS: dict[type, Handler] = {
     codec.ApiVersionsRequest: _api_versions,
     codec.MetadataRequest: _headed(metadata),
-    codec.ProduceRequest: _headed(produce),
+    codec.ProduceRequest: produce,
     codec.FetchRequest: _plain(fetch),
     codec.ListOffsetsRequest: _plain(list_offsets),
     codec.InitProducerIdRequest: _plain(init_producer_id),
@@ -98,35 +99,56 @@ _BEFORE_LOGIN = (
 
 
 class Broker:
-    """One node's Kafka broker over ``store``: node 0, leader of every partition and the
-    coordinator of every group. ``port`` is set by the door once it listens. With ``auth``,
+    """One node's Kafka broker over ``store``. Alone, it is node 0, leader of every partition
+    and the coordinator of every group; with ``members`` (a cluster), ``brokers`` says which
+    node leads what. ``brokers.port`` is set by the door once it listens. With ``auth``,
     clients may log in over SASL (``_sasl``) and are then authorized request by request
     (``_authz``); with ``auth.required`` they must log in first."""
 
-    node_id = 0
-
     def __init__(
-        self, store: Store, settings: KafkaSettings, auth: Authenticator | None = None
+        self,
+        store: Store,
+        settings: KafkaSettings,
+        auth: Authenticator | None = None,
+        members: Membership | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        self.brokers = Brokers(settings.advertised_host or settings.host, settings.port, members)
         self.auth = auth
         self._login_required = auth is not None and auth.required
         self.stats = KafkaStats()
         #: an OpenTelemetry tracer: one span per request (``serve --otel``)
         self.tracer: Any = None
-        self.advertised_host = settings.advertised_host or settings.host
-        self.port = settings.port
         self.topics = Topics(store)
         self.topic_cache = TopicCache(self.topics)
-        self.group_store = GroupStore(store)
+        self.group_store = GroupStore(store, on_lost=self.drop_group)
         self.coordinator = GroupCoordinator(
             self.group_store.save, initial_delay=settings.group_initial_delay
         )
+        if members is not None:
+            members.add_listener(self._view_changed)
+
+    @property
+    def node_id(self) -> int:
+        return self.brokers.node_id
 
     async def start(self) -> None:
         """Finish topic operations a crash interrupted."""
         await self.topics.recover()
+
+    def drop_group(self, group_id: str) -> None:
+        """Another node coordinates ``group_id`` now (or its record could not be written):
+        forget it here; it is reloaded from the database if it comes back."""
+        self.coordinator.drop(group_id)
+        self.group_store.forget(group_id)
+
+    def _view_changed(self) -> None:
+        """The live nodes changed: hand over the groups another node coordinates now, before
+        their session timers expire members that went there."""
+        for group_id in list(self.coordinator.groups):
+            if not self.brokers.coordinates(group_id):
+                self.drop_group(group_id)
 
     async def aclose(self) -> None:
         """Answer parked group requests; wait for group records being written."""

@@ -1,6 +1,7 @@
 """Metadata (3): how clients find us (ApiVersions is the codec's; SASL is ``_sasl``).
 
-One broker (node id 0, the advertised host and the bound port) leads every partition. Metadata
+Alone, one broker (node id 0, the advertised host and the bound port) leads every partition;
+in a cluster every live node is listed and each partition names its leader (``_brokers``). Metadata
 creates missing topics when asked to and allowed (``auto_create_topics``); topics come from
 ``log.Topics``, so a plain stream with a legal topic name is a 1-partition topic and internal
 streams never show.
@@ -52,12 +53,11 @@ async def metadata(
             topics.append(await _named(broker, name, body.allow_auto_topic_creation))
     return MetadataResponse(
         brokers=[
-            MetadataResponseBroker(
-                node_id=broker.node_id, host=broker.advertised_host, port=broker.port
-            )
+            MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port)
+            for b in broker.brokers.listed()
         ],
         cluster_id=CLUSTER_ID,
-        controller_id=broker.node_id,
+        controller_id=broker.brokers.controller(),
         topics=topics,
     )
 
@@ -78,7 +78,7 @@ async def _named(broker: Broker, name: str, allow_auto_create: bool) -> Metadata
 
 
 def _topic(broker: Broker, info: TopicInfo) -> MetadataResponseTopic:
-    node = broker.node_id
+    leaders = [broker.brokers.leader(info.name, k).node_id for k in range(info.partitions)]
     return MetadataResponseTopic(
         name=info.name,
         partitions=[
@@ -89,6 +89,6 @@ def _topic(broker: Broker, info: TopicInfo) -> MetadataResponseTopic:
                 replica_nodes=[node],
                 isr_nodes=[node],
             )
-            for k in range(info.partitions)
+            for k, node in enumerate(leaders)
         ],
     )

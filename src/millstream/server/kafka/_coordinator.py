@@ -31,8 +31,12 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .codec import ErrorCode
+
+if TYPE_CHECKING:
+    from ._group_store import StoredGroup
 
 __all__ = ["Group", "GroupCoordinator", "JoinOutcome", "Member", "SyncOutcome"]
 
@@ -106,6 +110,9 @@ class Group:
     pending: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     rebalance_timer: asyncio.TimerHandle | None = None
     initial: bool = False  # the rebalance timer is the initial delay of an empty group
+    #: set when the group is closed (shutdown, or another node coordinates it now): what
+    #: requests still reaching this object are answered
+    closed: ErrorCode | None = None
 
     # -- joining ---------------------------------------------------------------------------
 
@@ -125,8 +132,8 @@ class Group:
         """Handle a JoinGroup; the future resolves when the rebalance completes."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[JoinOutcome] = loop.create_future()
-        if self.coordinator.closed:  # shutting down: nothing may park any more
-            answer.set_result(JoinOutcome(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id))
+        if self.closed is not None:  # shutting down or moved: nothing may park any more
+            answer.set_result(JoinOutcome(self.closed, member_id))
             return answer
         if not MIN_SESSION_TIMEOUT_MS <= session_timeout_ms <= MAX_SESSION_TIMEOUT_MS:
             answer.set_result(JoinOutcome(ErrorCode.INVALID_SESSION_TIMEOUT, member_id))
@@ -269,8 +276,8 @@ class Group:
     ) -> asyncio.Future[SyncOutcome]:
         answer: asyncio.Future[SyncOutcome] = asyncio.get_running_loop().create_future()
         member = self.members.get(member_id)
-        if self.coordinator.closed:
-            answer.set_result(SyncOutcome(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+        if self.closed is not None:
+            answer.set_result(SyncOutcome(self.closed))
         elif member is None:
             answer.set_result(SyncOutcome(ErrorCode.UNKNOWN_MEMBER_ID))
         elif generation != self.generation:
@@ -303,6 +310,8 @@ class Group:
         )
 
     def heartbeat(self, member_id: str, generation: int) -> ErrorCode:
+        if self.closed is not None:
+            return self.closed
         member = self.members.get(member_id)
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
@@ -315,6 +324,8 @@ class Group:
         return ErrorCode.NONE
 
     def leave(self, member_id: str) -> ErrorCode:
+        if self.closed is not None:
+            return self.closed
         waiting = self.pending.pop(member_id, None)
         if waiting is not None:
             waiting.cancel()
@@ -327,6 +338,8 @@ class Group:
 
     def commit_error(self, member_id: str, generation: int) -> ErrorCode | None:
         """Why an OffsetCommit of ``member_id`` at ``generation`` is refused, or ``None``."""
+        if self.closed is not None:
+            return self.closed
         if generation < 0 and not member_id:
             return None if not self.members else ErrorCode.UNKNOWN_MEMBER_ID
         member = self.members.get(member_id)
@@ -384,8 +397,10 @@ class Group:
         else:
             self._complete_join()  # the last member left: an empty generation
 
-    def close(self) -> None:
-        """Shutdown: answer every parked request, stop every timer."""
+    def close(self, error: ErrorCode = ErrorCode.COORDINATOR_NOT_AVAILABLE) -> None:
+        """Shutdown, or the group moved to another node: answer every parked request with
+        ``error``, stop every timer, and answer ``error`` to anything later."""
+        self.closed = error
         if self.rebalance_timer is not None:
             self.rebalance_timer.cancel()
         for waiting in self.pending.values():
@@ -393,9 +408,35 @@ class Group:
         for member in self.members.values():
             self._stop_expiry(member)
             if member.joined is not None and not member.joined.done():
-                member.joined.set_result(JoinOutcome(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+                member.joined.set_result(JoinOutcome(error))
             if member.synced is not None and not member.synced.done():
-                member.synced.set_result(SyncOutcome(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+                member.synced.set_result(SyncOutcome(error))
+
+    def restore(self, stored: StoredGroup) -> None:
+        """Continue from a stored record (this node has just become the coordinator): a group
+        that was Stable or CompletingRebalance keeps its generation, members and assignments,
+        and each member must heartbeat within its session timeout from now."""
+        self.generation = stored.generation
+        self.protocol_type = stored.protocol_type
+        if stored.state not in (STABLE, COMPLETING) or not stored.members:
+            return
+        self.state = stored.state
+        self.protocol_name = stored.protocol
+        self.leader = stored.leader
+        for m in stored.members:
+            member = Member(
+                m.member_id,
+                m.group_instance_id,
+                m.client_id,
+                m.client_host,
+                m.session_timeout_ms / 1000,
+                m.rebalance_timeout_ms / 1000,
+                stored.protocol_type or "",
+                list(m.protocols),
+                m.assignment,
+            )
+            self.members[m.member_id] = member
+            self._expire_later(member)
 
 
 def _vote(members: list[Member]) -> str:
@@ -411,7 +452,8 @@ def _vote(members: list[Member]) -> str:
 
 
 class GroupCoordinator:
-    """Every group of the node, in memory; ``on_generation`` persists each new generation."""
+    """The groups this node coordinates, in memory; ``on_generation`` persists each new
+    generation."""
 
     def __init__(
         self,
@@ -424,15 +466,27 @@ class GroupCoordinator:
         self.closed = False
         self._on_generation = on_generation
 
-    def group(self, group_id: str, generation: int = 0) -> Group:
-        """The group ``group_id``, created (at ``generation``, as stored) if new."""
+    def group(self, group_id: str, stored: StoredGroup | None = None) -> Group:
+        """The group ``group_id``, created from its ``stored`` record if new here."""
         group = self.groups.get(group_id)
         if group is None:
-            group = self.groups[group_id] = Group(group_id, self, generation)
+            group = self.groups[group_id] = Group(group_id, self)
+            if stored is not None:
+                group.restore(stored)
+            if self.closed:
+                group.close()
         return group
 
     def generation_changed(self, group: Group) -> None:
-        self._on_generation(group)
+        if self.groups.get(group.group_id) is group:  # not a group dropped meanwhile
+            self._on_generation(group)
+
+    def drop(self, group_id: str) -> None:
+        """Another node coordinates ``group_id`` now: answer its parked requests
+        NOT_COORDINATOR and forget it (it is reloaded if it comes back)."""
+        group = self.groups.pop(group_id, None)
+        if group is not None:
+            group.close(ErrorCode.NOT_COORDINATOR)
 
     def close(self) -> None:
         """Shutdown: answer parked requests now and refuse to park new ones."""

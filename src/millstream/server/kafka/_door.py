@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from millstream.auth import Authenticator
-from millstream.log import Store
+from millstream.log import Membership, Store
 
 from .._tls import Tls
 from ._broker import Broker
@@ -29,7 +29,8 @@ logger = logging.getLogger("millstream.server.kafka")
 
 class KafkaDoor:
     """Serves the Kafka protocol for ``store`` on ``settings.host:port``; ``auth`` enables
-    SASL logins (required when ``auth.required``)."""
+    SASL logins (required when ``auth.required``); one broker of a cluster with ``members``
+    (``_brokers``)."""
 
     def __init__(
         self,
@@ -37,12 +38,14 @@ class KafkaDoor:
         settings: KafkaSettings | None = None,
         auth: Authenticator | None = None,
         tls: Tls | None = None,
+        *,
+        members: Membership | None = None,
     ) -> None:
         self.store = store
         self.tls = tls
         self.settings = settings = settings or KafkaSettings()
         self.connections: set[KafkaConnection] = set()
-        self.broker = Broker(store, settings, auth)
+        self.broker = Broker(store, settings, auth, members)
         self._server: asyncio.Server | None = None
         self._port = settings.port
         self._force = asyncio.Event()
@@ -64,7 +67,7 @@ class KafkaDoor:
             backlog=1024,
         )
         for sock in self._server.sockets:
-            self._port = broker.port = int(sock.getsockname()[1])
+            self._port = broker.brokers.port = int(sock.getsockname()[1])
             break
 
     # -- addresses -----------------------------------------------------------------------------

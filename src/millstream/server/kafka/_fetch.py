@@ -7,7 +7,8 @@ between the read and the wait, and answers as soon as ``min_bytes`` are there, `
 has passed, or the node is shutting down. ``max_bytes`` and each partition's
 ``partition_max_bytes`` bound the answer, except that the first batch of the first partition
 with data is always sent whole (as Kafka does, so a large batch never blocks a consumer).
-No fetch sessions (KIP-227): every answer is a full one with session id 0.
+No fetch sessions (KIP-227): every answer is a full one with session id 0. In a cluster, a
+partition another node leads is answered NOT_LEADER_OR_FOLLOWER at once (``_brokers``).
 """
 
 from __future__ import annotations
@@ -68,14 +69,25 @@ async def fetch(broker: Broker, body: FetchRequest) -> FetchResponse:
         for part in topic.partitions
     ]
     paths = [_kafka_path(topic, partition) for topic, partition, _, _ in wanted]
+    leads = broker.brokers.leads
+    errors = [
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if path is None
+        else None
+        if leads(topic, partition)
+        else ErrorCode.NOT_LEADER_OR_FOLLOWER
+        for (topic, partition, _, _), path in zip(wanted, paths, strict=True)
+    ]
     max_wait = min(max(body.max_wait_ms, 0), MAX_WAIT_MS) / 1000
+    if ErrorCode.NOT_LEADER_OR_FOLLOWER in errors:
+        max_wait = 0  # answer at once: the client must go to the leader
     deadline = time.monotonic() + max_wait
     while True:
         waiters = []
         if max_wait > 0 and not notifier.closing:
             waiters = [(path, notifier.subscribe(path)) for path in paths if path is not None]
         try:
-            results, size = await _read_all(broker, wanted, paths, body.max_bytes)
+            results, size = await _read_all(broker, wanted, paths, errors, body.max_bytes)
             remaining = deadline - time.monotonic()
             if size >= body.min_bytes or remaining <= 0 or not waiters or notifier.closing:
                 break
@@ -108,19 +120,18 @@ async def _read_all(
     broker: Broker,
     wanted: list[tuple[str, int, int, int]],
     paths: list[str | None],
+    errors: list[ErrorCode | None],
     max_bytes: int,
 ) -> tuple[list[PartitionData], int]:
     """One pass over every partition within the byte budgets; the bytes found."""
     budget = max_bytes
     size = 0
     results: list[PartitionData] = []
-    for (_, partition, offset, partition_max), path in zip(wanted, paths, strict=True):
-        if path is None:
-            results.append(
-                PartitionData(
-                    partition_index=partition, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                )
-            )
+    for (_, partition, offset, partition_max), path, error in zip(
+        wanted, paths, errors, strict=True
+    ):
+        if path is None or error is not None:
+            results.append(PartitionData(partition_index=partition, error_code=error or 0))
             continue
         limit = min(partition_max, budget) if size else partition_max
         data, read = await _read_partition(broker, path, partition, offset, max(limit, 0))
@@ -191,6 +202,10 @@ async def _list_offset(
         return ListOffsetsPartitionResponse(
             partition_index=partition, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         )
+    if not broker.brokers.leads(topic, partition):
+        return ListOffsetsPartitionResponse(
+            partition_index=partition, error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER
+        )
     store = broker.store
     try:
         if timestamp == LATEST:
@@ -220,8 +235,12 @@ async def delete_records(broker: Broker, body: DeleteRecordsRequest) -> DeleteRe
         for part in topic.partitions:
             index = part.partition_index
             path = _kafka_path(topic.name, index)
+            code = ErrorCode.NONE
             if path is None:
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            elif not broker.brokers.leads(topic.name, index):
+                code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+            if path is None or code != ErrorCode.NONE:
                 results.append(DeleteRecordsPartitionResult(partition_index=index, error_code=code))
                 continue
             try:

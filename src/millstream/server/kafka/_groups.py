@@ -2,7 +2,11 @@
 (12), LeaveGroup (13), OffsetCommit (8), OffsetFetch (9), ListGroups (16), DescribeGroups (15).
 
 Translation only: membership lives in ``_coordinator``, durable state in ``_group_store``.
-This node is the coordinator of every group.
+Alone, this node coordinates every group. In a cluster each group has one coordinator
+(``Brokers.coordinator``); the others answer its requests NOT_COORDINATOR, except OffsetFetch,
+which any node answers from the database. A node that becomes a group's coordinator loads
+it from its record (``GroupCoordinator.group``), so members of a Stable group go on
+heartbeating at the same generation when their coordinator died.
 """
 
 from __future__ import annotations
@@ -72,33 +76,47 @@ MAX_METADATA_BYTES = 4096  # Kafka's offset.metadata.max.bytes
 _DEAD = "Dead"
 
 
-async def _group(broker: Broker, group_id: str) -> Group:
-    """The group in memory, continuing from its stored generation after a restart."""
+async def _group(broker: Broker, group_id: str) -> Group | None:
+    """The group in memory, loaded from its record if new here; ``None`` when another node
+    coordinates it (and this node forgets any copy it had)."""
+    if not broker.brokers.coordinates(group_id):
+        broker.drop_group(group_id)
+        return None
     group = broker.coordinator.groups.get(group_id)
     if group is None:
-        stored = await broker.group_store.stored(group_id)
-        group = broker.coordinator.group(group_id, stored.generation if stored else 0)
+        stored = await broker.group_store.load(group_id)
+        group = broker.coordinator.group(group_id, stored)
     return group
+
+
+async def _saved(broker: Broker, group: Group) -> bool:
+    """Wait for the group's record as of now to be written; ``False`` if this node lost the
+    group meanwhile (the answer is then NOT_COORDINATOR, and the client goes to the new one)."""
+    written = broker.group_store.fence(group.group_id)
+    return written is None or await written >= 0
 
 
 async def find_coordinator(
     broker: Broker, header: RequestHeader, body: FindCoordinatorRequest
 ) -> FindCoordinatorResponse:
-    host, port = broker.advertised_host, broker.port
     error = ErrorCode.NONE if body.key_type == GROUP_KEY else ErrorCode.COORDINATOR_NOT_AVAILABLE
     message = None if error == ErrorCode.NONE else "only consumer groups have a coordinator here"
     if header.api_version >= 4:
-        coordinators = [
-            Coordinator(
-                key=key, node_id=broker.node_id, host=host, port=port, error_code=error,
-                error_message=message,
-            )
-            for key in body.coordinator_keys
-        ]  # fmt: skip
+        coordinators = []
+        for key in body.coordinator_keys:
+            node = broker.brokers.coordinator(key)
+            coordinators.append(
+                Coordinator(
+                    key=key, node_id=node.node_id, host=node.host, port=node.port,
+                    error_code=error, error_message=message,
+                )
+            )  # fmt: skip
         return FindCoordinatorResponse(coordinators=coordinators)
+    node = broker.brokers.coordinator(body.key)
     return FindCoordinatorResponse(
-        error_code=error, error_message=message, node_id=broker.node_id, host=host, port=port
-    )
+        error_code=error, error_message=message, node_id=node.node_id, host=node.host,
+        port=node.port,
+    )  # fmt: skip
 
 
 async def join_group(
@@ -107,6 +125,8 @@ async def join_group(
     if not body.group_id:
         return JoinGroupResponse(error_code=ErrorCode.INVALID_GROUP_ID, member_id=body.member_id)
     group = await _group(broker, body.group_id)
+    if group is None:
+        return JoinGroupResponse(error_code=ErrorCode.NOT_COORDINATOR, member_id=body.member_id)
     outcome = await group.join(
         body.member_id,
         group_instance_id=body.group_instance_id,
@@ -118,6 +138,8 @@ async def join_group(
         protocols=[(p.name, p.metadata) for p in body.protocols],
         require_known_id=header.api_version >= 4 and body.group_instance_id is None,
     )
+    if outcome.error == ErrorCode.NONE and not await _saved(broker, group):
+        return JoinGroupResponse(error_code=ErrorCode.NOT_COORDINATOR, member_id=body.member_id)
     protocol_name = outcome.protocol_name
     if protocol_name is None and header.api_version < 7:
         protocol_name = ""  # nullable from v7 only
@@ -138,11 +160,13 @@ async def join_group(
 async def sync_group(
     broker: Broker, header: RequestHeader, body: SyncGroupRequest
 ) -> SyncGroupResponse:
-    group = broker.coordinator.groups.get(body.group_id)
+    group = await _group(broker, body.group_id)
     if group is None:
-        return SyncGroupResponse(error_code=ErrorCode.UNKNOWN_MEMBER_ID)
+        return SyncGroupResponse(error_code=ErrorCode.NOT_COORDINATOR)
     assignments = {a.member_id: a.assignment for a in body.assignments}
     outcome = await group.sync(body.member_id, body.generation_id, assignments)
+    if outcome.error == ErrorCode.NONE and not await _saved(broker, group):
+        return SyncGroupResponse(error_code=ErrorCode.NOT_COORDINATOR)
     return SyncGroupResponse(
         error_code=outcome.error,
         protocol_type=outcome.protocol_type,
@@ -154,25 +178,25 @@ async def sync_group(
 async def heartbeat(
     broker: Broker, header: RequestHeader, body: HeartbeatRequest
 ) -> HeartbeatResponse:
-    group = broker.coordinator.groups.get(body.group_id)
+    group = await _group(broker, body.group_id)
     if group is None:
-        return HeartbeatResponse(error_code=ErrorCode.UNKNOWN_MEMBER_ID)
+        return HeartbeatResponse(error_code=ErrorCode.NOT_COORDINATOR)
     return HeartbeatResponse(error_code=group.heartbeat(body.member_id, body.generation_id))
 
 
 async def leave_group(
     broker: Broker, header: RequestHeader, body: LeaveGroupRequest
 ) -> LeaveGroupResponse:
-    group = broker.coordinator.groups.get(body.group_id)
+    group = await _group(broker, body.group_id)
+    if group is None:
+        return LeaveGroupResponse(error_code=ErrorCode.NOT_COORDINATOR)
     if header.api_version < 3:
-        if group is None:
-            return LeaveGroupResponse(error_code=ErrorCode.UNKNOWN_MEMBER_ID)
         return LeaveGroupResponse(error_code=group.leave(body.member_id))
     members = [
         MemberResponse(
             member_id=m.member_id,
             group_instance_id=m.group_instance_id,
-            error_code=ErrorCode.UNKNOWN_MEMBER_ID if group is None else group.leave(m.member_id),
+            error_code=group.leave(m.member_id),
         )
         for m in body.members
     ]
@@ -188,7 +212,11 @@ async def offset_commit(
         error = ErrorCode.INVALID_GROUP_ID
     else:
         group = await _group(broker, group_id)
-        error = group.commit_error(body.member_id, body.generation_id_or_member_epoch)
+        error = (
+            ErrorCode.NOT_COORDINATOR
+            if group is None
+            else group.commit_error(body.member_id, body.generation_id_or_member_epoch)
+        )
     fence = broker.group_store.fence(group_id) if body.generation_id_or_member_epoch >= 0 else None
     rows: list[tuple[str, int, int, int, str]] = []
     codes: dict[tuple[str, int], ErrorCode] = {}
@@ -287,11 +315,15 @@ async def _fetch_offsets(
 async def list_groups(
     broker: Broker, header: RequestHeader, body: ListGroupsRequest
 ) -> ListGroupsResponse:
+    """The groups this node coordinates (a cluster's clients ask every broker and merge)."""
     states: dict[str, tuple[str, str]] = {}  # group id -> (state, protocol type)
     for group_id in await broker.group_store.groups_with_offsets():
         states[group_id] = (EMPTY, "consumer")
     for stored in await broker.group_store.list_stored():
-        states[stored.group_id] = (EMPTY, stored.protocol_type or "consumer")
+        # Loaded as DescribeGroups loads it, so both answer the same state, and the members
+        # of a record left by a dead coordinator (or a restart) expire unless they heartbeat.
+        if await _group(broker, stored.group_id) is not None:
+            states[stored.group_id] = (EMPTY, stored.protocol_type or "consumer")
     for group_id, group in broker.coordinator.groups.items():
         if group.members or group_id in states:
             states[group_id] = (group.state, group.protocol_type or "consumer")
@@ -300,7 +332,8 @@ async def list_groups(
     groups = [
         ListedGroup(group_id=group_id, protocol_type=ptype, group_state=state, group_type="classic")
         for group_id, (state, ptype) in sorted(states.items())
-        if (not wanted_states or state.lower() in wanted_states)
+        if broker.brokers.coordinates(group_id)
+        and (not wanted_states or state.lower() in wanted_states)
         and (not wanted_types or "classic" in wanted_types)
     ]
     return ListGroupsResponse(groups=groups)
@@ -311,8 +344,13 @@ async def describe_groups(
 ) -> DescribeGroupsResponse:
     described: list[DescribedGroup] = []
     for group_id in body.groups:
-        group = broker.coordinator.groups.get(group_id)
-        if group is not None and (group.members or group.generation):
+        group = await _group(broker, group_id)
+        if group is None:
+            described.append(
+                DescribedGroup(group_id=group_id, error_code=ErrorCode.NOT_COORDINATOR)
+            )
+            continue
+        if group.members or group.generation:
             described.append(
                 DescribedGroup(
                     group_id=group_id,
@@ -333,13 +371,13 @@ async def describe_groups(
                 )
             )
             continue
-        stored = await broker.group_store.stored(group_id)
         committed = await broker.group_store.committed(group_id)
-        state = EMPTY if stored is not None or committed else _DEAD
-        protocol_type = (stored.protocol_type if stored else None) or (
-            "consumer" if committed else ""
-        )
+        state = EMPTY if committed else _DEAD
         described.append(
-            DescribedGroup(group_id=group_id, group_state=state, protocol_type=protocol_type)
+            DescribedGroup(
+                group_id=group_id,
+                group_state=state,
+                protocol_type="consumer" if committed else "",
+            )
         )
     return DescribeGroupsResponse(groups=described)

@@ -3,7 +3,8 @@
 Each partition's batches go to ``store.produce`` (header and CRC-32C checked by
 ``log.split_batches``, records never decoded); the partitions of one request are produced
 concurrently, so they share the store's group commit. acks=0 is answered with nothing, acks=1
-and acks=all alike once the store has committed (one node: the leader is every replica).
+and acks=all alike once the store has committed (the database is every replica). In a cluster a
+partition led by another node is answered NOT_LEADER_OR_FOLLOWER (``_brokers``).
 
 Produce v0-2 is advertised only because librdkafka before 2.11.1 turns gzip, snappy and lz4
 off unless the broker lists Produce v0 (Kafka 4.0 lists it for the same reason, KAFKA-18659).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from millstream.log import (
@@ -44,6 +46,7 @@ from .codec import (
 
 if TYPE_CHECKING:
     from ._broker import Broker
+    from ._connection import KafkaConnection
 
 __all__ = ["init_producer_id", "produce"]
 
@@ -54,22 +57,41 @@ _FIRST_RECORD_BATCH_VERSION = 3  # Produce v3 brought message format v2 (magic 2
 _MAGIC_AT = 16  # where a v2 batch and a v0/v1 message alike keep their magic byte
 
 
-async def produce(broker: Broker, header: RequestHeader, body: ProduceRequest) -> ProduceResponse:
-    """Write every partition's batches; one ``PartitionProduceResponse`` each, in order."""
-    refused: ErrorCode | None = None
-    if body.acks not in _VALID_ACKS:
-        refused = ErrorCode.INVALID_REQUIRED_ACKS
-    elif body.transactional_id is not None:
-        refused = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED  # no transactions here
+async def produce(
+    broker: Broker, header: RequestHeader, body: ProduceRequest, connection: KafkaConnection
+) -> ProduceResponse:
+    """Write every partition's batches; one ``PartitionProduceResponse`` each, in order.
+
+    Pipelined produces of one connection run side by side (they share a commit), but their
+    store calls are issued in request order, as an idempotent producer's sequence numbers
+    require: each request waits, before its first store call, until the previous one of the
+    connection has issued all of its own (its topic lookups may take longer than ours)."""
+    # Take our turn now, before the first await: requests start in the order they came.
+    previous: asyncio.Future[None] | None = connection.state.get(_ISSUED)
+    mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    connection.state[_ISSUED] = mine
+    pending = _Issued(mine, sum(len(topic.partition_data) for topic in body.topic_data))
+    try:
+        refused: ErrorCode | None = None
+        if body.acks not in _VALID_ACKS:
+            refused = ErrorCode.INVALID_REQUIRED_ACKS
+        elif body.transactional_id is not None:
+            refused = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED  # no transactions here
+        found = [refused or await _topic(broker, topic.name) for topic in body.topic_data]
+        if previous is not None:
+            await previous
+    except BaseException:
+        pending.cancel()  # the next request must not wait for ours forever
+        raise
     jobs: list[asyncio.Future[PartitionProduceResponse]] = []
-    for topic in body.topic_data:
-        found = refused or await _topic(broker, topic.name)
+    for topic, info in zip(body.topic_data, found, strict=True):
         for part in topic.partition_data:
-            if isinstance(found, TopicInfo):
-                job = _produce_partition(broker, found, part, header.api_version)
+            if isinstance(info, TopicInfo):
+                job = _produce_partition(broker, info, part, header.api_version, pending)
                 jobs.append(asyncio.ensure_future(job))
             else:
-                jobs.append(_done(PartitionProduceResponse(index=part.index, error_code=found)))
+                pending.one()
+                jobs.append(_done(PartitionProduceResponse(index=part.index, error_code=info)))
     results = await asyncio.gather(*jobs)
     responses: list[TopicProduceResponse] = []
     index = 0
@@ -82,6 +104,31 @@ async def produce(broker: Broker, header: RequestHeader, body: ProduceRequest) -
         )
         index += count
     return ProduceResponse(responses=responses)
+
+
+_ISSUED = "produce.issued"  # connection state: the last produce's "store calls issued"
+
+
+class _Issued:
+    """Resolves ``future`` once ``count`` partitions have issued their last store call."""
+
+    __slots__ = ("count", "future")
+
+    def __init__(self, future: asyncio.Future[None], count: int) -> None:
+        self.future = future
+        self.count = count
+        if count <= 0 and not future.done():
+            future.set_result(None)
+
+    def one(self) -> None:
+        self.count -= 1
+        if self.count <= 0 and not self.future.done():
+            self.future.set_result(None)
+
+    def cancel(self) -> None:
+        self.count = 0
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 async def _topic(broker: Broker, name: str) -> TopicInfo | ErrorCode:
@@ -97,13 +144,38 @@ async def _topic(broker: Broker, name: str) -> TopicInfo | ErrorCode:
 
 
 async def _produce_partition(
-    broker: Broker, topic: TopicInfo, part: PartitionProduceData, version: int
+    broker: Broker, topic: TopicInfo, part: PartitionProduceData, version: int, pending: _Issued
+) -> PartitionProduceResponse:
+    """Produce one partition's batches; ``pending.one()`` once its last store call is issued
+    (the stores enqueue a call before its first await), or at the end when there is none."""
+    called = False
+
+    def issued() -> None:
+        nonlocal called
+        if not called:
+            called = True
+            pending.one()
+
+    try:
+        return await _produce_batches(broker, topic, part, version, issued)
+    finally:
+        issued()
+
+
+async def _produce_batches(
+    broker: Broker,
+    topic: TopicInfo,
+    part: PartitionProduceData,
+    version: int,
+    issued: Callable[[], None],
 ) -> PartitionProduceResponse:
     index = part.index
     if not 0 <= index < topic.partitions:
         return PartitionProduceResponse(
             index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         )
+    if not broker.brokers.leads(topic.name, index):
+        return PartitionProduceResponse(index=index, error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER)
     records = part.records
     if not records:
         return PartitionProduceResponse(index=index, error_code=ErrorCode.CORRUPT_MESSAGE)
@@ -121,9 +193,12 @@ async def _produce_partition(
     first = None
     try:
         # records is a view of the request frame; so is each batch (nothing is copied here)
-        for batch in split_batches(records):
+        batches = split_batches(records)
+        for k, batch in enumerate(batches):
             if topic.log_append_time:
                 batch = _with_log_append_time(batch)
+            if k == len(batches) - 1:
+                issued()  # the call below enqueues before it first waits
             result = await broker.store.produce(path, batch)
             stats = broker.stats
             stats.produced_batches += 1

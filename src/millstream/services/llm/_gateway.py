@@ -67,6 +67,10 @@ class LLMGateway(Service):
     """See the module docstring; ``LLMGateway(store, GatewayConfig.from_env())``."""
 
     name = "llm"
+    #: On a cluster, one node runs the gateway (``RunOnce``; the others forward to it): its
+    #: start-up ends the generations a previous run left in flight, which on a shared store
+    #: must not be those of another live node.
+    run_once = True
     authenticates = True  # every /v1 route takes an llm:<project> key
 
     def __init__(self, store: Store, config: GatewayConfig) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,11 +61,13 @@ class SentinelService(Service):
     """The Sentinel inside the node; ``routes()`` serve ``/api/v1`` (see ``_api``)."""
 
     name = "sentinel"
+    run_once = True  # on a cluster, one node detects for everyone (``RunOnce``)
 
     def __init__(
         self,
         store: Store,
         *,
+        fence: Callable[[], KvWrite] | None = None,
         topics: Sequence[str] = TELEMETRY_TOPICS,
         anomalies_topic: str = ANOMALIES_TOPIC,
         dead_letter_topic: str = DEAD_LETTER_TOPIC,
@@ -75,6 +77,7 @@ class SentinelService(Service):
         journal_limit: int = 200,
     ) -> None:
         self.store = store
+        self._fence = fence  # committed with every progress write on a cluster
         self.topics = tuple(topics)
         self.anomalies_topic = anomalies_topic
         self.dead_letter_topic = dead_letter_topic
@@ -311,13 +314,14 @@ class SentinelService(Service):
 
     async def _commit(self, progress: Progress, anomalies: list[bytes]) -> None:
         write = KvWrite(NAMESPACE, STATE_KEY, progress.encode(), expect_version=self._version)
+        writes = [write] if self._fence is None else [self._fence(), write]
         if anomalies:
-            await self.store.append(self.anomalies_topic, AppendRequest(anomalies, kv=[write]))
+            await self.store.append(self.anomalies_topic, AppendRequest(anomalies, kv=writes))
             item = await self.store.kv_get(NAMESPACE, STATE_KEY)
             assert item is not None
             self._version = item.version
         else:
-            (self._version,) = await self.store.kv_write([write])
+            self._version = (await self.store.kv_write(writes))[-1]
         self.progress = progress
 
     async def _checkpoint(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from urllib.parse import quote, unquote
 
 import orjson
@@ -26,12 +27,15 @@ import orjson
 from millstream.log import (
     AppendRequest,
     CreateRequest,
+    KvConflict,
+    KvWrite,
     StreamConfig,
     StreamGone,
     StreamNotFound,
 )
 from millstream.log import Store as LogStore
 
+from ._errors import SubscriptionError
 from ._keys import KeyRing
 from ._state import Subscription
 
@@ -52,9 +56,18 @@ def _state_path(subscription_id: str, epoch: int) -> str:
 class StateStore:
     """Reads and writes subscription snapshots and key material through a ``Store``."""
 
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, fence: Callable[[], KvWrite] | None = None) -> None:
         self._store = store
+        self._fence = fence
         self._epochs: dict[str, int] = {}  # subscription id -> current epoch
+
+    def _guard(self) -> list[KvWrite]:
+        return [] if self._fence is None else [self._fence()]
+
+    async def _check_fence(self) -> None:
+        """Before a create (which carries no key-value writes): refuse if deposed."""
+        if self._fence is not None:
+            await self._store.kv_write([self._fence()])
 
     async def _last_message(self, path: str) -> bytes | None:
         try:
@@ -113,20 +126,34 @@ class StateStore:
         return subscriptions
 
     async def save(self, sub: Subscription) -> None:
-        """Durably record ``sub``'s current state (the HTTP answer waits for this)."""
+        """Durably record ``sub``'s current state (the HTTP answer waits for this).
+
+        With a fence, a deposed node's save raises ``SubscriptionError`` 503 and writes
+        nothing (appends commit the fence with the state; a create checks it first)."""
+        try:
+            await self._save(sub)
+        except KvConflict as exc:
+            raise SubscriptionError(
+                "UNAVAILABLE", "subscriptions moved to another node; retry", status=503
+            ) from exc
+
+    async def _save(self, sub: Subscription) -> None:
         message = orjson.dumps(sub.to_json())
         epoch = self._epochs.get(sub.id)
+        append = AppendRequest([message], kv=self._guard())
         if epoch is None:
             path = _state_path(sub.id, 0)
+            await self._check_fence()
             result = await self._store.create(path, CreateRequest(_JSON, [message]))
             self._epochs[sub.id] = 0
             if not result.created:  # left over from a crash mid-delete: continue on it
-                await self._store.append(path, AppendRequest([message]))
+                await self._store.append(path, append)
             return
         path = _state_path(sub.id, epoch)
         try:
-            result_tail = (await self._store.append(path, AppendRequest([message]))).tail
+            result_tail = (await self._store.append(path, append)).tail
         except (StreamNotFound, StreamGone):
+            await self._check_fence()
             await self._store.create(path, CreateRequest(_JSON, [message]))
             return
         if result_tail >= COMPACT_AFTER:

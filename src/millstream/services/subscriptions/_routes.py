@@ -16,12 +16,13 @@ Every answer is JSON; errors are ``{"error": {"code": ..., "message": ...}}``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 
-from millstream.log import LogError
+from millstream.log import KvWrite, LogError
 from millstream.log import Store as LogStore
 from millstream.server.http import STREAM_PREFIX, HttpGate, stream_url_root
 from millstream.server.http._body import BodyTooLarge, ClientDisconnected, read_body
@@ -52,9 +53,12 @@ class SubscriptionService(Service):
 
     ``public_url`` (the server's externally visible root, as the HTTP door's) replaces the
     request's ``Host`` in the stream root that callback and JWKS URLs are built from.
+    ``fence`` (on a cluster, ``Lease.fence`` of ``RunOnce``) is committed with every state
+    write, so a node that lost the lease cannot overwrite its successor's state.
     """
 
     name = "subscriptions"
+    run_once = True
     authenticates = True
 
     def __init__(
@@ -63,12 +67,13 @@ class SubscriptionService(Service):
         *,
         public_url: str | None = None,
         gate: HttpGate | None = None,
+        fence: Callable[[], KvWrite] | None = None,
     ) -> None:
         self.public_url = public_url
         #: on a node that requires tokens, managing and claiming subscriptions needs an
         #: ``admin:`` token (wake tokens keep authenticating callback, ack and release)
         self.gate = gate
-        self.engine = SubscriptionEngine(store)
+        self.engine = SubscriptionEngine(store, fence=fence)
 
     def routes(self) -> list[Route]:
         return [Route(ROUTE_PREFIX, self.asgi)]
@@ -112,13 +117,15 @@ class SubscriptionService(Service):
             return
         except SubscriptionError as exc:
             status, body, headers = exc.status, exc.body(), {}
+            if exc.status == 503:
+                headers = {"retry-after": "1"}
             if exc.status == 405:
                 headers = {"allow": str(exc.extra.pop("allow", ""))}
                 body = exc.body()
         except LogError as exc:
             status = 503 if exc.retryable else 409
             body = {"error": {"code": "UNAVAILABLE", "message": exc.message}}
-            headers = {}
+            headers = {"retry-after": "1"} if exc.retryable else {}
         await _respond(send, status, body, headers, head=method == "HEAD")
 
     async def _dispatch(

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +32,7 @@ import orjson
 
 from millstream.log import (
     AppendRequest,
+    KvWrite,
     LogError,
     StreamGone,
     StreamInfo,
@@ -71,9 +72,9 @@ def _literal_prefix(pattern: str) -> str:
 class SubscriptionEngine:
     """All subscription state and behaviour; the ASGI layer only parses and answers."""
 
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, *, fence: Callable[[], KvWrite] | None = None) -> None:
         self._store = store
-        self._state = StateStore(store)
+        self._state = StateStore(store, fence)
         self._subs: dict[str, Subscription] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._registry = asyncio.Lock()
