@@ -100,6 +100,55 @@ def test_the_blocking_twin(server: ServerProcess) -> None:
         assert statuses == [204] * 20
 
 
+def test_a_lane_spreads_its_connections_over_pools_and_reuses_the_last_freed() -> None:
+    made: list[httpx.Limits] = []
+    pools = _httppool._Pools(150, lambda limits: made.append(limits) or len(made) - 1)
+    size = _httppool.POOL_CONNECTIONS
+    taken = [pools.take() for _ in range(150)]
+    # The first pool fills before the next is made; each pool holds at most POOL_CONNECTIONS.
+    assert [index for index, _ in taken] == [n // size for n in range(150)]
+    assert [limits.max_connections for limits in made] == [size, size, 150 - 2 * size]
+    assert pools.made() == [0, 1, 2]
+    pools.give(2)
+    pools.give(0)
+    assert pools.take()[0] == 0  # the slot freed last: its pool has a kept-alive connection
+    assert pools.take()[0] == 2
+
+
+async def test_a_thousand_live_reads_on_one_client_use_small_pools_and_are_all_woken(
+    server: ServerProcess,
+) -> None:
+    url = _url(server, "many")
+    async with _httppool.async_client(timeout=10.0) as client:
+        await client.put(url, headers=TEXT, content=b"0;")
+        tail = (await client.head(url)).headers["Stream-Next-Offset"]
+        readers = 1000
+
+        async def read() -> bytes:
+            request = client.build_request(
+                "GET",
+                url,
+                params={"offset": tail, "live": "long-poll"},
+                extensions=_httppool.STREAM_LANE,
+            )
+            response = await client.send(request)
+            return response.content
+
+        tasks = [asyncio.create_task(read()) for _ in range(readers)]
+        transport = client._transport
+        assert isinstance(transport, _httppool.QueuedAsyncTransport)
+        _, stream_pools = transport._lanes["stream"]
+        # Until every reader holds a slot (the transport's own count: no event to wait on).
+        while len(stream_pools._free) > _httppool.DEFAULT_MAX_STREAMS - readers:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        assert len(stream_pools.made()) == -(-readers // _httppool.POOL_CONNECTIONS)
+        await asyncio.sleep(1.0)
+        await client.post(url, headers=TEXT, content=b"live;")
+        bodies = await asyncio.wait_for(asyncio.gather(*tasks), timeout=30.0)
+        # Woken by the append: a reader left to the server's 5 s timeout gets an empty 204.
+        assert bodies == [b"live;"] * readers
+
+
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_requests"):
         _httppool.QueuedAsyncTransport(max_requests=0)

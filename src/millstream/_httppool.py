@@ -13,8 +13,12 @@ Two lanes, each with its own slots and its own pool, so neither can starve or sl
 short requests (appends, catch-up reads, LLM completions) take one of ``max_requests`` slots;
 long-lived streams (long-poll, SSE, streamed LLM output), which keep a connection for as long
 as they read, take one of ``max_streams``. httpx's pool also examines every connection it holds
-for each request it places, so a thousand parked long-polls in the same pool would slow every
-short request down; in a pool of their own they do not. Mark a request as a stream with
+(and every request it serves) each time it places a request or frees a connection, so a lane
+spreads its connections over pools of at most ``POOL_CONNECTIONS``: a thousand parked
+long-polls in one pool made each of their next requests cost time in proportion to all the
+others (1,000 live readers on one client were woken 20 s after an append, instead of within
+a few hundred ms). A freed slot goes back to its pool and is the next one taken, so a reader's
+next request finds the connection its last one kept alive. Mark a request as a stream with
 ``extensions=STREAM_LANE``::
 
     client = async_client(timeout=30.0)
@@ -26,16 +30,18 @@ short request down; in a pool of their own they do not. Mark a request as a stre
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 __all__ = [
     "DEFAULT_MAX_REQUESTS",
     "DEFAULT_MAX_STREAMS",
+    "POOL_CONNECTIONS",
     "STREAM_LANE",
     "QueuedAsyncTransport",
     "QueuedTransport",
@@ -49,6 +55,8 @@ __all__ = [
 DEFAULT_MAX_REQUESTS = 64
 # Long-lived streams at once per client: each holds a connection (HTTP/1.1) while it waits.
 DEFAULT_MAX_STREAMS = 4096
+# Connections per httpx pool (see the module docstring): a lane of more slots has more pools.
+POOL_CONNECTIONS = 64
 
 _LANE = "millstream.lane"
 STREAM_LANE: dict[str, Any] = {_LANE: "stream"}
@@ -61,11 +69,61 @@ def _pool_timeout(request: httpx.Request) -> float | None:
 
 
 def _limits(slots: int) -> httpx.Limits:
-    if slots < 1:
-        raise ValueError("max_requests and max_streams must be >= 1")
     # Every connection may stay alive between requests (httpx closes it after 5 s idle): a
     # live reader's next long-poll reuses the connection its last one used.
     return httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
+
+
+_Pool = TypeVar("_Pool")
+
+
+class _Pools(Generic[_Pool]):
+    """A lane's httpx pools, ``POOL_CONNECTIONS`` connections each, made when first needed.
+
+    One entry per free slot names the pool it belongs to; ``take`` pops the entry freed last,
+    so a pool's kept-alive connections are reused before another pool opens new ones. The
+    caller holds a lane slot before it takes, so there is always an entry to pop."""
+
+    def __init__(self, slots: int, make: Callable[[httpx.Limits], _Pool]) -> None:
+        if slots < 1:
+            raise ValueError("max_requests and max_streams must be >= 1")
+        self._make = make
+        self._sizes = [
+            min(POOL_CONNECTIONS, slots - start) for start in range(0, slots, POOL_CONNECTIONS)
+        ]
+        self._pools: list[_Pool | None] = [None] * len(self._sizes)
+        self._free = [slot // POOL_CONNECTIONS for slot in reversed(range(slots))]
+        self._lock = threading.Lock()  # the blocking transport takes from several threads
+
+    def take(self) -> tuple[int, _Pool]:
+        with self._lock:
+            index = self._free.pop()
+            pool = self._pools[index]
+            if pool is None:
+                pool = self._pools[index] = self._make(_limits(self._sizes[index]))
+            return index, pool
+
+    def give(self, index: int) -> None:
+        with self._lock:
+            self._free.append(index)
+
+    def made(self) -> list[_Pool]:
+        return [pool for pool in self._pools if pool is not None]
+
+
+def _shared_tls(transport_options: dict[str, Any]) -> dict[str, Any]:
+    """The transport options with one TLS context for all of a lane's pools (building one
+    costs milliseconds; each httpx transport would build its own)."""
+    verify = transport_options.get("verify", True)
+    if isinstance(verify, ssl.SSLContext):
+        return transport_options
+    options = {key: value for key, value in transport_options.items() if key != "cert"}
+    options["verify"] = httpx.create_ssl_context(
+        verify=verify,
+        cert=transport_options.get("cert"),
+        trust_env=transport_options.get("trust_env", True),
+    )
+    return options
 
 
 class _Slots:
@@ -151,32 +209,41 @@ class QueuedAsyncTransport(httpx.AsyncBaseTransport):
         max_streams: int = DEFAULT_MAX_STREAMS,
         **transport_options: Any,
     ) -> None:
+        options = _shared_tls(transport_options)
+
+        def make(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+            return httpx.AsyncHTTPTransport(limits=limits, **options)
+
         self._lanes = {
-            lane: (
-                _Slots(slots),
-                httpx.AsyncHTTPTransport(limits=_limits(slots), **transport_options),
-            )
+            lane: (_Slots(slots), _Pools(slots, make))
             for lane, slots in (("request", max_requests), ("stream", max_streams))
         }
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        slots, pool = self._lanes[request.extensions.get(_LANE, "request")]
+        slots, pools = self._lanes[request.extensions.get(_LANE, "request")]
         try:
             await slots.acquire(_pool_timeout(request))
         except TimeoutError as exc:
             raise httpx.PoolTimeout("no free connection slot", request=request) from exc
+        index, pool = pools.take()
+
+        def release() -> None:
+            pools.give(index)
+            slots.release()
+
         try:
             response = await pool.handle_async_request(request)
         except BaseException:
-            slots.release()
+            release()
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _ReleasingAsyncStream(response.stream, slots.release)
+        response.stream = _ReleasingAsyncStream(response.stream, release)
         return response
 
     async def aclose(self) -> None:
-        for _, pool in self._lanes.values():
-            await pool.aclose()
+        for _, pools in self._lanes.values():
+            for pool in pools.made():
+                await pool.aclose()
 
 
 class QueuedTransport(httpx.BaseTransport):
@@ -189,31 +256,40 @@ class QueuedTransport(httpx.BaseTransport):
         max_streams: int = DEFAULT_MAX_STREAMS,
         **transport_options: Any,
     ) -> None:
+        options = _shared_tls(transport_options)
+
+        def make(limits: httpx.Limits) -> httpx.HTTPTransport:
+            return httpx.HTTPTransport(limits=limits, **options)
+
         self._lanes = {
-            lane: (
-                threading.BoundedSemaphore(slots),
-                httpx.HTTPTransport(limits=_limits(slots), **transport_options),
-            )
+            lane: (threading.BoundedSemaphore(slots), _Pools(slots, make))
             for lane, slots in (("request", max_requests), ("stream", max_streams))
         }
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        slots, pool = self._lanes[request.extensions.get(_LANE, "request")]
+        slots, pools = self._lanes[request.extensions.get(_LANE, "request")]
         timeout = _pool_timeout(request)
         if not slots.acquire(timeout=timeout if timeout is not None else -1):
             raise httpx.PoolTimeout("no free connection slot", request=request)
+        index, pool = pools.take()
+
+        def release() -> None:
+            pools.give(index)
+            slots.release()
+
         try:
             response = pool.handle_request(request)
         except BaseException:
-            slots.release()
+            release()
             raise
         assert isinstance(response.stream, httpx.SyncByteStream)
-        response.stream = _ReleasingStream(response.stream, slots.release)
+        response.stream = _ReleasingStream(response.stream, release)
         return response
 
     def close(self) -> None:
-        for _, pool in self._lanes.values():
-            pool.close()
+        for _, pools in self._lanes.values():
+            for pool in pools.made():
+                pool.close()
 
 
 def async_client(
